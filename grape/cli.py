@@ -1,0 +1,50 @@
+"""`grape` command line: one subcommand per stage of the data path.
+
+Each stage module registers its own subcommand (``register(subparsers)``), so adding a stage is one
+line in COMMANDS. User mistakes (`GrapeError`) are printed as one line, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from grape import __version__
+from grape.console import console
+from grape.errors import GrapeError
+
+COMMANDS = [
+    "grape.demo.cli",
+    "grape.scoring.cli",
+    "grape.selection.cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grape",
+        description="Fit-aware post-training: score candidate responses with the target model (mean "
+        "log-probability per response token), keep the best-fitting one per instruction, fine-tune on it.",
+    )
+    parser.add_argument("--version", action="version", version=f"grape {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except GrapeError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

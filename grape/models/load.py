@@ -1,0 +1,165 @@
+"""Load a target model and its tokenizer from an alias, a GGUF file, a local directory or a Hub id.
+
+A GGUF file is dequantized by transformers once; the plain weights are then cached as safetensors
+(in ``$GRAPE_CACHE_DIR`` or ``~/.cache/grape``) so that the next load takes seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grape.errors import GrapeError
+from grape.models.embedded import EMBEDDED
+
+
+@dataclass
+class LoadedModel:
+    model: Any  # a transformers PreTrainedModel (causal LM), in eval mode
+    tokenizer: Any
+    identity: dict[str, Any] = field(default_factory=dict)  # what was loaded, for the sidecar
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("GRAPE_CACHE_DIR", Path.home() / ".cache" / "grape"))
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GrapeError("--device cuda was asked for, but torch sees no CUDA device")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise GrapeError(f"unknown device '{name}': use auto, cpu or cuda[:N]")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``auto`` is bfloat16 on a GPU that has it, float32 elsewhere (see docs/performance.md)."""
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
+    if name == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if name not in table:
+        raise GrapeError(f"unknown dtype '{name}': use auto, float32, bfloat16 or float16")
+    return table[name]
+
+
+def resolve_model_dir(spec: str, trust_remote_code: bool = False) -> tuple[str, dict[str, Any]]:
+    """Return (a directory or Hub id that from_pretrained loads, identity) for a --model value."""
+    if spec in EMBEDDED:
+        gguf = EMBEDDED[spec].gguf_path()
+        return str(converted_gguf_dir(gguf)), {
+            "spec": spec,
+            "kind": "embedded",
+            "gguf": gguf.name,
+            "package": EMBEDDED[spec].package,
+        }
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise GrapeError(f"{spec}: no such GGUF file")
+        return str(converted_gguf_dir(path)), {"spec": spec, "kind": "gguf", "gguf": str(path.resolve())}
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise GrapeError(f"{spec}: a directory without config.json is not a transformers model")
+        return str(path), {"spec": spec, "kind": "local", "path": str(path.resolve())}
+    if path.exists():
+        raise GrapeError(f"{spec}: expected a model directory, a .gguf file, or one of {sorted(EMBEDDED)}")
+    return spec, {"spec": spec, "kind": "hub"}
+
+
+def load_model(spec: str, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
+    """Load a causal LM and its tokenizer for scoring or generation (eval mode, no grad)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+
+    target, identity = resolve_model_dir(spec, trust_remote_code)
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            target, dtype=torch_dtype, trust_remote_code=trust_remote_code, attn_implementation="sdpa"
+        )
+    except OSError as exc:  # not found locally and no hub access
+        raise GrapeError(f"cannot load model '{spec}': {exc}".splitlines()[0]) from exc
+    model.to(torch_device).eval()
+    identity.update(
+        name_or_path=getattr(model.config, "_name_or_path", target),
+        model_type=model.config.model_type,
+        dtype=str(torch_dtype).removeprefix("torch."),
+        device=str(torch_device),
+        n_parameters=sum(p.numel() for p in model.parameters()),
+    )
+    return LoadedModel(model, tokenizer, identity)
+
+
+def quiet_transformers() -> None:
+    """grape shows its own progress; transformers' per-load bars and advice would drown it."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def converted_gguf_dir(gguf: Path) -> Path:
+    """Dequantize a GGUF file into a plain safetensors directory once, and return that directory."""
+    gguf = gguf.resolve()
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_root() / "models" / f"{gguf.stem}-{key}"
+    if (target / "grape-source.json").is_file():
+        return target
+    _convert_gguf(gguf, target)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from grape.console import status
+
+    quiet_transformers()
+    with status(f"Converting {gguf.name} to safetensors (once; cached in {target.parent})"):
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        # A GGUF-loaded model is marked quantized and refuses save_pretrained; a fresh model built
+        # from the same config without the quantization marker holds the same (dequantized) weights.
+        config = copy.deepcopy(quantized.config)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        plain.load_state_dict(quantized.state_dict())
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        plain.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        (partial / "grape-source.json").write_text(json.dumps({"gguf": str(gguf)}))
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)

@@ -1,0 +1,131 @@
+"""`grape score`: the command-line face of grape.scoring.score."""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+from grape.console import console, print_table
+from grape.data.layout import Columns
+from grape.data.records import SCORED
+from grape.models.embedded import DEFAULT_TARGET, EMBEDDED
+from grape.scoring.engine import EngineSettings
+from grape.scoring.score import ScoreSettings, score
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that loads a target model."""
+    parser.add_argument(
+        "--model", default=DEFAULT_TARGET,
+        help=f"target model: a local transformers directory, a Hub id (needs network), a .gguf file, or an "
+        f"embedded alias ({', '.join(EMBEDDED)}). Default: {DEFAULT_TARGET}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--template", default="paper",
+        help="how the prompt is rendered: 'paper' (Question: ...\\nAnswer: ), 'chat' (the tokenizer's chat "
+        "template with the generation prompt), 'raw' (the prompt as is), or a path to a .jinja file that gets "
+        "`prompt`, `messages` and `instruction`. Default: paper",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-eos",
+        dest="eos",
+        action="store_false",
+        help="do not append EOS to each response (it is appended and scored by default)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights dtype; auto = bfloat16 on a GPU, float32 on CPU (see docs/performance.md)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]. Default: auto")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow custom model code from the model's repository (off by default)",
+    )
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--layout",
+        default="auto",
+        choices=["auto", "grouped", "long"],
+        help="grouped: one row per instruction with a `candidates` list; long: one row per "
+        "response (e.g. AlpacaEval's instruction/output/generator). Default: auto",
+    )
+    parser.add_argument(
+        "--columns",
+        default=None,
+        metavar="NAME=COL,...",
+        help="map input columns, e.g. 'prompt=instruction,response=output,source=generator'. "
+        "Names: id, prompt, candidates, response, source, answer, text_key, source_key",
+    )
+    parser.add_argument("--split", default=None, help="the split to read from a datasets directory")
+    parser.add_argument(
+        "--on-error",
+        default="fail",
+        choices=["fail", "skip"],
+        help="fail: stop at the first bad row (default); skip: keep bad rows in the output "
+        "with status skipped:<reason>",
+    )
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "score", help="score every candidate response with the target model",
+        description="Score every candidate with the target model: mean log-probability per response token. "
+        "Writes one row per candidate (Parquet, or JSONL by extension) and a .meta.json sidecar.",
+    )  # fmt: skip
+    parser.add_argument("input", help="JSONL, Parquet, or a datasets directory (grouped or long layout)")
+    parser.add_argument("-o", "--output", required=True, help="scores table: .parquet (default) or .jsonl")
+    add_model_options(parser)
+    add_input_options(parser)
+    defaults = EngineSettings()
+    parser.add_argument(
+        "--batch-tokens",
+        type=int,
+        default=defaults.batch_tokens,
+        help=f"tokens per forward pass. Default: {defaults.batch_tokens}",
+    )
+    parser.add_argument(
+        "--max-row-tokens",
+        type=int,
+        default=defaults.max_row_tokens,
+        help=f"instructions shorter than this share a packed row. Default: {defaults.max_row_tokens}",
+    )
+    parser.set_defaults(run=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> ScoreSettings:
+    return ScoreSettings(
+        model=args.model, template=args.template, eos=args.eos, dtype=args.dtype, device=args.device,
+        on_error=args.on_error, layout=args.layout, columns=Columns.parse(args.columns), split=args.split,
+        engine=EngineSettings(batch_tokens=args.batch_tokens, max_row_tokens=args.max_row_tokens),
+        trust_remote_code=args.trust_remote_code,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    rows = score(args.input, args.output, settings_from_args(args))
+    print_score_summary(rows)
+    console.print(f"scores written to [bold]{args.output}[/]")
+    return 0
+
+
+def print_score_summary(rows: list[dict]) -> None:
+    per_source: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        per_source[str(row["source"])].append(row)
+    table = []
+    for source, items in sorted(per_source.items()):
+        scored = [r["mean_logprob"] for r in items if r["status"] == SCORED]
+        mean = sum(scored) / len(scored) if scored else float("nan")
+        table.append((source, len(items), len(scored), len(items) - len(scored), mean))
+    print_table("Scores per source", ["source", "candidates", "scored", "skipped", "mean logprob/token"], table)
+    skipped = defaultdict(int)
+    for row in rows:
+        if row["status"] != SCORED:
+            skipped[row["status"]] += 1
+    if skipped:
+        console.print("skipped: " + ", ".join(f"{k.removeprefix('skipped:')} {v}" for k, v in sorted(skipped.items())))

