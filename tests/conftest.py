@@ -1,0 +1,48 @@
+"""Shared fixtures: the embedded models (loaded once per session), a tiny random model with a real
+tokenizer, and the shared public data beside the project (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/reference.py, tests/tiny_models.py
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    """A file of ../shared/data, or a skip naming what is missing."""
+    path = SHARED_DATA / relative
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the shared public data sits beside the project, not in it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gemma():
+    """The embedded default target, float32 on CPU."""
+    from grape.models.load import load_model
+
+    return load_model("gemma-3-270m", dtype="float32", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    from grape.models.load import load_model
+
+    return load_model("smollm2-135m-instruct", dtype="float32", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, gemma):
+    """A tiny random Gemma 3 (hidden 32, 3 layers) saved with the real Gemma tokenizer: loads in a blink."""
+    from tiny_models import tiny_gemma3
+
+    path = tmp_path_factory.mktemp("tiny-gemma3")
+    model = tiny_gemma3(vocab_size=gemma.model.config.vocab_size, sliding_window=16)
+    model.save_pretrained(path)
+    gemma.tokenizer.save_pretrained(path)
+    return path
