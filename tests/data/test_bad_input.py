@@ -1,0 +1,69 @@
+"""Every bad input gets one clear error naming file, row and field; with skip, nothing is lost."""
+
+import json
+
+import pytest
+
+from grape.data.layout import load_instructions
+from grape.errors import InputError
+
+GOOD = {"id": "ok", "prompt": "p", "candidates": [{"text": "t", "source": "s"}]}
+CASES = [  # (line, field, skip reason)
+    ('{"id": "a", "prompt": "p", "candidates": [{"text": "t"}]', None, "malformed_row"),
+    (json.dumps({"id": "b", "candidates": [{"text": "t"}]}), "prompt", "missing_prompt"),
+    (json.dumps({"id": "c", "prompt": 5, "candidates": [{"text": "t"}]}), "prompt", "invalid_prompt"),
+    (json.dumps({"id": "d", "prompt": "p"}), "candidates", "missing_candidates"),
+    (json.dumps({"id": "e", "prompt": "p", "candidates": []}), "candidates", "empty_candidates"),
+    (json.dumps({"id": "f", "prompt": "p", "candidates": "t"}), "candidates", "invalid_candidates"),
+    (json.dumps({"id": "g", "prompt": "p", "candidates": [{"text": "  "}]}), "candidates[0].text", "empty_response"),
+    (json.dumps({"id": "h", "prompt": "p", "candidates": [{"text": 3}]}), "candidates[0].text", "invalid_response"),
+    (json.dumps({"id": "i", "prompt": "p", "candidates": [{"source": "s"}]}), "candidates[0].text", "missing_response"),
+    (json.dumps({"id": ["x"], "prompt": "p", "candidates": [{"text": "t"}]}), "id", "invalid_id"),
+    (json.dumps(GOOD), "id", "duplicate_id"),
+    ("[1, 2]", None, "malformed_row"),
+]
+
+
+@pytest.mark.parametrize(("line", "field", "reason"), CASES, ids=[c[2] + str(i) for i, c in enumerate(CASES)])
+def test_fail_fast_names_file_row_and_field(tmp_path, line, field, reason):
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + line + "\n")
+    with pytest.raises(InputError) as info:
+        load_instructions(path)
+    error = info.value
+    assert (error.file, error.row, error.field) == (str(path), 2, field)
+    assert str(error).startswith(f"{path}, row 2")
+
+
+def test_skip_keeps_every_row_with_its_reason(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + "\n".join(line for line, _, _ in CASES) + "\n")
+    items = load_instructions(path, on_error="skip")
+    assert len(items) == 1 + len(CASES)
+    for item, (_, _, reason) in zip(items[1:], CASES, strict=True):
+        reasons = {item.skip_reason} | {c.skip_reason for c in item.candidates}
+        assert reason in reasons
+
+
+def test_unreadable_and_unknown_files(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_instructions(tmp_path / "missing.jsonl")
+    (tmp_path / "x.csv").write_text("a,b\n")
+    with pytest.raises(InputError, match="unknown format"):
+        load_instructions(tmp_path / "x.csv")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="Parquet"):
+        load_instructions(tmp_path / "bad.parquet")
+    (tmp_path / "latin.jsonl").write_bytes('{"prompt": "caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(InputError, match="UTF-8"):
+        load_instructions(tmp_path / "latin.jsonl")
+
+
+def test_long_layout_conflicting_prompt_for_one_id(tmp_path):
+    path = tmp_path / "long.jsonl"
+    rows = [{"id": 1, "prompt": "A", "response": "x"}, {"id": 1, "prompt": "B", "response": "y"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match="row 2, field 'prompt'"):
+        load_instructions(path)
+    items = load_instructions(path, on_error="skip")
+    assert [c.skip_reason for c in items[0].candidates] == [None, "prompt_mismatch"]
