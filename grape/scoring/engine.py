@@ -15,7 +15,15 @@ import torch
 
 from grape.errors import GrapeError
 from grape.scoring.logprobs import chunk_rows_for, head_settings, token_logprobs
-from grape.scoring.packing import PackedBatch, TokenGroup, build_batch, packed_attention_mask, plan_batches, plan_rows
+from grape.scoring.packing import (
+    PackedBatch,
+    TokenGroup,
+    build_batch,
+    packed_attention_mask,
+    plan_batches,
+    plan_rows,
+    split_groups,
+)
 
 
 @dataclass
@@ -48,22 +56,22 @@ class ScoringEngine:
         self, groups: Sequence[TokenGroup], on_batch: Callable[[int, int], None] | None = None
     ) -> list[GroupScores]:
         """Score every response of every group; ``on_batch(candidates, tokens)`` reports progress."""
-        results: list[GroupScores | None] = [None] * len(groups)
-        lengths = [g.length for g in groups]
+        results = [GroupScores(np.zeros(len(g.responses)), np.zeros(len(g.responses), np.int64)) for g in groups]
+        pieces = split_groups(groups, self.settings.max_row_tokens)
+        units = [TokenGroup(groups[g].prompt, [groups[g].responses[k] for k in ks]) for g, ks in pieces]
+        lengths = [u.length for u in units]
         rows = plan_rows(lengths, self.settings.max_row_tokens)
-        row_lengths = [sum(lengths[g] for g in row) for row in rows]
+        row_lengths = [sum(lengths[u] for u in row) for row in rows]
         for batch_rows in plan_batches(row_lengths, self.settings.batch_tokens):
-            batch = build_batch(groups, [rows[r] for r in batch_rows])
+            batch = build_batch(units, [rows[r] for r in batch_rows])
             sums = self._score_batch(batch).cpu().numpy()
             counts = np.bincount(batch.candidate_of_token.numpy(), minlength=len(batch.candidates))
-            for c, (g, k) in enumerate(batch.candidates):
-                if results[g] is None:
-                    n = len(groups[g].responses)
-                    results[g] = GroupScores(np.zeros(n, np.float64), np.zeros(n, np.int64))
+            for c, (u, j) in enumerate(batch.candidates):
+                g, k = pieces[u][0], pieces[u][1][j]
                 results[g].sum_logprob[k], results[g].n_tokens[k] = sums[c], counts[c]
             if on_batch:
                 on_batch(len(batch.candidates), int(sum(row_lengths[r] for r in batch_rows)))
-        return [r if r is not None else GroupScores(np.zeros(0), np.zeros(0, np.int64)) for r in results]
+        return results
 
     @torch.inference_mode()
     def _score_batch(self, batch: PackedBatch) -> torch.Tensor:

@@ -40,6 +40,28 @@ class PackedBatch:
     candidates: list[tuple[int, int]]  # [C] (group index, response index)
 
 
+def split_groups(groups: Sequence[TokenGroup], max_row_tokens: int) -> list[tuple[int, list[int]]]:
+    """Split groups whose candidates do not fit one row into pieces that repeat the prompt.
+
+    Masked attention over a packed row costs T² however sparse the mask, so one row of 16 responses of
+    1,024 tokens would cost 16x its useful attention. Each piece is the prompt plus consecutive
+    candidates up to ``max_row_tokens`` (at least one). Returns (group index, candidate indices) per piece.
+    """
+    pieces: list[tuple[int, list[int]]] = []
+    for g, group in enumerate(groups):
+        chunk: list[int] = []
+        used = len(group.prompt)
+        for k, response in enumerate(group.responses):
+            if chunk and used + len(response) > max_row_tokens:
+                pieces.append((g, chunk))
+                chunk, used = [], len(group.prompt)
+            chunk.append(k)
+            used += len(response)
+        if chunk:
+            pieces.append((g, chunk))
+    return pieces
+
+
 def plan_rows(lengths: Sequence[int], max_row_tokens: int) -> list[list[int]]:
     """Best-fit decreasing: put groups into rows of at most ``max_row_tokens`` tokens.
 

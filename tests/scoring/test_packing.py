@@ -1,6 +1,13 @@
 import torch
 
-from grape.scoring.packing import TokenGroup, build_batch, packed_attention_mask, plan_batches, plan_rows
+from grape.scoring.packing import (
+    TokenGroup,
+    build_batch,
+    packed_attention_mask,
+    plan_batches,
+    plan_rows,
+    split_groups,
+)
 
 
 def test_plan_rows_packs_small_groups_and_isolates_long_ones():
@@ -58,3 +65,9 @@ def test_mask_padding_and_sliding_window():
     assert mask[1, 0, 2].tolist() == [False, False, True, False]  # padding sees itself only
     assert mask[1, 0, 3].tolist() == [False, False, False, True]
     assert torch.all(mask.any(-1))
+
+
+def test_split_groups_repeats_the_prompt_only_when_candidates_overflow_a_row():
+    groups = [TokenGroup([1] * 10, [[2] * 50, [3] * 30, [4] * 70, [5] * 200]), TokenGroup([1] * 5, [[2] * 5])]
+    assert split_groups(groups, max_row_tokens=100) == [(0, [0, 1]), (0, [2]), (0, [3]), (1, [0])]
+    assert split_groups(groups, max_row_tokens=10_000) == [(0, [0, 1, 2, 3]), (1, [0])]
