@@ -16,8 +16,10 @@ from grape.errors import GrapeError
 
 COMMANDS = [
     "grape.demo.cli",
+    "grape.generation.cli",
     "grape.scoring.cli",
     "grape.selection.cli",
+    "grape.verification.cli",
 ]
 
 

@@ -38,8 +38,9 @@ def verify_math(response_text: str, item: dict[str, Any]) -> Verdict:
     found, where = final_answer(response_text or "")
     if found is None:
         return Verdict(False, "no final answer found")
-    same = numbers_equal(found, gold)
-    return Verdict(same, f"{_show(found)} ({where}) {'==' if same else '!='} gold {_show(gold)}")
+    if numbers_equal(found, gold):
+        return Verdict(True, f"right answer: {_show(found)} ({where}) == gold {_show(gold)}")
+    return Verdict(False, f"wrong answer: {_show(found)} ({where}) != gold {_show(gold)}")
 
 
 def final_answer(text: str) -> tuple[Fraction | None, str]:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from grape.errors import GrapeError
 from grape.verification.verdict import Verifier
 
 NAMES = ("math", "exact", "regex:PATTERN", "code", "python:module:function")
 
 
-def get_verifier(name: str) -> Verifier:
-    """The verifier called ``name``: a callable ``(response_text, item) -> Verdict``."""
+def get_verifier(name: str, **options: Any) -> Verifier:
+    """The verifier called ``name``: a callable ``(response_text, item) -> Verdict``.
+
+    ``options`` configure the `code` verifier's sandbox (`SandboxSettings`: timeout_s, memory_mb, ...).
+    """
+    if options and name != "code":
+        raise GrapeError(f"verifier '{name}' takes no options (got {sorted(options)})")
     # Imports stay inside the branches so that `get_verifier("math")` does not load the sandbox.
     if name == "math":
         from grape.verification.math_answer import verify_math
@@ -24,9 +31,13 @@ def get_verifier(name: str) -> Verifier:
 
         return regex_verifier(name.removeprefix("regex:"))
     if name == "code":
-        from grape.verification.code_tests import verify_code
+        from grape.verification.code_tests import code_verifier
+        from grape.verification.sandbox import SandboxSettings
 
-        return verify_code
+        try:
+            return code_verifier(SandboxSettings(**options))
+        except TypeError as exc:
+            raise GrapeError(f"verifier 'code': {exc}") from exc
     if name.startswith("python:"):
         from grape.verification.user_function import user_verifier
 

@@ -1,0 +1,55 @@
+"""`grape verify`: the command-line face of grape.verification.verify."""
+
+from __future__ import annotations
+
+import argparse
+
+from grape.console import console, print_table
+from grape.data.layout import Columns
+from grape.scoring.cli import add_input_options
+from grape.verification.registry import NAMES
+from grape.verification.verify import verify
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "verify", help="mark each candidate correct, incorrect or unknown",
+        description="Add `correct` (true/false/null) and `verify_reason` to every candidate (grouped layout out). "
+        "`grape score` carries `correct` into the scores table; `grape select --require-correct` uses it.",
+    )  # fmt: skip
+    parser.add_argument("input", help="candidates: grouped or long layout (.jsonl, .parquet or a datasets dir)")
+    parser.add_argument("-o", "--output", required=True, help="verified candidates: .jsonl (or .parquet)")
+    parser.add_argument(
+        "--verifier", default="math",
+        help=f"one of {', '.join(NAMES)}. math: the final number vs the item's `answer` (GSM8K ####, \\boxed{{}}, "
+        "'the answer is', else the last number); exact: the whole response vs `answer`; regex: found in the "
+        "response (a group named `answer` must equal `answer`); code: run the response against the item's "
+        "`tests` (or test_list / test + entry_point) in a sandbox; python:module:function: your own. Default: math",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="candidates checked at once. Default: CPU count for code (max 8), else 1",
+    )
+    add_input_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    _, counts = verify(args.input, args.output, args.verifier, args.workers, Columns.parse(args.columns),
+                       args.layout, args.on_error, args.split)  # fmt: skip
+    rows = [
+        (source, c.correct, c.incorrect, c.unknown, f"{100 * c.correct / max(c.correct + c.incorrect, 1):.1f}%")
+        for source, c in sorted(counts.items())
+    ]
+    print_table(f"Verification ({args.verifier})", ["source", "correct", "incorrect", "unknown", "accuracy"], rows)
+    reasons: dict[str, int] = {}
+    for c in counts.values():
+        for kind, n in c.reasons.items():
+            reasons[kind] = reasons.get(kind, 0) + n
+    if reasons:
+        top = sorted(reasons.items(), key=lambda kv: -kv[1])[:5]
+        console.print("incorrect because: " + ", ".join(f"{k} ({n})" for k, n in top), highlight=False)
+    console.print(f"verified candidates written to [bold]{args.output}[/]")
+    return 0

@@ -1,0 +1,72 @@
+"""The `code` verifier: run the candidate's code against the item's tests in the sandbox.
+
+Tests come from the item in any of the usual shapes: ``tests`` (Python source, or a list of assert
+lines), MBPP's ``test_list`` (+ ``test_setup_code``), or HumanEval's ``test`` + ``entry_point``.
+The candidate passes when the program (code, then tests) exits with status 0 within the limits.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from grape.verification.sandbox import SandboxResult, SandboxSettings, run_python
+from grape.verification.verdict import Verdict, Verifier
+
+_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+
+
+def code_verifier(settings: SandboxSettings | None = None) -> Verifier:
+    """A `code` verifier with its own sandbox limits (time, memory, processes)."""
+    settings = settings or SandboxSettings()
+
+    def verify_code(response_text: str, item: dict[str, Any]) -> Verdict:
+        tests = tests_program(item)
+        if tests is None:
+            return Verdict(None, "no tests in the item (tests, test_list or test + entry_point)")
+        code = code_from_response(response_text or "")
+        if not code.strip():
+            return Verdict(False, "no code in the response")
+        return verdict_of(run_python(code + "\n\n" + tests, settings), settings)
+
+    return verify_code
+
+
+verify_code = code_verifier()
+
+
+def code_from_response(text: str) -> str:
+    """The Python code of a response: its fenced blocks tagged python/py (else any fenced block; the
+    longest), or the whole text when it has no fence."""
+    blocks = _FENCE.findall(text)
+    if not blocks:
+        return text
+    python = [body for lang, body in blocks if lang.lower() in ("python", "py", "python3")]
+    return max(python or [body for _, body in blocks], key=len)
+
+
+def tests_program(item: dict[str, Any]) -> str | None:
+    """The test source to run after the candidate's code, or None when the item has no tests."""
+    tests = item.get("tests")
+    if isinstance(tests, list):
+        tests = "\n".join(str(t) for t in tests)
+    if isinstance(tests, str) and tests.strip():
+        return tests
+    if item.get("test_list"):
+        return "\n".join([str(item.get("test_setup_code") or ""), *map(str, item["test_list"])])
+    if item.get("test") and item.get("entry_point"):
+        return f"{item['test']}\n\ncheck({item['entry_point']})\n"
+    return None
+
+
+def verdict_of(result: SandboxResult, settings: SandboxSettings) -> Verdict:
+    if result.timed_out:
+        return Verdict(False, f"timeout: still running after {settings.timeout_s:g} s (killed)")
+    if result.returncode == 0:
+        return Verdict(True, "tests passed")
+    last = next((line for line in reversed(result.stderr.strip().splitlines()) if line.strip()), "")
+    if "MemoryError" in last:
+        return Verdict(False, f"memory limit ({settings.memory_mb} MB) exceeded: {last[:200]}")
+    if result.returncode < 0:
+        return Verdict(False, f"killed by signal {-result.returncode}" + (f": {last[:200]}" if last else ""))
+    return Verdict(False, f"failed (exit {result.returncode}): {last[:300] or 'no error message'}")
