@@ -19,6 +19,7 @@ COMMANDS = [
     "grape.generation.cli",
     "grape.scoring.cli",
     "grape.selection.cli",
+    "grape.report.cli",
     "grape.verification.cli",
 ]
 

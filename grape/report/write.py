@@ -1,0 +1,83 @@
+"""The report stage: from a scores table (and optionally a selection) to one self-contained HTML file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from grape.report.collect import ReportInputs, collect
+from grape.report.figures import report_figures
+from grape.report.margins import Margin, margins
+from grape.report.page import render_page
+from grape.report.png import write_pngs
+from grape.report.stats import FitLength, fit_length, overview, source_table
+
+
+@dataclass
+class Report:
+    """Everything the page shows, computed once; the HTML and the PNGs are views of it."""
+
+    inputs: ReportInputs
+    overview: dict[str, int | None]
+    fit: FitLength
+    sources: pd.DataFrame  # stats.source_table
+    figures: dict[str, go.Figure]
+    margins: list[Margin]
+
+    def html(self) -> str:
+        inputs = self.inputs
+        strategy = inputs.selection_meta.get("settings", {}).get("strategy", "unknown strategy")
+        selection = f"{inputs.selection_path} ({strategy})"
+        if inputs.selection_path is None:
+            selection = "none given: the GRAPE choice (highest mean log-prob per instruction), computed here"
+        return render_page(
+            scores_path=str(inputs.scores_path),
+            selection=selection,
+            scores_meta=inputs.scores_meta,
+            selection_meta=inputs.selection_meta,
+            overview=self.overview,
+            fit=self.fit,
+            sources=self.sources,
+            figures=self.figures,
+            margins=self.margins,
+        )
+
+
+def build_report(scores_path: str | Path, selection_path: str | Path | None = None) -> Report:
+    """Read the tables and compute the report's numbers and figures (writes nothing)."""
+    inputs = collect(scores_path, selection_path)
+    frame = inputs.candidates
+    fit = fit_length(frame)
+    sources = source_table(frame)
+    return Report(
+        inputs=inputs,
+        overview=overview(frame, inputs.unreadable_rows),
+        fit=fit,
+        sources=sources,
+        figures=report_figures(frame, sources, fit),
+        margins=margins(frame),
+    )
+
+
+def write_report(
+    scores_path: str | Path,
+    selection_path: str | Path | None,
+    output_html: str | Path,
+    png_dir: str | Path | None = None,
+) -> Path:
+    """Write the HTML report of a scores table (and selection; None = compute the GRAPE choice).
+
+    With ``png_dir`` the same figures are also written there as PNG files. Returns the HTML path.
+    """
+    report = build_report(scores_path, selection_path)
+    output_html = Path(output_html)
+    output_html.parent.mkdir(parents=True, exist_ok=True)
+    partial = output_html.with_name(output_html.name + ".partial")
+    partial.write_text(report.html(), encoding="utf-8")
+    partial.replace(output_html)  # a reader never sees half a page
+    if png_dir is not None:
+        write_pngs(report.figures, png_dir)
+    return output_html
