@@ -8,6 +8,7 @@ from collections import defaultdict
 from grape.console import console, print_table
 from grape.data.layout import Columns
 from grape.data.records import SCORED
+from grape.errors import GrapeError
 from grape.models.embedded import DEFAULT_TARGET, EMBEDDED
 from grape.scoring.engine import EngineSettings
 from grape.scoring.score import ScoreSettings, score
@@ -94,7 +95,34 @@ def register(subparsers) -> None:
         default=defaults.max_row_tokens,
         help=f"instructions shorter than this share a packed row. Default: {defaults.max_row_tokens}",
     )
+    parser.add_argument(
+        "--part-size", type=int, default=ScoreSettings.part_size, metavar="N",
+        help="instructions per saved part: the work is saved every N instructions, and a re-run of the same "
+        f"command resumes from the saved parts (in OUTPUT.parts/). Default: {ScoreSettings.part_size}",
+    )  # fmt: skip
+    add_ray_options(parser)
     parser.set_defaults(run=run)
+
+
+def add_ray_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("distributed scoring (Ray; see docs/distributed.md)")
+    group.add_argument(
+        "--ray", action="store_true",
+        help="score as a Ray Data job on a pool of workers, one model replica each; same table, same resume",
+    )  # fmt: skip
+    group.add_argument(
+        "--ray-address", default=None, metavar="ADDR",
+        help="join a running Ray cluster ('auto', or HOST:PORT of its head); without it, Ray starts on this machine",
+    )  # fmt: skip
+    group.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="scoring workers (model replicas). Default: one per GPU of the cluster, or 1 without GPUs",
+    )  # fmt: skip
+    group.add_argument(
+        "--gpus-per-worker", type=float, default=None, metavar="G",
+        help="GPUs per worker, at most 1 (a fraction packs several replicas of a small model on one GPU). "
+        "Default: 1 when the cluster has GPUs, else 0",
+    )  # fmt: skip
 
 
 def settings_from_args(args: argparse.Namespace) -> ScoreSettings:
@@ -102,12 +130,21 @@ def settings_from_args(args: argparse.Namespace) -> ScoreSettings:
         model=args.model, template=args.template, eos=args.eos, dtype=args.dtype, device=args.device,
         on_error=args.on_error, layout=args.layout, columns=Columns.parse(args.columns), split=args.split,
         engine=EngineSettings(batch_tokens=args.batch_tokens, max_row_tokens=args.max_row_tokens),
-        trust_remote_code=args.trust_remote_code,
+        trust_remote_code=args.trust_remote_code, part_size=args.part_size,
     )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = score(args.input, args.output, settings_from_args(args))
+    settings = settings_from_args(args)
+    if args.ray:
+        from grape.scoring.distributed import RaySettings, score_on_ray
+
+        cluster = RaySettings(args.ray_address, args.workers, args.gpus_per_worker)
+        rows = score_on_ray(args.input, args.output, settings, cluster)
+    elif args.ray_address or args.workers or args.gpus_per_worker is not None:
+        raise GrapeError("--ray-address, --workers and --gpus-per-worker need --ray")
+    else:
+        rows = score(args.input, args.output, settings)
     print_score_summary(rows)
     console.print(f"scores written to [bold]{args.output}[/]")
     return 0

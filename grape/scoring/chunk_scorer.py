@@ -1,0 +1,96 @@
+"""Score one chunk of instructions into a part: render, tokenise, run the engine, one outcome per candidate.
+
+The same code runs in the single-process scorer and in each Ray worker, so both give the same rows.
+A candidate that cannot be scored (prompt the template cannot render, prompt + response over the
+model's context) is recorded as skipped with the reason in ``detail``; the caller decides whether that
+is an error (``--on-error fail``) or a recorded skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from grape.data.records import SCORED, Messages, skipped
+from grape.models.load import LoadedModel
+from grape.scoring.engine import EngineSettings, ScoringEngine
+from grape.scoring.packing import TokenGroup
+from grape.scoring.parts import PART_SCHEMA
+from grape.scoring.render import PromptError, Renderer
+
+
+@dataclass
+class WorkItem:
+    """One instruction to score: its key, id, prompt and the (index, text) of its valid candidates."""
+
+    key: str
+    id: str | None
+    prompt: str | Messages
+    candidates: list[tuple[int, str]]
+
+    def to_dict(self) -> dict:
+        return {"key": self.key, "id": self.id, "prompt": self.prompt, "candidates": self.candidates}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WorkItem:
+        return cls(data["key"], data["id"], data["prompt"], [(int(k), t) for k, t in data["candidates"]])
+
+
+class ChunkScorer:
+    def __init__(self, loaded: LoadedModel, template: str, eos: bool, engine: EngineSettings | None = None):
+        self.renderer = Renderer(loaded.tokenizer, template, eos)
+        self.max_len = context_length(loaded)
+        self.engine = ScoringEngine(loaded.model, engine)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def score(self, items: list[WorkItem], on_batch: Callable[[int, int], None] | None = None) -> pa.Table:
+        """Return a `PART_SCHEMA` table with one row per candidate of ``items``."""
+        rows: dict[tuple[int, int], dict] = {}  # (item, candidate) -> row, filled in input order below
+        groups, owners = [], []
+        for i, item in enumerate(items):
+            try:
+                prompt = self.renderer.prompt_ids([item.prompt])[0]
+            except PromptError as exc:
+                for k, _ in item.candidates:
+                    rows[i, k] = _skip(item, k, "invalid_prompt", str(exc))
+                continue
+            responses = self.renderer.response_ids([text for _, text in item.candidates])
+            kept = []
+            for (k, _), ids in zip(item.candidates, responses, strict=True):
+                if len(prompt) + len(ids) > self.max_len:
+                    message = f"prompt + response is {len(prompt) + len(ids)} tokens, over the model's {self.max_len}"
+                    rows[i, k] = _skip(item, k, "too_long", message)
+                else:
+                    kept.append((k, ids))
+            if kept:
+                groups.append(TokenGroup(prompt, [ids for _, ids in kept]))
+                owners.append((i, [k for k, _ in kept]))
+        results = self.engine.score(groups, on_batch=on_batch) if groups else []
+        for (i, keep), result in zip(owners, results, strict=True):
+            for j, k in enumerate(keep):
+                rows[i, k] = {
+                    "key": items[i].key, "id": items[i].id, "candidate": k, "n_tokens": int(result.n_tokens[j]),
+                    "sum_logprob": float(result.sum_logprob[j]), "status": SCORED, "detail": None,
+                }  # fmt: skip
+        ordered = [{**rows[i, k], "worker": self.worker} for i, item in enumerate(items) for k, _ in item.candidates]
+        return pa.Table.from_pylist(ordered, schema=PART_SCHEMA)
+
+
+def context_length(loaded: LoadedModel) -> int:
+    """The longest prompt + response the model takes: its position limit or the tokenizer's, if lower."""
+    limits = [getattr(loaded.model.config, "max_position_embeddings", None)]
+    model_max = getattr(loaded.tokenizer, "model_max_length", None)
+    if model_max and model_max < 10**9:  # tokenizers without a limit report a huge sentinel
+        limits.append(model_max)
+    return min(x for x in limits if x) if any(limits) else 10**9
+
+
+def _skip(item: WorkItem, k: int, reason: str, detail: str) -> dict:
+    return {
+        "key": item.key, "id": item.id, "candidate": k, "n_tokens": None, "sum_logprob": None,
+        "status": skipped(reason), "detail": detail,
+    }  # fmt: skip
