@@ -75,17 +75,18 @@ def _fit_vs_length(candidates: pd.DataFrame, order: list[str], colors: dict[str,
         labels={"n_tokens": "response tokens (log scale)", "mean_logprob": "mean log-prob per response token"},
         title=f"Fit vs response length: Pearson r = {_r(fit.pearson)}, Spearman ρ = {_r(fit.spearman)} (n = {fit.n})",
     )  # fmt: skip
-    figure.update_traces(marker={"size": 6})
+    dense = len(scored) >= 2000  # thousands of points: smaller dots and rings
+    figure.update_traces(marker={"size": 4 if dense else 6})
     chosen = scored[scored["chosen"]]
     figure.add_trace(
         go.Scatter(
             x=chosen["n_tokens"], y=chosen["mean_logprob"], mode="markers", name="chosen",
-            marker={"symbol": "circle-open", "size": 11, "color": "black", "line": {"width": 1.5}},
+            marker={"symbol": "circle-open", "size": 7 if dense else 11, "color": "black", "line": {"width": 1.5}},
             customdata=chosen[["id", "source"]], hovertemplate="chosen: %{customdata[1]}<br>id %{customdata[0]}"
             "<br>%{x} tokens, %{y:.3f}<extra></extra>",
         )
     )  # fmt: skip
-    return _finish(figure)
+    return _finish(figure).update_layout(height=HEIGHT + 120)
 
 
 def _correct_share(sources: pd.DataFrame, order: list[str], colors: dict[str, str]) -> go.Figure:
