@@ -1,0 +1,6 @@
+"""Gather candidate responses: sample from several generators (hf, openai, vllm) into the candidate pool."""
+
+from grape.generation.backend import GeneratorSpec, Sampling
+from grape.generation.generate import GenerateSettings, generate
+
+__all__ = ["GenerateSettings", "GeneratorSpec", "Sampling", "generate"]

@@ -62,10 +62,13 @@ def final_answer(text: str) -> tuple[Fraction | None, str]:
 
 
 def first_number(text: str) -> Fraction | None:
-    """The first number in ``text`` (a \\boxed{} inside it wins), or None."""
+    """The first number in ``text`` (a \\boxed{} inside it wins; in ``12 * 7 = 84`` the result), or None."""
     boxed = last_boxed(text)
     if boxed is not None and boxed != text:
         text = boxed
+    clause = re.split(r"\.(?:\s|$)|;", text, maxsplit=1)[0]  # "The answer is 12 * 7 = 84. So ..."
+    if "=" in clause:
+        text = clause.rsplit("=", 1)[1]
     numbers = _numbers(text)
     return numbers[0] if numbers else None
 

@@ -22,6 +22,7 @@ verify_math = get_verifier("math")
         ("\\boxed{1,250}", 1250, "boxed"),
         ("First 12, then 30. The answer is $1,000.50.", Fraction(200100, 200), "stated"),
         ("The final answer is: -5 degrees", -5, "stated"),
+        ("The answer is 5 * 24 = 120. In total 120 pencils, 3 boxes", 120, "stated"),
         ("Step 1: 6 * 2 = 12\nA: 12", 12, "stated"),
         ("It costs 5 dollars for 3 of them, 15 dollars in all", 15, "last number"),
         ("16-3=13 eggs", 13, "last number"),
