@@ -1,0 +1,81 @@
+"""Turn a selection (TRL's `prompt`/`completion` or `messages` rows) into pre-tokenised SFT examples.
+
+The ids come from the scoring `Renderer`: prompt ids and response ids tokenised separately, EOS
+appended. So the model is trained on exactly the token sequence it scored, and ``completion_mask``
+(1 on response tokens) makes the loss fall on the response only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from grape.data.records import Messages
+from grape.errors import InputError
+from grape.scoring.render import PromptError, Renderer
+
+
+@dataclass
+class SFTExample:
+    input_ids: list[int]
+    completion_mask: list[int]  # 0 on prompt tokens, 1 on response tokens (EOS included)
+
+
+def prompt_and_response(row: dict[str, Any], file: str, number: int) -> tuple[str | Messages, str]:
+    """The prompt (text or chat messages) and the response text of one selection row."""
+    if "messages" in row and row["messages"] is not None:
+        messages = row["messages"]
+        if not isinstance(messages, list) or not messages or not _is_message(messages[-1]):
+            raise InputError(file, number, "messages", "expected a list of {role, content} messages")
+        if messages[-1]["role"] != "assistant":
+            raise InputError(file, number, "messages", "the last message must be the assistant's response")
+        return [dict(m) for m in messages[:-1]], messages[-1]["content"]
+    prompt, completion = row.get("prompt"), row.get("completion")
+    if prompt is None or completion is None:
+        missing = "prompt" if prompt is None else "completion"
+        raise InputError(file, number, missing, "missing: a row needs `prompt` and `completion`, or `messages`")
+    if isinstance(completion, list):  # conversational prompt-completion: [{"role": "assistant", ...}]
+        if len(completion) != 1 or not _is_message(completion[0]):
+            raise InputError(file, number, "completion", "expected one assistant message")
+        completion = completion[0]["content"]
+    if not isinstance(completion, str) or not completion.strip():
+        raise InputError(file, number, "completion", "expected a non-empty string")
+    if not (isinstance(prompt, str) or (isinstance(prompt, list) and all(_is_message(m) for m in prompt))):
+        raise InputError(file, number, "prompt", "expected a string or a list of {role, content} messages")
+    return prompt, completion
+
+
+def tokenise_examples(
+    rows: list[dict[str, Any]], renderer: Renderer, max_length: int, file: str = "selection"
+) -> list[SFTExample]:
+    """One example per row, in order. A row longer than ``max_length`` tokens is an error, never cut:
+    a truncated response would teach the model to stop mid-answer (or never see its EOS)."""
+    pairs = [prompt_and_response(row, file, number) for number, row in enumerate(rows, start=1)]
+    prompts: list[list[int]] = []
+    for number, (prompt, _) in enumerate(pairs, start=1):
+        try:
+            prompts.append(renderer.prompt_ids([prompt])[0])
+        except PromptError as exc:
+            raise InputError(file, number, "prompt", str(exc)) from exc
+    responses = renderer.response_ids([response for _, response in pairs])
+    examples = []
+    for number, (prompt_ids, response_ids) in enumerate(zip(prompts, responses, strict=True), start=1):
+        total = len(prompt_ids) + len(response_ids)
+        if total > max_length:
+            raise InputError(file, number, None, f"{total} tokens, over max_length {max_length} (raise --max-length)")
+        examples.append(SFTExample(prompt_ids + response_ids, [0] * len(prompt_ids) + [1] * len(response_ids)))
+    return examples
+
+
+def to_dataset(examples: list[SFTExample]):
+    """A `datasets.Dataset` that TRL's SFTTrainer takes as pre-tokenised (it has `input_ids`)."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({
+        "input_ids": [e.input_ids for e in examples],
+        "completion_mask": [e.completion_mask for e in examples],
+    })  # fmt: skip
+
+
+def _is_message(item: Any) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("role"), str) and isinstance(item.get("content"), str)

@@ -1,0 +1,174 @@
+"""The sft stage: fine-tune the target on a selection with TRL's SFTTrainer, save a transformers directory.
+
+OUTDIR holds, when done: the model (LoRA merged in) and tokenizer as a plain transformers directory,
+``grape-sft.yaml`` (the resolved settings, written before training starts) and ``grape-sft.json``
+(what was trained on, the loss curve, versions; written last, so its presence means "finished").
+Checkpoints go to OUTDIR/checkpoints; a re-run with the same OUTDIR resumes from the last complete one.
+
+Multi-GPU: the same command under ``accelerate launch -m grape.cli sft ...``; the trainer shards the
+batches, and only the main process writes the final model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from grape.data.tables import package_versions, read_table_rows
+from grape.errors import GrapeError
+from grape.models.load import LoadedModel, load_model, resolve_device
+from grape.scoring.chunk_scorer import context_length
+from grape.scoring.render import Renderer
+from grape.training.config import settings_dict, write_settings
+from grape.training.dataset import SFTExample, to_dataset, tokenise_examples
+from grape.training.settings import SFTSettings, check, learning_rate, use_bf16
+
+CONFIG_NAME, DONE_NAME, CHECKPOINTS = "grape-sft.yaml", "grape-sft.json", "checkpoints"
+
+
+@dataclass
+class SFTResult:
+    output_dir: Path | None
+    model: Any  # the trained model, LoRA merged in, in train mode off
+    tokenizer: Any
+    settings: SFTSettings  # resolved: no "auto" left
+    metrics: dict[str, Any]
+
+
+def sft(
+    selected: str | Path | list[dict[str, Any]],
+    output_dir: str | Path | None,
+    settings: SFTSettings | None = None,
+    loaded: LoadedModel | None = None,
+    **overrides: Any,
+) -> SFTResult:
+    """Fine-tune ``settings.model`` on the selection; write it to ``output_dir`` (None: keep it in memory).
+
+    ``overrides`` set fields of `SFTSettings`, e.g. ``sft("selected.jsonl", "out", max_steps=20, lora_r=8)``.
+    ``loaded`` is trained in place when given (the experiment passes a fresh copy per arm).
+    """
+    settings = replace(settings or SFTSettings(), **overrides)
+    check(settings)
+    started = time.time()
+    file = "selection" if isinstance(selected, list) else str(selected)
+    rows = selected if isinstance(selected, list) else read_table_rows(selected)
+    if not rows:
+        raise GrapeError(f"{file}: the selection is empty; nothing to train on")
+    # fp32 master weights on the CPU: the trainer moves the model to its device (one GPU per process
+    # under accelerate) and autocasts the matmuls to bf16 where the hardware has it.
+    loaded = loaded or load_model(settings.model, "float32", "cpu", settings.trust_remote_code)
+    renderer = Renderer(loaded.tokenizer, settings.template, settings.eos)
+    device = resolve_device(settings.device)
+    settings = _resolved(settings, loaded, device)
+    examples = tokenise_examples(rows, renderer, settings.max_length, file)
+    out = Path(output_dir) if output_dir is not None else None
+    if out is not None:
+        write_settings(settings, out / CONFIG_NAME, header=f"grape sft {file} --config {out / CONFIG_NAME}")
+    trainer = _trainer(loaded, examples, settings, device, out)
+    checkpoint = last_checkpoint(out / CHECKPOINTS) if out is not None and settings.resume else None
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    model = _merged(trainer.model).eval()
+    metrics = _metrics(trainer, output, examples, checkpoint, time.time() - started)
+    if out is not None and trainer.is_world_process_zero():
+        model.save_pretrained(out)
+        loaded.tokenizer.save_pretrained(out)
+        meta = {"stage": "sft", "selected": file, "settings": settings_dict(settings), "model": loaded.identity,
+                "metrics": metrics, "versions": package_versions()}  # fmt: skip
+        (out / DONE_NAME).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    return SFTResult(out, model, loaded.tokenizer, settings, metrics)
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint that was written completely (its trainer state is saved last)."""
+    if not folder.is_dir():
+        return None
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _resolved(settings: SFTSettings, loaded: LoadedModel, device) -> SFTSettings:
+    """The settings with every automatic choice made, as saved beside the model."""
+    limit = context_length(loaded)
+    if settings.max_length is not None and settings.max_length > limit:
+        raise GrapeError(f"max_length {settings.max_length} is over the model's context of {limit} tokens")
+    return replace(
+        settings,
+        lr=learning_rate(settings),
+        lora_alpha=(settings.lora_alpha or 2 * settings.lora_r) if settings.lora_r else None,
+        precision="bf16" if use_bf16(settings, device) else "fp32",
+        max_length=settings.max_length or limit,
+    )
+
+
+def _trainer(loaded: LoadedModel, examples: list[SFTExample], settings: SFTSettings, device, out: Path | None):
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        output_dir=str(out / CHECKPOINTS) if out is not None else "grape-sft-unsaved",
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.lr,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a fraction of the steps
+        weight_decay=settings.weight_decay,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        bf16=settings.precision == "bf16",
+        use_cpu=device.type == "cpu",
+        padding_free=settings.padding_free,
+        max_length=None,  # lengths were checked above: nothing is cut
+        completion_only_loss=True,  # labels are -100 wherever completion_mask is 0
+        activation_checkpointing=settings.gradient_checkpointing,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        logging_steps=settings.logging_steps,
+        save_strategy="steps" if out is not None else "no",
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
+        report_to=settings.report_to,
+        dataloader_num_workers=0,
+    )
+    return SFTTrainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=to_dataset(examples),
+        processing_class=loaded.tokenizer,
+        peft_config=_lora_config(settings),
+    )
+
+
+def _lora_config(settings: SFTSettings):
+    if settings.lora_r <= 0:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=settings.lora_targets,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _merged(model: Any) -> Any:
+    """A plain transformers model: LoRA weights folded into the base weights (scoring and eval need no peft)."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def _metrics(trainer: Any, output: Any, examples: list[SFTExample], checkpoint: Path | None, seconds: float) -> dict:
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "examples": len(examples),
+        "response_tokens": sum(sum(e.completion_mask) for e in examples),
+        "steps": trainer.state.global_step,
+        "resumed_from": str(checkpoint) if checkpoint else None,
+        "train_loss": output.training_loss,
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "loss_curve": [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h],
+        "seconds": round(seconds, 2),
+    }
