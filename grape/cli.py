@@ -20,6 +20,7 @@ COMMANDS = [
     "grape.scoring.cli",
     "grape.selection.cli",
     "grape.report.cli",
+    "grape.training.cli",
     "grape.verification.cli",
 ]
 
