@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -27,10 +28,11 @@ import pyarrow.compute as pc
 
 from grape.console import console, print_table
 from grape.errors import GrapeError
-from grape.models.load import resolve_dtype
+from grape.models.load import quiet_transformers, resolve_dtype, resolve_model_dir
 from grape.scoring.keys import model_fingerprint
 from grape.scoring.parts import PART_SCHEMA
 from grape.scoring.progress import scoring_progress
+from grape.scoring.render import Renderer
 from grape.scoring.resume import Chunk, ScoreJob
 from grape.scoring.score import ScoreSettings
 from grape.scoring.score_worker import ScoreWorker
@@ -78,8 +80,15 @@ def score_on_ray(
             assert pool is not None
             run: dict[str, Any] = {"workers": pool.workers, "gpus_per_worker": pool.gpus, "cpus_per_worker": pool.cpus}
             if job.pending:
+                _check_renderer(settings)
                 worker_settings = replace(settings, device=pool.device, dtype=identity["dtype"])
-                run.update(_score_pending(ray, job, worker_settings, pool))
+                try:
+                    run.update(_score_pending(ray, job, worker_settings, pool))
+                except ray.exceptions.RayError as exc:
+                    mistake = _grape_error_in(exc)
+                    if mistake is None:
+                        raise
+                    raise GrapeError(f"on a Ray worker: {mistake}") from exc
             return job.finish(identity, {"ray": run})
     finally:
         if started_here and ray.is_initialized():
@@ -148,6 +157,37 @@ def _print_summary(tallies: dict[str, _Tally], wall: float) -> None:
     )
 
 
+def _check_renderer(settings: ScoreSettings) -> None:
+    """Catch a template or EOS mistake here, in one line, rather than as every worker's failure."""
+    if Path(settings.model).suffix == ".gguf":
+        return  # the tokenizer is inside the GGUF: reading it here means converting it; the workers will tell
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    target, _ = resolve_model_dir(settings.model, settings.trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=settings.trust_remote_code)
+    except OSError:
+        return  # not readable from the driver (a Hub id without network): the workers will tell
+    Renderer(tokenizer, settings.template, settings.eos)
+
+
+def _grape_error_in(exc: BaseException) -> str | None:
+    """The user mistake behind a Ray error (a worker's GrapeError), if there is one.
+
+    Ray wraps a worker's exception in its own; an actor that failed in its constructor keeps only the
+    text of the original, so the text is searched too."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, GrapeError):
+            return str(seen)
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    found = re.findall(r"grape\.errors\.\w+: (.+)", str(exc))
+    return found[-1].strip() if found else None
+
+
 def _import_ray():
     try:
         import ray
@@ -158,13 +198,12 @@ def _import_ray():
 
 
 def _connect(ray, address: str | None) -> None:
-    if ray.is_initialized():
-        return
-    quiet = {"logging_level": logging.ERROR, "include_dashboard": False}  # grape reports progress itself
-    try:
-        ray.init(address=address, **quiet) if address else ray.init(**quiet)
-    except ConnectionError as exc:
-        raise GrapeError(f"cannot reach the Ray cluster at '{address}': {exc}") from exc
+    if not ray.is_initialized():
+        quiet = {"logging_level": logging.ERROR, "include_dashboard": False}  # grape reports progress itself
+        try:
+            ray.init(address=address, **quiet) if address else ray.init(**quiet)
+        except ConnectionError as exc:
+            raise GrapeError(f"cannot reach the Ray cluster at '{address}': {exc}") from exc
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # grape shows one bar for the whole job
