@@ -1,5 +1,8 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1, serving a real (tiny) model through the hf backend.
 
+A helper module, not a conftest.py: a second conftest.py would shadow the root one for
+``from conftest import ...``.
+
 Failures are injected by a script: each entry is consumed by one incoming request, before it is
 served: an HTTP status (429, 500, 401, ...) or ``("sleep", seconds)`` to make the client time out.
 """
@@ -9,9 +12,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from grape.generation.backend import Request, Sampling
 from grape.generation.hf_backend import HFBackend
@@ -66,22 +69,24 @@ class ModelServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
-                    self._serve(body, action)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and left
-                finally:
+                    status, payload = self._answer(body, action)
+                finally:  # counted out before the answer leaves, so the client's next request cannot overlap
                     with server.lock:
                         server.in_flight -= 1
+                try:
+                    self._send(status, payload, {"Retry-After": "0"} if status != 200 else None)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client timed out and left
 
-            def _serve(self, body, action):
+            def _answer(self, body, action) -> tuple[int, dict]:
                 time.sleep(server.delay_s)
                 if isinstance(action, tuple) and action[0] == "sleep":
                     time.sleep(action[1])
                 elif isinstance(action, int):
-                    return self._send(action, {"error": {"message": f"injected {action}"}}, {"Retry-After": "0"})
+                    return action, {"error": {"message": f"injected {action}"}}
                 if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": {"message": f"no route {self.path}"}})
-                self._send(200, server.complete(body))
+                    return 404, {"error": {"message": f"no route {self.path}"}}
+                return 200, server.complete(body)
 
             def _send(self, status, payload, headers=None):
                 data = json.dumps(payload).encode()
@@ -96,23 +101,14 @@ class ModelServer:
         return Handler
 
 
-@pytest.fixture(scope="session")
-def tiny_backend(tiny_model_dir):
-    """The tiny random Gemma 3 with the real Gemma tokenizer (no chat template: the few-shot prefix)."""
-    return HFBackend(str(tiny_model_dir), dtype="float32", device="cpu", batch_size=8)
-
-
-@pytest.fixture(scope="session")
-def _running_server(tiny_backend):
-    server = ModelServer(tiny_backend)
+@contextmanager
+def serving(backend: HFBackend) -> Iterator[ModelServer]:
+    """A ModelServer answering on a background thread until the block ends."""
+    server = ModelServer(backend)
     thread = threading.Thread(target=server.http.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.http.shutdown()
-    server.http.server_close()
-
-
-@pytest.fixture
-def model_server(_running_server):
-    _running_server.reset()
-    return _running_server
+    try:
+        yield server
+    finally:
+        server.http.shutdown()
+        server.http.server_close()

@@ -26,6 +26,12 @@ def smol(smollm2):
     return HFBackend(smollm2, batch_size=4)
 
 
+@pytest.fixture(scope="module")
+def tiny_backend(tiny_model_dir):
+    """The tiny random Gemma 3 with the real Gemma tokenizer (a base tokenizer: no chat template)."""
+    return HFBackend(str(tiny_model_dir), dtype="float32", device="cpu")
+
+
 def _settings(n: int, max_new_tokens: int = 10, temperature: float = 0.7) -> GenerateSettings:
     sampling = Sampling(n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=7)
     return GenerateSettings(models=["smol=smollm2-135m-instruct"], sampling=sampling)

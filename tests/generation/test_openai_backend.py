@@ -6,11 +6,13 @@ import json
 import time
 
 import pytest
+from model_server import serving
 
 from grape.cli import main
 from grape.errors import GrapeError
 from grape.generation.backend import Request, Sampling
 from grape.generation.generate import GenerateSettings, generate
+from grape.generation.hf_backend import HFBackend
 from grape.generation.openai_backend import HTTPSettings, OpenAIBackend
 
 PROMPTS = [
@@ -19,6 +21,19 @@ PROMPTS = [
     {"id": "c", "prompt": "Say hello.", "candidates": []},
 ]
 FAST = HTTPSettings(concurrency=4, timeout_s=5.0, max_retries=3, backoff_s=0.01)
+
+
+@pytest.fixture(scope="module")
+def _server(tiny_model_dir):
+    """The tiny random Gemma 3 with the real Gemma tokenizer, served on 127.0.0.1."""
+    with serving(HFBackend(str(tiny_model_dir), dtype="float32", device="cpu")) as server:
+        yield server
+
+
+@pytest.fixture
+def model_server(_server):
+    _server.reset()
+    return _server
 
 
 def _write(path, rows):
