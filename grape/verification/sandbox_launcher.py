@@ -2,10 +2,10 @@
 
 Two modes, the strongest the machine allows:
 - ``namespaces`` (root with unshare(2)): new mount, network, PID, IPC and UTS namespaces. The program
-  runs as ``nobody`` in a private tmpfs directory; /tmp, /var/tmp, /dev/shm and /run/lock are covered
-  by read-only (for nobody) private tmpfs mounts, so the only writable place is its own directory; the
-  network namespace has no interfaces but a downed loopback; it is PID 1 of its namespace, so when it
-  dies every process it started dies with it.
+  runs as an unprivileged user of its own in a private tmpfs directory; /tmp, /var/tmp, /dev/shm and
+  /run/lock are covered by private tmpfs mounts it cannot write to, so the only writable place is its
+  own directory; the network namespace has nothing but a downed loopback; it is PID 1 of its namespace,
+  so when it dies every process it started dies with it.
 - ``guard`` (anywhere else): its own temporary directory and an audit hook (sandbox_guard.py) that
   refuses sockets, process creation, ctypes and writes outside the directory. Weaker: a best effort.
 
@@ -25,7 +25,9 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 16384, 1 << 18
 PR_SET_PDEATHSIG = 1
-NOBODY = 65534
+# Each sandbox runs as a user of its own (no passwd entry needed): its process limit is then its own, and
+# it cannot signal or ptrace another sandbox. The range is far above the ids that distributions hand out.
+SANDBOX_UIDS = 3_000_000_000
 COVERED = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the world-writable places on a Linux host
 
 
@@ -41,14 +43,15 @@ def main() -> None:
         if error and mode == "namespaces":
             raise SystemExit(f"sandbox: namespaces unavailable ({error})")
         mode = "guard" if error else "namespaces"
-    workdir = private_workdir() if mode == "namespaces" else os.path.join(config["host_dir"], "work")
+    uid = SANDBOX_UIDS + os.getpid()  # the launcher's pid: unique among the sandboxes running now
+    workdir = private_workdir(uid) if mode == "namespaces" else os.path.join(config["host_dir"], "work")
     os.makedirs(workdir, exist_ok=True)
     for name, text in files.items():
         with open(os.path.join(workdir, name), "w") as handle:
             handle.write(text)
     pid = os.fork()
     if pid == 0:
-        run_child(config, mode, workdir)  # never returns
+        run_child(config, mode, workdir, uid)  # never returns
     outcome = wait_for(pid, config["timeout_s"])
     os.write(status, json.dumps({"mode": mode, **outcome}).encode())
     os.close(status)
@@ -72,22 +75,22 @@ def enter_namespaces() -> str | None:
     return None
 
 
-def private_workdir() -> str:
+def private_workdir(uid: int) -> str:
     workdir = "/tmp/sandbox"
     os.mkdir(workdir, 0o700)
-    os.chown(workdir, NOBODY, NOBODY)
+    os.chown(workdir, uid, uid)
     return workdir
 
 
-def run_child(config: dict, mode: str, workdir: str) -> None:
+def run_child(config: dict, mode: str, workdir: str, uid: int) -> None:
     try:
         if mode == "namespaces":
             # PID 1 of the new namespace: a fresh /proc shows only the sandbox's own processes.
             libc = ctypes.CDLL(None, use_errno=True)
             libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
             os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)  # drops every capability: the mounts above cannot be undone
+            os.setgid(uid)
+            os.setuid(uid)  # drops every capability: the mounts above cannot be undone
             ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid, which clears it
         set_limits(config)
         python = next((p for p in config["pythons"] if p and os.access(p, os.X_OK)), None)

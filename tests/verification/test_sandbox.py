@@ -1,6 +1,6 @@
 """The `code` verifier's sandbox: hostile programs end as correct=false with a reason, and harm nothing.
 
-Both isolation modes are exercised: ``namespaces`` (root: mount/net/PID namespaces, user nobody) and
+Both isolation modes are exercised: ``namespaces`` (root: mount/net/PID namespaces, a user of its own) and
 ``guard`` (an audit hook, for machines where namespaces are unavailable).
 """
 
@@ -15,6 +15,7 @@ import pytest
 
 from grape.verification import get_verifier
 from grape.verification.sandbox import SandboxSettings, run_python
+from grape.verification.sandbox_launcher import SANDBOX_UIDS
 
 TESTS = {"tests": ["assert solve() == 42"]}
 
@@ -34,7 +35,7 @@ def _code(mode: str, **limits):
 
 
 def _sandbox_processes() -> list[str]:
-    """Processes left by a sandbox: run as nobody, or still running the launcher or the guard."""
+    """Processes left by a sandbox: run by a sandbox user, or still running the launcher or the guard."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -44,7 +45,7 @@ def _sandbox_processes() -> list[str]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, IndexError):
             continue
-        if uid == "65534" or "sandbox_launcher.py" in cmdline or "sandbox_guard.py" in cmdline:
+        if int(uid) >= SANDBOX_UIDS or "sandbox_launcher.py" in cmdline or "sandbox_guard.py" in cmdline:
             found.append(f"{entry.name}: {cmdline[:80]}")
     return found
 
