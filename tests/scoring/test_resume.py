@@ -159,7 +159,7 @@ def test_settings_key_covers_model_template_eos_and_dtype(tiny_model_dir, tiny, 
     assert model_fingerprint(str(copied)) == model_fingerprint(str(tiny_model_dir))
     weights = copied / "model.safetensors"
     data = bytearray(weights.read_bytes())
-    data[-8:] = bytes(8)  # a retrained checkpoint differs somewhere in its weights
+    data[-8:] = bytes(b ^ 0xFF for b in data[-8:])  # a retrained checkpoint differs somewhere in its weights
     weights.write_bytes(bytes(data))
     assert model_fingerprint(str(copied)) != model_fingerprint(str(tiny_model_dir))
     tuned = copy.deepcopy(tiny)  # a model changed in memory (fine-tuned in this process) is another model
