@@ -16,6 +16,7 @@ from grape.errors import GrapeError
 
 COMMANDS = [
     "grape.demo.cli",
+    "grape.evaluation.cli",
     "grape.generation.cli",
     "grape.scoring.cli",
     "grape.selection.cli",

@@ -1,0 +1,131 @@
+"""The eval stage: greedy answers from a model, judged by a verifier; accuracy with a 95% interval.
+
+Prompts are rendered with the scoring/training template (`Renderer`), so a model fine-tuned by
+`grape sft` is asked in exactly the format it was trained on. Generation is the `hf` backend of
+grape.generation (batched, left-padded); each example's answer, verdict and reason go to the output.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from grape.console import progress_bar
+from grape.data.layout import Columns
+from grape.data.tables import write_rows, write_sidecar
+from grape.errors import GrapeError
+from grape.evaluation.metrics import wilson_interval
+from grape.generation.backend import Request, Sampling
+from grape.generation.hf_backend import HFBackend
+from grape.generation.pool import item_of, prompt_of, read_pool
+from grape.models.embedded import DEFAULT_TARGET
+from grape.models.load import LoadedModel, load_model
+from grape.scoring.render import PromptError, Renderer
+from grape.verification.registry import get_verifier
+
+# A base model answering in the paper's format goes on to write the next "Question:"; a model trained
+# with EOS stops by itself, and the cut is then a no-op.
+PAPER_STOP = ["\nQuestion:"]
+
+
+@dataclass
+class EvalSettings:
+    model: str = DEFAULT_TARGET
+    template: str = "paper"  # the template the model was trained with
+    verifier: str = "math"
+    max_new_tokens: int = 256
+    batch_size: int = 16
+    stop: list[str] | None = None  # None: "\nQuestion:" with the paper template, nothing otherwise
+    limit: int | None = None  # evaluate the first N items only
+    columns: Columns = field(default_factory=Columns)
+    dtype: str = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
+
+
+def evaluate(
+    data: str | Path,
+    output: str | Path | None = None,
+    settings: EvalSettings | None = None,
+    loaded: LoadedModel | None = None,
+    **overrides: Any,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Answer every item of ``data`` greedily and verify; return (per-example rows, summary), write if asked."""
+    settings = replace(settings or EvalSettings(), **overrides)
+    if settings.stop is None:
+        settings.stop = list(PAPER_STOP) if settings.template == "paper" else []
+    if settings.limit is not None and settings.limit < 1:
+        raise GrapeError("limit must be at least 1")
+    started = time.time()
+    check = get_verifier(settings.verifier)
+    items = read_pool(data, settings.columns)[: settings.limit]
+    if not items:
+        raise GrapeError(f"{data}: no items to evaluate")
+    loaded = loaded or load_model(settings.model, settings.dtype, settings.device, settings.trust_remote_code)
+    texts = generate_answers(loaded, [prompt_of(item) for item in items], settings)
+    rows = []
+    for item, (text, n_tokens, finish) in zip(items, texts, strict=True):
+        verdict = check(text, item_of(item)) if text else None
+        rows.append({
+            "id": item["id"], "prompt": prompt_of(item), "response": text, "answer": item.get("answer"),
+            "correct": verdict.correct if verdict else None, "reason": verdict.reason if verdict else "empty response",
+            "n_tokens": n_tokens, "finish_reason": finish,
+        })  # fmt: skip
+    summary = summarise(rows)
+    summary["seconds"] = round(time.time() - started, 2)
+    if output is not None:
+        write_rows(rows, output)
+        write_sidecar(output, {"stage": "eval", "data": str(data), "settings": asdict(settings),
+                               "model": loaded.identity, "summary": summary})  # fmt: skip
+    return rows, summary
+
+
+def generate_answers(loaded: LoadedModel, prompts: list[Any], settings: EvalSettings) -> list[tuple[str, int, str]]:
+    """(text, tokens, finish reason) per prompt, greedy, in input order."""
+    renderer = Renderer(loaded.tokenizer, settings.template, eos=False)
+    # The hf backend renders chat prompts as the Renderer does; any other template is rendered here and
+    # handed over as raw text (the backend then adds BOS, as the Renderer does for non-chat text).
+    if settings.template == "chat":
+        backend, shown = HFBackend(loaded, "chat", settings.batch_size), prompts
+    else:
+        backend = HFBackend(loaded, "raw", settings.batch_size)
+        try:
+            shown = [_without_bos(renderer.prompt_text(p), loaded.tokenizer) for p in prompts]
+        except PromptError as exc:
+            raise GrapeError(f"template '{settings.template}': {exc}") from exc
+    requests = [Request(str(i), 0, prompt) for i, prompt in enumerate(shown)]
+    sampling = Sampling(n=1, temperature=0.0, max_new_tokens=settings.max_new_tokens, stop=list(settings.stop or []))
+    answers: dict[int, tuple[str, int, str]] = {}
+    with progress_bar() as bar:
+        task = bar.add_task("Evaluating", total=len(requests), rate="")
+        for completion in backend.generate(requests, sampling):
+            if completion.text is None:
+                raise GrapeError(f"generation failed: {completion.error}")
+            answers[int(completion.request.id)] = (completion.text, completion.n_tokens, completion.finish_reason)
+            bar.update(task, advance=1)
+    return [answers[i] for i in range(len(requests))]
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy over the judged items (a verdict of None, e.g. no gold answer, is counted apart)."""
+    judged = [r for r in rows if r["correct"] is not None]
+    correct = sum(1 for r in judged if r["correct"])
+    low, high = wilson_interval(correct, len(judged))
+    return {
+        "items": len(rows),
+        "judged": len(judged),
+        "correct": correct,
+        "accuracy": correct / len(judged) if judged else None,
+        "ci95": [low, high],
+        "unjudged": len(rows) - len(judged),
+        "finish_reasons": dict(Counter(r["finish_reason"] for r in rows)),
+        "mean_response_tokens": sum(r["n_tokens"] or 0 for r in rows) / len(rows),
+    }
+
+
+def _without_bos(text: str, tokenizer: Any) -> str:
+    bos = tokenizer.bos_token
+    return text[len(bos) :] if bos and text.startswith(bos) else text

@@ -1,0 +1,66 @@
+"""`grape eval`: prompts in the training format, real greedy answers judged by the math verifier."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from grape.cli import main
+from grape.data.tables import read_sidecar, read_table_rows, write_rows
+from grape.errors import GrapeError
+from grape.evaluation.evaluate import _without_bos, evaluate
+from grape.evaluation.metrics import wilson_interval
+from grape.generation.hf_backend import HFBackend
+from grape.scoring.render import Renderer
+
+ITEMS = [
+    {"id": "add", "prompt": "What is 2 + 3?", "answer": "5"},
+    {"id": "mul", "prompt": "What is 4 times 5?", "answer": "#### 20"},  # GSM8K's gold format
+    {"id": "wrong-gold", "prompt": "What is 1 + 1?", "answer": "3"},  # a gold answer the model will not give
+    {"id": "no-gold", "prompt": "What is 3 + 3?"},
+]
+
+
+def test_eval_prompts_are_the_training_prompts(gemma, smollm2):
+    """The ids generation starts from are the Renderer's: the model is asked as it was trained."""
+    prompt = "What is 2 + 3?"
+    paper = Renderer(gemma.tokenizer, "paper")
+    shown = _without_bos(paper.prompt_text(prompt), gemma.tokenizer)
+    assert HFBackend(gemma, "raw").prompt_ids(shown) == paper.prompt_ids([prompt])[0]
+    chat = Renderer(smollm2.tokenizer, "chat")
+    assert HFBackend(smollm2, "chat").prompt_ids(prompt) == chat.prompt_ids([prompt])[0]
+
+
+def test_known_answers_from_the_base_model(gemma, tmp_path):
+    data = write_rows(ITEMS, tmp_path / "items.jsonl")
+    rows, summary = evaluate(data, tmp_path / "eval.jsonl", loaded=gemma, max_new_tokens=12)
+    by_id = {r["id"]: r for r in rows}
+    # Gemma 3 270M (greedy) answers "2 + 3 = 5" and "4 times 5 = 20", and "1 + 1 = 2".
+    assert (by_id["add"]["correct"], by_id["mul"]["correct"], by_id["wrong-gold"]["correct"]) == (True, True, False)
+    assert by_id["no-gold"]["correct"] is None and by_id["no-gold"]["reason"] == "no gold answer"
+    assert "Question:" not in by_id["add"]["response"]  # cut at the paper template's stop string
+    assert (summary["items"], summary["judged"], summary["correct"]) == (4, 3, 2)
+    assert summary["accuracy"] == pytest.approx(2 / 3)
+    assert summary["ci95"] == pytest.approx(list(wilson_interval(2, 3)))
+    written = read_table_rows(tmp_path / "eval.jsonl")
+    assert [r["id"] for r in written] == ["add", "mul", "wrong-gold", "no-gold"]
+    assert read_sidecar(tmp_path / "eval.jsonl")["summary"]["correct"] == 2
+
+
+def test_grape_eval_command_writes_one_row_per_item(tiny_model_dir, tmp_path, capsys):
+    data = write_rows(ITEMS, tmp_path / "items.jsonl")
+    out = tmp_path / "tiny.eval.jsonl"
+    argv = ["eval", "--model", str(tiny_model_dir), "--data", str(data), "-o", str(out), "--max-new-tokens", "3"]
+    assert main([*argv, "--limit", "2"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["add", "mul"]
+    assert all(r["n_tokens"] <= 3 and r["finish_reason"] in ("stop", "length") for r in rows)
+    assert "Evaluation (math)" in capsys.readouterr().err
+    assert main([*argv, "--verifier", "nonsense"]) == 2
+
+
+def test_an_empty_selection_of_items_is_an_error(tiny_model_dir, tmp_path):
+    data = write_rows(ITEMS, tmp_path / "items.jsonl")
+    with pytest.raises(GrapeError, match="limit must be at least 1"):
+        evaluate(data, None, model=str(tiny_model_dir), limit=0)
