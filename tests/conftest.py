@@ -8,17 +8,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/reference.py, tests/tiny_models.py
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def shared_file(relative: str) -> Path:
-    """A file of ../shared/data, or a skip naming what is missing."""
-    path = SHARED_DATA / relative
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (the shared public data sits beside the project, not in it)")
-    return path
+sys.path.insert(0, str(Path(__file__).parent))  # tests/reference.py, tiny_models.py, shared_data.py
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import shared_file
+from shared_data import shared_file
 
 from grape.data.layout import Columns, load_instructions
 from grape.errors import GrapeError, InputError

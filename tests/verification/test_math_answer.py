@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
+from shared_data import shared_file
 
 from grape.verification import Verdict, get_verifier
 from grape.verification.math_answer import final_answer, last_boxed
@@ -68,10 +68,7 @@ def test_last_boxed_balances_braces():
 
 def test_agrees_with_human_labels_on_gsm8k_model_solutions():
     """5,276 model solutions of GSM8K test problems, each labelled correct/incorrect by a person."""
-    # Found by path: `from conftest import shared_file` picks up whichever conftest.py was loaded last.
-    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "gsm8k" / "example_model_solutions.jsonl"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (the shared public data sits beside the project, not in it)")
+    path = shared_file("gsm8k/example_model_solutions.jsonl")
     total = agree = 0
     for line in path.read_text().splitlines():
         problem = json.loads(line)
