@@ -75,9 +75,17 @@ def load_instructions(
     if layout == "grouped":
         instructions = [_grouped(row, names, columns, problems) for row in rows]
     else:
-        instructions = _long(rows, names, problems)
+        instructions = _long(rows, names, columns, problems)
     _mark_duplicate_ids(instructions, problems)
     return instructions
+
+
+def _prompt_column(data: dict[str, Any], names: dict, columns: Columns) -> str | None:
+    """The prompt column of this row: the mapped one, else the first usual name the row has (so that
+    rows with a `prompt` string and rows with a `messages` list can share a file)."""
+    if columns.prompt is not None:
+        return columns.prompt
+    return next((name for name in _DEFAULTS["prompt"] if data.get(name) is not None), names["prompt"])
 
 
 def _column(columns: Columns, key: str, first: dict[str, Any]) -> str | None:
@@ -152,7 +160,7 @@ def _grouped(raw: RawRow, names: dict, columns: Columns, problems: _Problems) ->
         reason = problems.report(raw.row, None, "malformed_row", raw.error or "unreadable row")
         return Instruction(None, None, [], file=problems.file, row=raw.row, skip_reason=reason)
     data = raw.data
-    prompt, skip = _prompt(data, names["prompt"], raw.row, problems)
+    prompt, skip = _prompt(data, _prompt_column(data, names, columns), raw.row, problems)
     ident, id_skip = _identifier(data, names["id"], raw.row, problems, prompt)
     skip = skip or id_skip
     answer = data.get(names["answer"]) if names["answer"] else None
@@ -194,7 +202,7 @@ def _grouped_candidate(item: Any, index: int, row: int, field: str, columns: Col
     return Candidate(text if isinstance(text, str) else None, source, skip, extra=extra)
 
 
-def _long(rows: Iterable[RawRow], names: dict, problems: _Problems) -> list[Instruction]:
+def _long(rows: Iterable[RawRow], names: dict, columns: Columns, problems: _Problems) -> list[Instruction]:
     """One row per response; rows are grouped by id when there is an id column, else by prompt."""
     groups: dict[str, Instruction] = {}
     out: list[Instruction] = []
@@ -204,7 +212,7 @@ def _long(rows: Iterable[RawRow], names: dict, problems: _Problems) -> list[Inst
             out.append(Instruction(None, None, [], file=problems.file, row=raw.row, skip_reason=reason))
             continue
         data = raw.data
-        prompt, skip = _prompt(data, names["prompt"], raw.row, problems)
+        prompt, skip = _prompt(data, _prompt_column(data, names, columns), raw.row, problems)
         ident, id_skip = _identifier(data, names["id"], raw.row, problems, prompt)
         text = data.get(names["response"]) if names["response"] else None
         source = data.get(names["source"]) if names["source"] else None

@@ -70,3 +70,10 @@ def test_alpaca_eval_long_layout_end_to_end():
     assert {c.source for i in items for c in i.candidates if c.skip_reason} == {"gemma-2b-it"}
     assert all(len({c.source for c in i.candidates}) == len(i.candidates) for i in items)
     assert len({c.source for i in items for c in i.candidates}) == 15
+
+
+def test_rows_may_mix_prompt_strings_and_messages(tmp_path):
+    rows = [{"id": "a", "prompt": "Hi", "candidates": ["x"]},
+            {"id": "b", "messages": [{"role": "user", "content": "Yo"}], "candidates": ["y"]}]  # fmt: skip
+    items = load_instructions(write_jsonl(tmp_path / "mixed.jsonl", rows))
+    assert items[0].prompt == "Hi" and items[1].messages == [{"role": "user", "content": "Yo"}]
