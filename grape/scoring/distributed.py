@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -200,6 +201,7 @@ def _import_ray():
 def _connect(ray, address: str | None) -> None:
     if not ray.is_initialized():
         quiet = {"logging_level": logging.ERROR, "include_dashboard": False}  # grape reports progress itself
+        _check_reachable(address)
         try:
             ray.init(address=address, **quiet) if address else ray.init(**quiet)
         except ConnectionError as exc:
@@ -208,6 +210,19 @@ def _connect(ray, address: str | None) -> None:
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # grape shows one bar for the whole job
     context.print_on_execution_start = False
+
+
+def _check_reachable(address: str | None) -> None:
+    """Ray retries an unreachable head for minutes, in log lines; a HOST:PORT that refuses is said at once."""
+    match = re.fullmatch(r"([\w.\-]+):(\d+)", address or "")
+    if not match:
+        return  # None (start Ray here), "auto", or a ray:// address: Ray's own checks answer quickly
+    try:
+        socket.create_connection((match[1], int(match[2])), timeout=10).close()
+    except OSError as exc:
+        raise GrapeError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): is `ray start --head` running there?"
+        ) from exc
 
 
 def _pool_shape(ray, cluster: RaySettings) -> _Pool:
