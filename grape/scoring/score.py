@@ -89,7 +89,7 @@ def _score_chunk(scorer: ChunkScorer, chunk: Chunk, advance: Callable[[int, int]
         advance(n_candidates, n_tokens)
 
     table = scorer.score(chunk.items, on_batch=on_batch)
-    advance(chunk.n_candidates - reported, 0)
+    advance(max(0, chunk.n_candidates - reported), 0)
     return table
 
 
