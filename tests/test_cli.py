@@ -23,6 +23,16 @@ def test_every_subcommand_has_help_for_every_option():
                 assert action.help, f"grape {name}: option {action.dest} has no help"
 
 
+def test_top_level_help_lists_every_command():
+    result = grape("--help")
+    assert result.returncode == 0, result.stderr
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    for name in subcommands:
+        assert name in result.stdout
+    for name in subcommands:
+        assert grape(name, "--help").returncode == 0
+
+
 def test_help_exits_cleanly():
     result = grape("score", "--help")
     assert result.returncode == 0

@@ -18,7 +18,7 @@ FLAGS = ("model", "template", "verifier", "max_new_tokens", "batch_size", "stop"
 def register(subparsers) -> None:
     defaults = EvalSettings()
     parser = subparsers.add_parser(
-        "eval", help="greedy answers + verifier: accuracy with a 95% interval, per-example output",
+        "eval", help="greedy answers + verifier: accuracy with a 95%% interval, per-example output",
         description="Answer every item greedily (batched), judge each answer with a verifier against the item's "
         "`answer` (or tests), and report accuracy with a 95% Wilson interval. Prompts use the training template. "
         "Writes one row per item (response, correct, reason) and a .meta.json sidecar with the summary.",
