@@ -21,6 +21,7 @@ COMMANDS = [
     "grape.scoring.cli",
     "grape.selection.cli",
     "grape.report.cli",
+    "grape.pipeline.cli",
     "grape.training.cli",
     "grape.verification.cli",
 ]

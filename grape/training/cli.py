@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--grad-accum", type=int, help="gradient accumulation steps. Default: 1")
     parser.add_argument("--max-length", type=int, help="longest example in tokens (longer: error). Default: context")
     parser.add_argument("--lora-r", type=int, help="LoRA rank (PEFT); 0 = full fine-tuning. Default: 0")
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto = bf16 where supported")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 on a GPU, fp32 on CPU")
     parser.add_argument("--seed", type=int, help="seed of data order and initialisation. Default: 0")
     parser.add_argument("--save-steps", type=int, help=f"checkpoint every N steps. Default: {defaults.save_steps}")
     parser.add_argument("--report-to", help="none, wandb, tensorboard, ... (transformers' integrations)")

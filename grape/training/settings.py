@@ -29,7 +29,7 @@ class SFTSettings:
     lora_dropout: float = 0.0
     lora_targets: str = "all-linear"
     padding_free: bool = True  # pack each batch into one row (block-diagonal attention), no pad tokens
-    precision: str = "auto"  # auto | bf16 | fp32; auto = bf16 where the hardware has it
+    precision: str = "auto"  # auto | bf16 | fp32; auto = bf16 on a GPU that has it, fp32 on a CPU
     gradient_checkpointing: bool = False
     seed: int = 0
     logging_steps: int = 10
@@ -47,19 +47,16 @@ def learning_rate(settings: SFTSettings) -> float:
     return 1e-4 if settings.lora_r > 0 else 2e-5
 
 
-def hardware_has_bf16(device: torch.device) -> bool:
-    """A GPU with bf16, or a CPU with AVX-512 BF16 / AMX (there bf16 matmuls run ~4x faster than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    return False
-
-
 def use_bf16(settings: SFTSettings, device: torch.device) -> bool:
-    """Mixed precision: fp32 master weights, bf16 autocast for the matmuls."""
+    """Mixed precision: fp32 master weights, bf16 autocast for the matmuls.
+
+    ``auto`` is bf16 on a GPU that has it. On a CPU it is fp32, even one with AMX: there a bf16 matmul
+    alone runs ~4x faster, but a LoRA step of gemma-3-270m under autocast took 1.8x *longer* than in
+    fp32 (the casts of every weight on every step and the fp32 loss over Gemma's 262k vocabulary
+    dominate; see docs/experiments.md). ``--precision bf16`` still forces it.
+    """
     if settings.precision == "auto":
-        return hardware_has_bf16(device)
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
     if settings.precision in ("bf16", "bfloat16"):
         return True
     if settings.precision in ("fp32", "float32"):
