@@ -9,11 +9,9 @@ from pathlib import Path
 
 from grape.console import console
 from grape.models.embedded import DEFAULT_TARGET
-from grape.report.write import write_report
 from grape.scoring.cli import print_score_summary
-from grape.scoring.score import ScoreSettings, score
+from grape.scoring.settings import ScoreSettings
 from grape.selection.cli import print_select_summary
-from grape.selection.select import select
 
 
 def demo_data_path() -> Path:
@@ -34,6 +32,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The stages are imported here, not at the top: `grape --help` should not wait for torch.
+    from grape.report.write import write_report
+    from grape.scoring.score import score
+    from grape.selection.select import select
+
     started = time.time()
     out = Path(args.output_dir)
     scores_path, selected_path = out / "scores.parquet", out / "selected.jsonl"

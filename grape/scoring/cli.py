@@ -10,8 +10,7 @@ from grape.data.layout import Columns
 from grape.data.records import SCORED
 from grape.errors import GrapeError
 from grape.models.embedded import DEFAULT_TARGET, EMBEDDED
-from grape.scoring.engine import EngineSettings
-from grape.scoring.score import ScoreSettings, score
+from grape.scoring.settings import EngineSettings, ScoreSettings
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -144,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.ray_address or args.workers or args.gpus_per_worker is not None:
         raise GrapeError("--ray-address, --workers and --gpus-per-worker need --ray")
     else:
+        from grape.scoring.score import score  # torch is imported only when there is work to do
+
         rows = score(args.input, args.output, settings)
     print_score_summary(rows)
     console.print(f"scores written to [bold]{args.output}[/]")

@@ -24,13 +24,7 @@ from grape.scoring.packing import (
     plan_rows,
     split_groups,
 )
-
-
-@dataclass
-class EngineSettings:
-    batch_tokens: int = 8192  # tokens per forward pass (rows x longest row)
-    max_row_tokens: int = 1024  # groups shorter than this share rows
-    logits_budget_bytes: int = 256 * 2**20  # memory for one chunk of LM-head logits
+from grape.scoring.settings import EngineSettings
 
 
 @dataclass

@@ -8,39 +8,20 @@ parts as it goes (see resume.py), so a run that is killed resumes where it stopp
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from grape.data.layout import Columns
-from grape.models.embedded import DEFAULT_TARGET
 from grape.models.load import LoadedModel, load_model, resolve_device, resolve_dtype
 from grape.scoring.assemble import SCORES_SCHEMA
 from grape.scoring.chunk_scorer import ChunkScorer
-from grape.scoring.engine import EngineSettings
 from grape.scoring.keys import loaded_fingerprint, model_fingerprint
 from grape.scoring.progress import scoring_progress
 from grape.scoring.resume import Chunk, ScoreJob
+from grape.scoring.settings import ScoreSettings
 
 __all__ = ["SCORES_SCHEMA", "ScoreSettings", "score"]
-
-
-@dataclass
-class ScoreSettings:
-    model: str = DEFAULT_TARGET
-    template: str = "paper"  # paper | chat | raw | path to a .jinja file
-    eos: bool = True
-    dtype: str = "auto"
-    device: str = "auto"
-    on_error: str = "fail"
-    layout: str = "auto"
-    columns: Columns = field(default_factory=Columns)
-    split: str | None = None
-    engine: EngineSettings = field(default_factory=EngineSettings)
-    trust_remote_code: bool = False
-    part_size: int = 256  # instructions per saved part: a killed run loses at most one part per worker
 
 
 def score(
