@@ -75,6 +75,7 @@ def _fit_vs_length(candidates: pd.DataFrame, order: list[str], colors: dict[str,
         labels={"n_tokens": "response tokens (log scale)", "mean_logprob": "mean log-prob per response token"},
         title=f"Fit vs response length: Pearson r = {_r(fit.pearson)}, Spearman ρ = {_r(fit.spearman)} (n = {fit.n})",
     )  # fmt: skip
+    figure.update_xaxes(dtick="D2")  # label 1, 2, 5 per decade: every digit under a log axis is clutter
     dense = len(scored) >= 2000  # thousands of points: smaller dots and rings
     figure.update_traces(marker={"size": 4 if dense else 6})
     chosen = scored[scored["chosen"]]
