@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from grape.console import console
-from grape.report.write import write_report
 
 
 def register(subparsers) -> None:
@@ -31,6 +30,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from grape.report.write import write_report  # here, not at the top: `grape --help` stays quick
+
     path = write_report(args.scores, args.selection, args.output, args.png)
     console.print(f"report written to [bold]{path}[/]", soft_wrap=True)  # an unbroken path, to copy
     if args.png:
