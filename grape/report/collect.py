@@ -38,11 +38,6 @@ class ReportInputs:
     selection_path: Path | None
     selection_meta: dict[str, Any]
 
-    @property
-    def verified(self) -> bool:
-        """Whether a verifier ran: some candidate has a correct/incorrect verdict."""
-        return bool(self.candidates["correct"].notna().any())
-
 
 def collect(scores_path: str | Path, selection_path: str | Path | None = None) -> ReportInputs:
     """Read the scores table (and a selection, if given) into `ReportInputs`; GrapeError on mismatch."""

@@ -8,6 +8,7 @@ from grape.cli import main
 from grape.data.tables import read_table_rows, write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.report import build_report, write_report
+from grape.report.collect import instruction_text
 from grape.selection.select import select
 
 
@@ -120,6 +121,23 @@ def test_selection_rows_round_trip_through_jsonl(scores, tmp_path):
     assert {(r["id"], r["candidate"]) for r in read_table_rows(selected)} == {("q1", 2), ("q2", 0), ("q3", 1),
                                                                              ("q4", 0)}  # fmt: skip
     assert json.loads(selected.read_text().splitlines()[0])["source"] == "gamma"
+
+
+def test_nothing_scored_still_gives_a_report(tmp_path):
+    rows = [{"id": "a", "candidate": 0, "source": "s", "n_tokens": None, "mean_logprob": None, "status":
+             "skipped:too_long", "prompt": "p", "messages": None, "response": "r"}]  # fmt: skip
+    html = write_report(write_rows(rows, tmp_path / "s.jsonl"), None, tmp_path / "r.html").read_text()
+    cards = _cards(html)
+    assert cards["candidates (0 scored, 1 skipped)"] == "1" and cards["fit–length Pearson r"] == "n/a"
+    assert cards["instructions with nothing chosen"] == "1"
+    assert html_table(html, "margins") == [["#", "id", "margin", "instruction", "best", "second best"]]
+
+
+def test_chat_rows_show_the_last_user_message():
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "first"},
+                {"role": "assistant", "content": "ok"}, {"role": "user", "content": "second"}]  # fmt: skip
+    assert instruction_text({"prompt": None, "messages": json.dumps(messages)}) == "second"
+    assert instruction_text({"prompt": "plain", "messages": None}) == "plain"
 
 
 def _cards(html: str) -> dict[str, str]:
