@@ -68,6 +68,7 @@ def settings_rows(scores_meta: dict[str, Any], selection_meta: dict[str, Any]) -
     chosen = selection_meta.get("settings") or {}
     versions = scores_meta.get("versions") or {}
     rows = [
+        ("scores sidecar", None if scores_meta else "none next to the table: settings unknown"),
         ("input", scores_meta.get("input")),
         ("model", model.get("spec") or settings.get("model")),
         ("model type", model.get("model_type")),

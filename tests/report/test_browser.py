@@ -41,13 +41,19 @@ def test_report_renders_in_chromium(browser, verified_scores, tmp_path):
     assert errors == []
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0  # offline
 
-    count = lambda css: len(browser.find_elements(By.CSS_SELECTOR, css))  # noqa: E731
+    def count(css: str) -> int:
+        return len(browser.find_elements(By.CSS_SELECTOR, css))
+
     assert count("#figure-chosen_share .bars .point path") == 3  # one bar per source
     assert count("#figure-correct_share .bars .point path") == 3
     assert count("#figure-fit_by_source .boxlayer .trace") == 3
     assert count("#figure-fit_vs_length .scatterlayer .points path") == 11 + 4  # scored + chosen rings
     title = browser.find_element(By.CSS_SELECTOR, "#figure-fit_vs_length .gtitle").text
     assert title.startswith("Fit vs response length: Pearson r = ")
+
+    screenshot = tmp_path / "report.png"  # the page as a reader first sees it
+    assert browser.save_screenshot(str(screenshot))
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
 
     def visible() -> list[str]:
         rows = browser.find_elements(By.CSS_SELECTOR, "#margins tbody tr")
@@ -57,7 +63,3 @@ def test_report_renders_in_chromium(browser, verified_scores, tmp_path):
     browser.find_element(By.ID, "margin-search").send_keys("q2:")
     assert visible() == ["q2"]
     assert browser.find_element(By.ID, "margin-status").text == "1 of 4 instructions match"
-
-    screenshot = tmp_path / "report.png"
-    assert browser.save_screenshot(str(screenshot))
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000

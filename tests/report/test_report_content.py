@@ -26,6 +26,7 @@ def test_report_names_every_source_with_its_counts(scores, tmp_path):
     assert cards["candidates (11 scored, 1 skipped)"] == "12"
     assert "instructions with no correct candidate" not in cards  # nothing was verified
     assert "none given: the GRAPE choice" in html
+    assert ["scores sidecar", "none next to the table: settings unknown"] in html_table(html, "settings")
 
 
 def test_margins_table_smallest_first_with_texts_side_by_side(scores, tmp_path):
@@ -90,6 +91,7 @@ def test_sidecar_settings_are_shown(scores, tmp_path):
     assert settings["template"] == "paper" and settings["EOS appended"] == "yes" and settings["dtype"] == "float32"
     assert settings["parameters"] == "268.1M" and settings["rows by status"] == "rows 13, scored 11"
     assert settings["scoring time"] == "12 s" and settings["selection strategy"] == "grape"
+    assert "scores sidecar" not in settings
 
 
 def test_mistakes_are_grape_errors(scores, tmp_path):
