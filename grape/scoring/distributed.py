@@ -194,7 +194,7 @@ def _import_ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError as exc:
-        raise GrapeError("--ray needs Ray Data: pip install 'grape[ray]' (or 'ray[data]')") from exc
+        raise GrapeError("--ray needs Ray Data: pip install -e '.[ray]' in grape's repository") from exc
     return ray
 
 
