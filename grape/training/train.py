@@ -12,6 +12,7 @@ batches, and only the main process writes the final model.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -67,9 +68,10 @@ def sft(
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
         write_settings(settings, out / CONFIG_NAME, header=f"grape sft {file} --config {out / CONFIG_NAME}")
-    trainer = _trainer(loaded, examples, settings, device, out)
-    checkpoint = last_checkpoint(out / CHECKPOINTS) if out is not None and settings.resume else None
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    with tempfile.TemporaryDirectory(prefix="grape-sft-") as scratch:  # the trainer's folder when nothing is saved
+        trainer = _trainer(loaded, examples, settings, device, out, Path(scratch))
+        checkpoint = last_checkpoint(out / CHECKPOINTS) if out is not None and settings.resume else None
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     model = _merged(trainer.model).eval()
     metrics = _metrics(trainer, output, examples, checkpoint, time.time() - started)
     if out is not None and trainer.is_world_process_zero():
@@ -103,11 +105,13 @@ def _resolved(settings: SFTSettings, loaded: LoadedModel, device) -> SFTSettings
     )
 
 
-def _trainer(loaded: LoadedModel, examples: list[SFTExample], settings: SFTSettings, device, out: Path | None):
+def _trainer(
+    loaded: LoadedModel, examples: list[SFTExample], settings: SFTSettings, device, out: Path | None, scratch: Path
+):
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(
-        output_dir=str(out / CHECKPOINTS) if out is not None else "grape-sft-unsaved",
+        output_dir=str(out / CHECKPOINTS) if out is not None else str(scratch),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
         learning_rate=settings.lr,

@@ -57,10 +57,11 @@ def _candidates(path):
     return write_rows(rows, path)
 
 
-def test_prompt_tokens_carry_no_loss(base):
+def test_prompt_tokens_carry_no_loss(base, tmp_path):
     renderer = Renderer(base.tokenizer, "paper")
     examples = tokenise_examples(ROWS, renderer, max_length=512)
-    trainer = _trainer(fresh(base), examples, SFTSettings(**FAST, max_steps=1), torch.device("cpu"), None)
+    settings = SFTSettings(**FAST, max_steps=1)
+    trainer = _trainer(fresh(base), examples, settings, torch.device("cpu"), None, tmp_path)
     for row, example, prepared in zip(ROWS, examples, trainer.train_dataset, strict=True):
         prompt = row.get("prompt") or row["messages"][:1]
         response = row.get("completion") or row["messages"][-1]["content"]
