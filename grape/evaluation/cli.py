@@ -7,7 +7,7 @@ from pathlib import Path
 
 from grape.console import console, print_table
 from grape.data.layout import Columns
-from grape.evaluation.evaluate import EvalSettings, evaluate
+from grape.evaluation.settings import EvalSettings
 from grape.training.config import load_settings
 from grape.verification.registry import NAMES
 
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["columns"] = Columns.parse(args.columns)
     settings = load_settings(EvalSettings, args.config, overrides)
     output = args.output or f"{Path(args.data).stem}.eval.jsonl"
+    from grape.evaluation.evaluate import evaluate
+
     _, summary = evaluate(args.data, output, settings)
     print_eval_summary(summary, settings.verifier)
     console.print(f"per-example results written to [bold]{output}[/]")

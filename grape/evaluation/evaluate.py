@@ -9,41 +9,21 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from grape.console import progress_bar
-from grape.data.layout import Columns
 from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.evaluation.metrics import wilson_interval
+from grape.evaluation.settings import PAPER_STOP, EvalSettings
 from grape.generation.backend import Request, Sampling
 from grape.generation.hf_backend import HFBackend
 from grape.generation.pool import item_of, prompt_of, read_pool
-from grape.models.embedded import DEFAULT_TARGET
 from grape.models.load import LoadedModel, load_model
 from grape.scoring.render import PromptError, Renderer
 from grape.verification.registry import get_verifier
-
-# A base model answering in the paper's format goes on to write the next "Question:"; a model trained
-# with EOS stops by itself, and the cut is then a no-op.
-PAPER_STOP = ["\nQuestion:"]
-
-
-@dataclass
-class EvalSettings:
-    model: str = DEFAULT_TARGET
-    template: str = "paper"  # the template the model was trained with
-    verifier: str = "math"
-    max_new_tokens: int = 256
-    batch_size: int = 16
-    stop: list[str] | None = None  # None: "\nQuestion:" with the paper template, nothing otherwise
-    limit: int | None = None  # evaluate the first N items only
-    columns: Columns = field(default_factory=Columns)
-    dtype: str = "auto"
-    device: str = "auto"
-    trust_remote_code: bool = False
 
 
 def evaluate(

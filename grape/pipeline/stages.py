@@ -1,7 +1,8 @@
 """The stage table of `grape run`: each stage's settings, where its inputs come from, what it writes.
 
 Adding a stage is one entry in STAGES (and its place in ORDER). A stage's main input is its ``input:``
-setting when given, else the output of the nearest earlier stage named in ``upstream``.
+setting when given, else the output of the nearest earlier stage named in ``upstream``. The stages that
+need torch import it when they run, so that reading a pipeline (and `grape --help`) stays fast.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from grape.data.layout import Columns
-from grape.evaluation.evaluate import EvalSettings, evaluate
+from grape.evaluation.settings import EvalSettings
 from grape.generation.generate import GenerateSettings, generate
-from grape.scoring.score import ScoreSettings, score
+from grape.scoring.settings import ScoreSettings
 from grape.selection.select import select
 from grape.training.settings import SFTSettings
-from grape.training.train import sft
 from grape.verification.verify import verify
 
 
@@ -66,6 +66,8 @@ def _verify(settings: VerifySettings, inputs: Inputs, output: Path) -> None:
 
 
 def _score(settings: ScoreSettings, inputs: Inputs, output: Path) -> None:
+    from grape.scoring.score import score
+
     score(inputs["input"], output, settings)
 
 
@@ -80,10 +82,14 @@ def _report(settings: ReportSettings, inputs: Inputs, output: Path) -> None:
 
 
 def _sft(settings: SFTSettings, inputs: Inputs, output: Path) -> None:
+    from grape.training.train import sft
+
     sft(inputs["input"], output, settings)
 
 
 def _eval(settings: EvalSettings, inputs: Inputs, output: Path) -> None:
+    from grape.evaluation.evaluate import evaluate
+
     if "model" in inputs:  # the model fine-tuned by this pipeline's sft stage
         settings = replace(settings, model=str(inputs["model"]))
     evaluate(inputs["data"], output, settings)

@@ -7,7 +7,6 @@ import argparse
 from grape.console import console, print_table
 from grape.training.config import load_settings
 from grape.training.settings import SFTSettings
-from grape.training.train import sft
 
 # The SFTSettings fields that have a flag. Every flag defaults to None ("not given"), so that a value in
 # --config is kept unless the flag is given: defaults < config file < command line.
@@ -55,6 +54,8 @@ def settings_from_args(args: argparse.Namespace) -> SFTSettings:
 
 
 def run(args: argparse.Namespace) -> int:
+    from grape.training.train import sft
+
     result = sft(args.selected, args.output_dir, settings_from_args(args))
     m, s = result.metrics, result.settings
     print_table(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
+from typing import Any
 
 from grape.errors import GrapeError
 from grape.models.embedded import DEFAULT_TARGET
@@ -47,7 +46,7 @@ def learning_rate(settings: SFTSettings) -> float:
     return 1e-4 if settings.lora_r > 0 else 2e-5
 
 
-def use_bf16(settings: SFTSettings, device: torch.device) -> bool:
+def use_bf16(settings: SFTSettings, device: Any) -> bool:
     """Mixed precision: fp32 master weights, bf16 autocast for the matmuls.
 
     ``auto`` is bf16 on a GPU that has it. On a CPU it is fp32, even one with AMX: there a bf16 matmul
@@ -56,6 +55,8 @@ def use_bf16(settings: SFTSettings, device: torch.device) -> bool:
     dominate; see docs/experiments.md). ``--precision bf16`` still forces it.
     """
     if settings.precision == "auto":
+        import torch
+
         return device.type == "cuda" and torch.cuda.is_bf16_supported()
     if settings.precision in ("bf16", "bfloat16"):
         return True

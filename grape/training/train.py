@@ -12,6 +12,7 @@ batches, and only the main process writes the final model.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -66,7 +67,7 @@ def sft(
     settings = _resolved(settings, loaded, device)
     examples = tokenise_examples(rows, renderer, settings.max_length, file)
     out = Path(output_dir) if output_dir is not None else None
-    if out is not None:
+    if out is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under `accelerate launch`
         write_settings(settings, out / CONFIG_NAME, header=f"grape sft {file} --config {out / CONFIG_NAME}")
     with tempfile.TemporaryDirectory(prefix="grape-sft-") as scratch:  # the trainer's folder when nothing is saved
         trainer = _trainer(loaded, examples, settings, device, out, Path(scratch))

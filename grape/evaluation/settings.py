@@ -1,0 +1,27 @@
+"""The settings of `grape eval` (torch-free, so that `grape --help` stays fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from grape.data.layout import Columns
+from grape.models.embedded import DEFAULT_TARGET
+
+# A base model answering in the paper's format goes on to write the next "Question:"; a model trained
+# with EOS stops by itself, and the cut is then a no-op.
+PAPER_STOP = ["\nQuestion:"]
+
+
+@dataclass
+class EvalSettings:
+    model: str = DEFAULT_TARGET
+    template: str = "paper"  # the template the model was trained with
+    verifier: str = "math"
+    max_new_tokens: int = 256
+    batch_size: int = 16
+    stop: list[str] | None = None  # None: "\nQuestion:" with the paper template, nothing otherwise
+    limit: int | None = None  # evaluate the first N items only
+    columns: Columns = field(default_factory=Columns)
+    dtype: str = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
