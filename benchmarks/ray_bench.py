@@ -15,7 +15,9 @@ Runs are interleaved (single, ray-1, ray-2, ray-2, ray-1, single, ...) and the f
 reported, since other jobs on a shared machine come and go; the load average is printed with them.
 Per kind: wall seconds, candidates/s and tokens/s (each prompt once plus every response: what the
 engine computes), the scoring seconds alone (the single process's wall less its model load; each Ray
-worker's busy time), and the largest |Δ mean_logprob| against the single-process table (0: bit for bit).
+worker's busy time), the CPU seconds the run used in all processes (the figure that other jobs on
+the machine do not distort), and the largest |Δ mean_logprob| against the single-process table (0:
+bit for bit).
 """
 
 from __future__ import annotations
@@ -50,6 +52,22 @@ def timed(fn):
     return result, time.perf_counter() - started
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its descendants (Ray's daemons and workers, since
+    this process starts the local cluster; an exited worker counts in its parent's children times).
+    Unlike wall time, a run's share of it does not depend on other jobs on the machine."""
+    import psutil
+
+    me, total = psutil.Process(), 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="gemma-3-270m")
@@ -80,13 +98,15 @@ def main() -> None:
 
     def run(name: str, attempt: int) -> dict:
         output = folder / f"{name}-{attempt}.parquet"  # a fresh output: nothing to resume
+        cpu = tree_cpu_seconds()
         if name == "single":
             rows, seconds = timed(lambda: score(pool, output, settings))
-            return {"wall_s": seconds, "busy": [seconds - load_s], "rows": rows}
-        workers = int(name.removeprefix("ray-"))
-        rows, seconds = timed(lambda: score_on_ray(pool, output, settings, RaySettings(workers=workers)))
-        busy = [w["busy_s"] for w in read_sidecar(output)["ray"]["per_worker"].values()]
-        return {"wall_s": seconds, "busy": busy, "rows": rows}
+            busy = [seconds - load_s]
+        else:
+            cluster = RaySettings(workers=int(name.removeprefix("ray-")))
+            rows, seconds = timed(lambda: score_on_ray(pool, output, settings, cluster))
+            busy = [w["busy_s"] for w in read_sidecar(output)["ray"]["per_worker"].values()]
+        return {"wall_s": seconds, "busy": busy, "rows": rows, "cpu_s": tree_cpu_seconds() - cpu}
 
     # Interleaved (A B C C B A ...) and the best of each kept: other jobs on the machine come and go.
     order = ["single", "ray-1", "ray-2"]
@@ -105,7 +125,8 @@ def main() -> None:
           f"{args.model} {args.dtype}; {args.instructions} instructions, {candidates} candidates, {tokens:,} tokens; "
           f"part size {args.part_size}; Ray cluster start {ray_start_s:.1f} s (not in the figures); best of "
           f"{args.repeats}; load average {load_before:.1f} before, {load_after:.1f} after")  # fmt: skip
-    print(f"{'run':8} {'wall s':>8} {'cand/s':>8} {'tok/s':>8} {'vs single':>10} {'scoring s':>10} {'max |Δ|':>9}")
+    header = ("run", "wall s", "cand/s", "tok/s", "vs single", "scoring s", "CPU s", "max |Δ|")
+    print(f"{header[0]:8} " + " ".join(f"{h:>11}" for h in header[1:]))
     for name, result in results.items():
         delta = max(
             abs(a["mean_logprob"] - b["mean_logprob"])
@@ -113,8 +134,11 @@ def main() -> None:
             if a["status"] == "scored"
         )
         busy = " + ".join(f"{b:.1f}" for b in result["busy"])
-        print(f"{name:8} {result['wall_s']:8.1f} {candidates / result['wall_s']:8.2f} {tokens / result['wall_s']:8.0f} "
-              f"{result['wall_s'] / results['single']['wall_s']:9.2f}x {busy:>10} {delta:9.1e}")  # fmt: skip
+        wall = result["wall_s"]
+        ratio = wall / results["single"]["wall_s"]
+        cells = (f"{wall:.1f}", f"{candidates / wall:.2f}", f"{tokens / wall:.0f}", f"{ratio:.2f}x", busy,
+                 f"{result['cpu_s']:.0f}", f"{delta:.1e}")  # fmt: skip
+        print(f"{name:8} " + " ".join(f"{c:>11}" for c in cells))
 
 
 def engine_tokens(renderer, pool: Path) -> int:
