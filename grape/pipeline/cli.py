@@ -43,15 +43,15 @@ def headline(outcome: Outcome) -> str:
     if outcome.stage == "sft":
         done = output / "grape-sft.json"
         metrics = json.loads(done.read_text())["metrics"] if done.is_file() else {}
-        return (
-            f"{metrics.get('steps')} steps, loss {metrics.get('loss_first', 0):.3f} → {metrics.get('loss_last', 0):.3f}"
-        )
+        first, last = metrics.get("loss_first"), metrics.get("loss_last")
+        if first is None or last is None:
+            return f"{metrics.get('steps')} steps"
+        return f"{metrics.get('steps')} steps, loss {first:.3f} → {last:.3f}"
     meta = read_sidecar(output) if Path(output).is_file() else {}
     if outcome.stage == "eval" and meta.get("summary", {}).get("accuracy") is not None:
         s = meta["summary"]
-        return (
-            f"accuracy {100 * s['accuracy']:.1f}% [{100 * s['ci95'][0]:.1f}, {100 * s['ci95'][1]:.1f}] of {s['judged']}"
-        )
+        low, high = (100 * x for x in s["ci95"])
+        return f"accuracy {100 * s['accuracy']:.1f}% [{low:.1f}, {high:.1f}] of {s['judged']}"
     if outcome.stage == "select" and "summary" in meta:
         return f"{meta['summary']['selected']} selected of {meta['summary']['instructions']} instructions"
     if outcome.stage == "score" and "counts" in meta:

@@ -49,10 +49,11 @@ def learning_rate(settings: SFTSettings) -> float:
 def use_bf16(settings: SFTSettings, device: Any) -> bool:
     """Mixed precision: fp32 master weights, bf16 autocast for the matmuls.
 
-    ``auto`` is bf16 on a GPU that has it. On a CPU it is fp32, even one with AMX: there a bf16 matmul
-    alone runs ~4x faster, but a LoRA step of gemma-3-270m under autocast took 1.8x *longer* than in
-    fp32 (the casts of every weight on every step and the fp32 loss over Gemma's 262k vocabulary
-    dominate; see docs/experiments.md). ``--precision bf16`` still forces it.
+    ``auto`` is bf16 on a GPU that has it, fp32 on a CPU, even one with AMX: there a large bf16 matmul
+    alone runs ~4x faster, but a whole LoRA step of gemma-3-270m under autocast (weights cast on every
+    step, the loss over Gemma's 262k vocabulary in fp32 anyway) measured between 1.8x slower and 1.3x
+    faster on a loaded 2-core machine, and it changes the losses (docs/experiments.md). Not a clear
+    enough win to be the default; ``--precision bf16`` asks for it.
     """
     if settings.precision == "auto":
         import torch

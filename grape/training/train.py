@@ -130,6 +130,7 @@ def _trainer(
         seed=settings.seed,
         data_seed=settings.seed,
         logging_steps=settings.logging_steps,
+        logging_first_step=True,  # a loss to compare with, even in a run shorter than logging_steps
         save_strategy="steps" if out is not None else "no",
         save_steps=settings.save_steps,
         save_total_limit=settings.save_total_limit,
