@@ -28,6 +28,7 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,20 +53,41 @@ def timed(fn):
     return result, time.perf_counter() - started
 
 
-def tree_cpu_seconds() -> float:
-    """CPU seconds used so far by this process and its descendants (Ray's daemons and workers, since
-    this process starts the local cluster; an exited worker counts in its parent's children times).
-    Unlike wall time, a run's share of it does not depend on other jobs on the machine."""
-    import psutil
+class TreeCPU:
+    """CPU seconds used by this process and its descendants (Ray's daemons and workers: this process
+    starts the local cluster) while a block runs. Sampled twice a second, so that a process that exits
+    meanwhile (a Ray worker at the end of its pool) still counts. Unlike wall time, this figure does
+    not depend on what other jobs on the machine are doing."""
 
-    me, total = psutil.Process(), 0.0
-    for proc in [me, *me.children(recursive=True)]:
-        try:
-            t = proc.cpu_times()
-        except psutil.Error:
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
+    def __enter__(self) -> TreeCPU:
+        self.start = self._read()
+        self.last, self._stop = dict(self.start), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.last.update(self._read())
+        self.seconds = sum(used - self.start.get(pid, 0.0) for pid, used in self.last.items())
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            self.last.update(self._read())
+
+    @staticmethod
+    def _read() -> dict[int, float]:
+        import psutil
+
+        me, used = psutil.Process(), {}
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            used[proc.pid] = times.user + times.system
+        return used
 
 
 def main() -> None:
@@ -98,15 +120,15 @@ def main() -> None:
 
     def run(name: str, attempt: int) -> dict:
         output = folder / f"{name}-{attempt}.parquet"  # a fresh output: nothing to resume
-        cpu = tree_cpu_seconds()
-        if name == "single":
-            rows, seconds = timed(lambda: score(pool, output, settings))
-            busy = [seconds - load_s]
-        else:
-            cluster = RaySettings(workers=int(name.removeprefix("ray-")))
-            rows, seconds = timed(lambda: score_on_ray(pool, output, settings, cluster))
-            busy = [w["busy_s"] for w in read_sidecar(output)["ray"]["per_worker"].values()]
-        return {"wall_s": seconds, "busy": busy, "rows": rows, "cpu_s": tree_cpu_seconds() - cpu}
+        with TreeCPU() as cpu:
+            if name == "single":
+                rows, seconds = timed(lambda: score(pool, output, settings))
+                busy = [seconds - load_s]
+            else:
+                cluster = RaySettings(workers=int(name.removeprefix("ray-")))
+                rows, seconds = timed(lambda: score_on_ray(pool, output, settings, cluster))
+                busy = [w["busy_s"] for w in read_sidecar(output)["ray"]["per_worker"].values()]
+        return {"wall_s": seconds, "busy": busy, "rows": rows, "cpu_s": cpu.seconds}
 
     # Interleaved (A B C C B A ...) and the best of each kept: other jobs on the machine come and go.
     order = ["single", "ray-1", "ray-2"]
