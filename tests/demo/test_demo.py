@@ -35,6 +35,9 @@ def test_grape_demo_runs_and_writes_everything(tmp_path):
             best[r["id"]] = r["mean_logprob"]
     assert all(s["score"] == best[s["id"]] for s in selected)
     assert "Selection (grape)" in result.stderr and "chosen" in result.stderr
+    report = tmp_path / "out" / "report.html"  # the report is written beside the outputs, and its path printed
+    assert report.is_file() and "reference" in report.read_text()
+    assert str(report) in " ".join(result.stderr.split())
 
 
 def test_python_api_is_importable():
