@@ -35,8 +35,8 @@ from grape.scoring.parts import PART_SCHEMA
 from grape.scoring.progress import scoring_progress
 from grape.scoring.render import Renderer
 from grape.scoring.resume import Chunk, ScoreJob
-from grape.scoring.score import ScoreSettings
 from grape.scoring.score_worker import ScoreWorker
+from grape.scoring.settings import ScoreSettings
 
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
@@ -25,9 +25,7 @@ from grape.scoring.assemble import SCORES_SCHEMA, raise_first_problem, scores_ro
 from grape.scoring.chunk_scorer import WorkItem
 from grape.scoring.keys import instruction_key, settings_key
 from grape.scoring.parts import Outcome, PartsStore, part_name, parts_root
-
-if TYPE_CHECKING:
-    from grape.scoring.score import ScoreSettings
+from grape.scoring.settings import ScoreSettings
 
 
 @dataclass
