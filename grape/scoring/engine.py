@@ -54,7 +54,9 @@ class ScoringEngine:
         pieces = split_groups(groups, self.settings.max_row_tokens)
         units = [TokenGroup(groups[g].prompt, [groups[g].responses[k] for k in ks]) for g, ks in pieces]
         lengths = [u.length for u in units]
-        rows = plan_rows(lengths, self.settings.max_row_tokens)
+        # Rows are filled up to the longest piece (not beyond): padding stays small and masked
+        # attention, which costs the square of the row length, stays close to what each piece needs.
+        rows = plan_rows(lengths, min(self.settings.max_row_tokens, max(lengths, default=1)))
         row_lengths = [sum(lengths[u] for u in row) for row in rows]
         for batch_rows in plan_batches(row_lengths, self.settings.batch_tokens):
             batch = build_batch(units, [rows[r] for r in batch_rows])

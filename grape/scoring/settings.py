@@ -12,7 +12,7 @@ from grape.models.embedded import DEFAULT_TARGET
 @dataclass
 class EngineSettings:
     batch_tokens: int = 8192  # tokens per forward pass (rows x longest row)
-    max_row_tokens: int = 1024  # groups shorter than this share rows; longer groups are split
+    max_row_tokens: int = 1024  # longest packed row; longer groups are split (the prompt repeated)
     logits_budget_bytes: int = 256 * 2**20  # memory for one chunk of LM-head logits
 
 
