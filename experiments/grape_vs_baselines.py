@@ -12,12 +12,13 @@ paper's ablation), random (a random correct solution), ground_truth, strongest (
 Measures on held-out problems: mean log-prob per token of the ground-truth solution (the scorer, fp32)
 and accuracy of greedy answers (math verifier), with a 95% Wilson interval per run.
 
-CPU (about an hour on an idle 2-core machine):
-    nice -n 10 .venv/bin/python experiments/grape_vs_baselines.py --preset cpu
+CPU (about 45 minutes on an idle 2-core machine: two worker processes of one thread each):
+    .venv/bin/python experiments/grape_vs_baselines.py --preset cpu --workers 2
 GPU:
-    .venv/bin/python experiments/grape_vs_baselines.py --preset gpu
+    .venv/bin/python experiments/grape_vs_baselines.py --preset gpu --threads 0
 Results go to experiments/results/<preset>/ (runs.jsonl, one line per arm and seed; table.md). A re-run
-skips the (arm, seed) pairs already in runs.jsonl, so an interrupted run resumes.
+skips the (arm, seed) pairs already in runs.jsonl, so an interrupted run resumes; a re-run with other
+settings into the same folder is refused (its runs would not be comparable).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import random
 import statistics
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -46,7 +49,7 @@ STRONGEST = "175b_verification"  # the most often correct source in the pool (74
 ARMS = ("grape", "lowest", "random", "ground_truth", "strongest")
 PRESETS = {
     # n_train problems per seed; steps = n_train / batch per epoch; heldout for log-lik; acc_items for accuracy.
-    "cpu": dict(n_train=24, batch_size=4, epochs=1, heldout=48, acc_items=16, max_new_tokens=160, seeds=3),
+    "cpu": dict(n_train=48, batch_size=4, epochs=1, heldout=96, acc_items=32, max_new_tokens=160, seeds=3),
     "gpu": dict(n_train=400, batch_size=16, epochs=2, heldout=400, acc_items=400, max_new_tokens=256, seeds=5),
 }
 
@@ -125,6 +128,7 @@ def main() -> None:
         "oversubscription (greedy decoding ran 6x faster with 1 thread than 2 on a loaded 2-core machine)",
     )  # fmt: skip
     parser.add_argument("--out", default=None, help="results folder. Default: experiments/results/<preset>")
+    parser.add_argument("--workers", type=int, default=1, help="(arm, seed) runs in parallel, one process each")
     for key, value in PRESETS["cpu"].items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None, help=f"preset cpu: {value}")
     args = parser.parse_args()
@@ -132,8 +136,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
     out = Path(args.out or Path(__file__).parent / "results" / args.preset)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "settings.json").write_text(json.dumps({**settings, "lr": args.lr, "lora_r": args.lora_r}, indent=2))
+    record_settings(out / "settings.json", {**settings, "lr": args.lr, "lora_r": args.lora_r})
 
     held, pool = split(load_pool(POOL), settings["heldout"])
     train = {seed: random.Random(seed).sample(pool, settings["n_train"]) for seed in range(settings["seeds"])}
@@ -148,16 +151,48 @@ def main() -> None:
     scores = score_candidates(list(union.values()), base, out)
     runs_path = out / "runs.jsonl"
     done = {(r["arm"], r["seed"]) for r in _read_runs(runs_path)}
-    if ("base", -1) not in done:
-        files["eval_out"] = out / "answers" / "base.jsonl"
-        _append(runs_path, {"arm": "base", "seed": -1, **measure(base, files, settings)})
-    for seed, problems in train.items():
-        for arm in args.arms.split(","):
-            if (arm, seed) in done:
-                continue
-            files["eval_out"] = out / "answers" / f"{arm}-seed{seed}.jsonl"
-            _append(runs_path, run_arm(arm, seed, problems, scores, base, files, settings, args))
+    todo = [("base", -1)] if ("base", -1) not in done else []
+    todo += [(arm, seed) for seed in train for arm in args.arms.split(",") if (arm, seed) not in done]
+    tasks = [(arm, seed, train.get(seed, []), scores, files, settings, args) for arm, seed in todo]
+    if args.workers <= 1:
+        _worker_init(args.threads, base)
+        for task in tasks:
+            _append(runs_path, _run_task(task))
+    else:
+        del base  # each worker loads its own copy
+        spawn = get_context("spawn")  # a fresh interpreter: no OpenMP state inherited from this process
+        with ProcessPoolExecutor(args.workers, spawn, _worker_init, (args.threads,)) as workers:
+            for record in workers.map(_run_task, tasks):
+                _append(runs_path, record)
     write_table(runs_path, out / "table.md")
+
+
+def record_settings(path: Path, settings: dict) -> None:
+    """Write the run's settings; refuse to add runs to a folder whose earlier runs used other settings."""
+    if path.exists() and json.loads(path.read_text()) != settings:
+        raise SystemExit(f"{path.parent}: holds runs made with other settings ({path.read_text().strip()}); "
+                         "choose another --out or remove the folder")  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=2))
+
+
+_BASE: LoadedModel | None = None  # the untrained target, one per process
+
+
+def _worker_init(threads: int, base: LoadedModel | None = None) -> None:
+    global _BASE
+    if threads > 0:
+        torch.set_num_threads(threads)
+    _BASE = base or load_model("gemma-3-270m", "float32", "cpu")
+
+
+def _run_task(task: tuple) -> dict:
+    arm, seed, problems, scores, files, settings, args = task
+    name = "base" if arm == "base" else f"{arm}-seed{seed}"
+    files = {**files, "eval_out": Path(files["loglik"]).parent / "answers" / f"{name}.jsonl"}
+    if arm == "base":
+        return {"arm": "base", "seed": -1, **measure(_BASE, files, settings)}
+    return run_arm(arm, seed, problems, scores, _BASE, files, settings, args)
 
 
 def run_arm(arm, seed, problems, scores, base: LoadedModel, files, settings: dict, args) -> dict:
@@ -191,28 +226,36 @@ def _append(path: Path, record: dict) -> None:
 
 
 def write_table(runs_path: Path, target: Path) -> None:
+    """Per arm: mean ± std over seeds, and the paired difference to GRAPE (same seed, same problems)."""
     runs = _read_runs(runs_path)
-    lines = ["| arm | seeds | train fit (base) | held-out GT log-lik / token | held-out accuracy | correct / judged |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    grape = {r["seed"]: r for r in runs if r["arm"] == "grape"}
+    lines = ["| arm | seeds | train fit (base) | held-out GT log-lik / token | Δ log-lik vs grape (paired) "
+             "| held-out accuracy | Δ accuracy vs grape | correct / judged |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for arm in ("base", *ARMS):
         mine = [r for r in runs if r["arm"] == arm]
         if not mine:
             continue
         fits = [r["train_fit"] for r in mine if r.get("train_fit") is not None]
+        paired = [(r, grape[r["seed"]]) for r in mine if r["seed"] in grape and arm not in ("base", "grape")]
+        d_loglik = [r["heldout_loglik"] - g["heldout_loglik"] for r, g in paired]
+        d_accuracy = [100 * (r["accuracy"] - g["accuracy"]) for r, g in paired]
+        loglik, accuracy = [r["heldout_loglik"] for r in mine], [100 * r["accuracy"] for r in mine]
         lines.append(f"| {arm} | {len(mine) if arm != 'base' else '–'} | {_mean_std(fits, 3)} | "
-                     f"{_mean_std([r['heldout_loglik'] for r in mine], 4)} | "
-                     f"{_mean_std([100 * r['accuracy'] for r in mine], 1)}% | "
+                     f"{_mean_std(loglik, 4)} | {_mean_std(d_loglik, 4, signed=True)} | "
+                     f"{_mean_std(accuracy, 1)}% | {_mean_std(d_accuracy, 1, signed=True)} | "
                      f"{sum(r['correct'] for r in mine)} / {sum(r['judged'] for r in mine)} |")  # fmt: skip
     target.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
-def _mean_std(values: list[float], digits: int) -> str:
+def _mean_std(values: list[float], digits: int, signed: bool = False) -> str:
     if not values:
         return "–"
+    sign = "+" if signed else ""
     if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+        return f"{values[0]:{sign}.{digits}f}"
+    return f"{statistics.mean(values):{sign}.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 if __name__ == "__main__":
