@@ -39,8 +39,28 @@ def peak_rss(result: dict):
         result["peak_delta"] = max(peak[0], rss_bytes()) - start
 
 
-def matmul_peak_flops(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 5) -> float:
-    """The machine's measured dense matmul rate (FLOP/s) in ``dtype``: the yardstick for utilisation."""
+@contextmanager
+def peak_memory(result: dict, device: torch.device):
+    """``result['peak_delta']``: the block's peak memory above the level at entry, in bytes: the CUDA
+    allocator's peak on a GPU, resident memory (sampled) on the CPU."""
+    if device.type != "cuda":
+        with peak_rss(result):
+            yield
+        return
+    torch.cuda.synchronize(device)
+    start = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    try:
+        yield
+    finally:
+        torch.cuda.synchronize(device)
+        result["peak_delta"] = torch.cuda.max_memory_allocated(device) - start
+
+
+def matmul_peak_flops(dtype: torch.dtype, device: torch.device, n: int | None = None, repeats: int = 5) -> float:
+    """The machine's measured dense matmul rate (FLOP/s) in ``dtype``: the yardstick for utilisation.
+    Square products of side 2,048 on a CPU; 8,192 on a GPU, which small products leave partly idle."""
+    n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     torch.matmul(a, b)  # warm-up
