@@ -3,6 +3,8 @@
     import grape
     rows = grape.score("candidates.jsonl", "scores.parquet", model="gemma-3-270m")
     chosen, summary = grape.select("scores.parquet", "selected.jsonl", strategy="grape")
+
+The same stages run from the shell as `grape score`, `grape select`, ... (`grape --help`).
 """
 
 __version__ = "0.1.0"

@@ -36,9 +36,13 @@ class GroupScores:
 class ScoringEngine:
     def __init__(self, model, settings: EngineSettings | None = None):
         self.model = model
-        self.settings = settings or EngineSettings()
         self.decoder = model.base_model  # the transformer without its LM head
         self.head = head_settings(model)
+        self.settings = (settings or EngineSettings()).for_device(self.device.type)
+        if self.settings.compile:
+            # dynamic=True: batch shapes change from batch to batch; one graph serves them all. The first
+            # batches pay the compilation (about a minute for an 8B model), the rest run fused kernels.
+            self.decoder = torch.compile(self.decoder, dynamic=True)
         self.chunk_rows = chunk_rows_for(self.head["weight"].shape[0], self.settings.logits_budget_bytes)
         self.windows = _attention_windows(model.config)
 

@@ -9,6 +9,7 @@ from tiny_models import tiny_gemma3, tiny_llama
 
 from grape.scoring.engine import EngineSettings, ScoringEngine
 from grape.scoring.packing import TokenGroup
+from grape.scoring.settings import DEVICE_DEFAULTS
 
 TOLERANCE = 1e-4
 
@@ -81,3 +82,23 @@ def test_bfloat16_engine_is_close_to_float32_reference():
         for k, response in enumerate(group.responses):
             reference = naive_sum_logprob(model, group.prompt, response)
             assert abs(reference - result.sum_logprob[k]) / len(response) < 0.05
+
+
+def test_unset_settings_take_the_device_defaults():
+    assert EngineSettings().for_device("cpu") == DEVICE_DEFAULTS["cpu"]
+    assert EngineSettings().for_device("cuda") == DEVICE_DEFAULTS["cuda"]
+    mixed = EngineSettings(batch_tokens=100, compile=True).for_device("cuda")
+    assert (mixed.batch_tokens, mixed.max_row_tokens, mixed.compile) == (
+        100,
+        DEVICE_DEFAULTS["cuda"].max_row_tokens,
+        True,
+    )
+    assert ScoringEngine(tiny_llama()).settings == DEVICE_DEFAULTS["cpu"]
+
+
+def test_compiled_engine_matches_reference():
+    """torch.compile (dynamic shapes) fuses the decoder's kernels; the scores must not move. Batches of
+    different shapes go through the one compiled graph."""
+    model = tiny_llama()
+    groups = random_groups(model.config.vocab_size, 8, seed=12)
+    assert max_error(model, groups, EngineSettings(256, 128, compile=True)) < TOLERANCE

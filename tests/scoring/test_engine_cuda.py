@@ -5,7 +5,7 @@ import pytest
 import torch
 from reference import naive_sum_logprob
 from test_engine import random_groups
-from tiny_models import tiny_gemma3
+from tiny_models import tiny_gemma3, tiny_llama
 
 from grape.scoring.engine import EngineSettings, ScoringEngine
 
@@ -31,3 +31,26 @@ def test_cuda_bfloat16_engine_is_close():
     for group, result in zip(groups, results, strict=True):
         for k, response in enumerate(group.responses):
             assert abs(naive_sum_logprob(cpu, group.prompt, response) - result.sum_logprob[k]) / len(response) < 0.05
+
+
+def test_cuda_engine_untied_head_in_small_chunks():
+    """Llama shape (untied head), logits reduced a few rows at a time, long and short groups in one batch."""
+    cpu = tiny_llama()
+    gpu = tiny_llama().cuda()
+    groups = random_groups(cpu.config.vocab_size, 10, seed=23, prompt=(1, 60), response=(1, 50), k=(1, 9))
+    settings = EngineSettings(batch_tokens=1024, max_row_tokens=256, logits_budget_bytes=8 * cpu.config.vocab_size * 6)
+    results = ScoringEngine(gpu, settings).score(groups)
+    for group, result in zip(groups, results, strict=True):
+        assert result.n_tokens.tolist() == [len(r) for r in group.responses]
+        for k, response in enumerate(group.responses):
+            assert abs(naive_sum_logprob(cpu, group.prompt, response) - result.sum_logprob[k]) / len(response) < 1e-4
+
+
+def test_cuda_compiled_engine_matches_reference():
+    cpu = tiny_gemma3(sliding_window=8)
+    gpu = tiny_gemma3(sliding_window=8).cuda()
+    groups = random_groups(cpu.config.vocab_size, 12, seed=24)
+    results = ScoringEngine(gpu, EngineSettings(512, 256, compile=True)).score(groups)
+    for group, result in zip(groups, results, strict=True):
+        for k, response in enumerate(group.responses):
+            assert abs(naive_sum_logprob(cpu, group.prompt, response) - result.sum_logprob[k]) / len(response) < 1e-4
