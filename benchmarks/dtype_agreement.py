@@ -17,25 +17,29 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from grape.evaluation.metrics import wilson_interval
 from grape.scoring.score import ScoreSettings, score
 from grape.selection.select import select
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval" / "model_outputs.jsonl"
 
 
-def subset(path: Path, n: int, max_chars: int) -> Path:
-    """The first n instructions with all their candidates (responses cut at max_chars to bound the cost)."""
-    chosen: dict[str, int] = {}
+def subset(path: Path, n: int, max_chars: int, skip: int = 0) -> Path:
+    """Instructions skip+1 .. skip+n (in file order) with all their candidates (responses cut at
+    max_chars to bound the cost)."""
+    seen: dict[str, int] = {}
     out = Path(tempfile.mkdtemp()) / "subset.jsonl"
     with path.open() as source, out.open("w") as sink:
         for line in source:
             row = json.loads(line)
-            if row["instruction"] not in chosen and len(chosen) == n:
+            if row["instruction"] not in seen and len(seen) == skip + n:
                 continue
-            chosen.setdefault(row["instruction"], len(chosen))
-            row["output"] = row["output"][:max_chars]
-            sink.write(json.dumps(row) + "\n")
+            index = seen.setdefault(row["instruction"], len(seen))
+            if index >= skip:
+                row["output"] = row["output"][:max_chars]
+                sink.write(json.dumps(row) + "\n")
     return out
 
 
@@ -44,11 +48,15 @@ def main() -> None:
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--instructions", type=int, default=120)
     parser.add_argument("--max-chars", type=int, default=1500, help="cut responses here (cost bound)")
+    parser.add_argument("--skip", type=int, default=0, help="start after this many instructions (a fresh sample)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
     args = parser.parse_args()
     if not DATA.is_file():
         raise SystemExit(f"{DATA} is absent: this benchmark needs the shared AlpacaEval outputs")
-    path = subset(DATA, args.instructions, args.max_chars)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    path = subset(DATA, args.instructions, args.max_chars, args.skip)
     runs, seconds = {}, {}
     for dtype in ("float32", "bfloat16"):
         started = time.perf_counter()
@@ -58,7 +66,8 @@ def main() -> None:
     pairs = [(a, b) for a, b in zip(exact, low, strict=True) if a["status"] == "scored"]
     delta = np.array([abs(a["mean_logprob"] - b["mean_logprob"]) for a, b in pairs])
     choice = {dtype: {c["id"]: c["candidate"] for c in select(rows)[0]} for dtype, rows in runs.items()}
-    flips = sum(choice["float32"][i] != choice["bfloat16"].get(i) for i in choice["float32"])
+    flipped = [i for i in choice["float32"] if choice["float32"][i] != choice["bfloat16"].get(i)]
+    flips = len(flipped)
     margins = defaultdict(list)
     for row in exact:
         if row["status"] == "scored":
@@ -69,6 +78,7 @@ def main() -> None:
         "mean_abs_delta": float(delta.mean()), "p99_abs_delta": float(np.quantile(delta, 0.99)),
         "max_abs_delta": float(delta.max()), "selection_flips": int(flips),
         "flip_share": flips / max(len(choice["float32"]), 1),
+        "flip_share_95ci": wilson_interval(flips, len(choice["float32"])), "flipped_ids": flipped,
         "median_best_margin_fp32": float(np.median(gaps)), "seconds": seconds,
     }  # fmt: skip
     print(json.dumps(result, indent=2))
