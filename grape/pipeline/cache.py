@@ -41,16 +41,6 @@ def content_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def model_fingerprint(spec: str) -> str:
-    """A local model directory or file: its files' sizes and modification times; an alias or Hub id: itself."""
-    path = Path(spec)
-    if not path.exists():
-        return spec
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()
-
-
 def stage_key(stage: str, settings: dict[str, Any], fingerprints: dict[str, str]) -> str:
     payload = {"stage": stage, "grape": __version__, "settings": settings, "inputs": fingerprints}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

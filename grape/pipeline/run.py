@@ -16,6 +16,7 @@ import yaml
 
 from grape.console import console
 from grape.errors import GrapeError
+from grape.models.fingerprint import model_fingerprint
 from grape.pipeline import cache
 from grape.pipeline.spec import Pipeline, StagePlan, parse_pipeline
 from grape.pipeline.stages import STAGES
@@ -51,7 +52,7 @@ def _run_stage(plan: StagePlan, done: dict[str, Outcome], force: bool) -> Outcom
     inputs, fingerprints = _inputs(plan, done)
     settings = settings_dict(plan.settings)
     if isinstance(settings.get("model"), str):  # a local model directory may change under the same path
-        fingerprints["settings.model"] = cache.model_fingerprint(settings["model"])
+        fingerprints["settings.model"] = model_fingerprint(settings["model"])
     key = cache.stage_key(plan.name, settings, fingerprints)
     if not force and cache.is_cached(plan.folder, key, plan.output):
         state = cache.finished_state(plan.folder) or {}
