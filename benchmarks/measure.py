@@ -1,4 +1,5 @@
-"""Measuring helpers for the benchmarks: peak resident memory of a block, matmul peak, model FLOPs."""
+"""Measuring helpers for the benchmarks: peak memory of a block, the machine's measured matmul peak, and
+the machine's state (load average, CPUs, threads, versions) to record beside every figure."""
 
 from __future__ import annotations
 
@@ -76,21 +77,33 @@ def matmul_peak_flops(dtype: torch.dtype, device: torch.device, n: int | None = 
     return 2 * n**3 / best
 
 
-def useful_flops(model, prompt_tokens: int, response_tokens: list[int]) -> float:
-    """FLOPs one instruction needs at the least: the transformer once over P + sum(R) tokens (prompt
-    shared), the LM head only on the response tokens, attention scores over each sequence's causal
-    prefix. Embedding lookups are free."""
-    config = model.config
-    head = model.get_output_embeddings().weight
-    body_params = sum(p.numel() for p in model.parameters()) - head.numel()
-    if not getattr(config, "tie_word_embeddings", False):
-        body_params -= model.get_input_embeddings().weight.numel()
-    n_tokens = prompt_tokens + sum(response_tokens)
-    width = config.num_attention_heads * (
-        getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    )
-    # QK^T and PV (2 matmuls x 2 FLOPs per multiply-add): prompt rows see a causal triangle of the prompt,
-    # response rows see the whole prompt plus a causal triangle of their own response.
-    pairs = prompt_tokens**2 / 2 + sum(r * prompt_tokens + r**2 / 2 for r in response_tokens)
-    attention = config.num_hidden_layers * 4 * width * pairs
-    return 2 * body_params * n_tokens + 2 * head.numel() * sum(response_tokens) + attention
+def load_average() -> float:
+    """The 1-minute load average: runnable threads, averaged. On a quiet machine it is about the number
+    of threads this benchmark itself keeps busy; much more means other jobs share the cores."""
+    return os.getloadavg()[0]
+
+
+def machine_state(device: torch.device) -> dict:
+    """What to record beside a figure: processor, cores, threads, versions, date."""
+    import datetime
+    import platform
+
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }

@@ -1,33 +1,46 @@
-"""Scoring speed: grape's engine against two baselines, in one process, on the same pairs.
+"""Scoring speed: grape's engine against two baselines, in one process, on the same pairs, repeated.
 
-    .venv/bin/python benchmarks/score_bench.py                       # gemma-3-270m, K=4, P=256, R=64, fp32
+    .venv/bin/python benchmarks/score_bench.py                       # gemma-3-270m, 2 x K=4, P=256, R≈64, fp32
+    .venv/bin/python benchmarks/score_bench.py --instructions 8 --json speed.json
     .venv/bin/python benchmarks/score_bench.py --dtype bfloat16
-    .venv/bin/python benchmarks/score_bench.py --memory-case         # 16 candidates x 1,024 tokens
-    python benchmarks/score_bench.py --random-shape llama-3.1-8b --dtype bfloat16 --instructions 128  # a GPU
+    .venv/bin/python benchmarks/score_bench.py --memory-case --skip-baselines --rounds 1  # 16 x 1,024 tokens
+    python benchmarks/score_bench.py --random-shape llama-3.1-8b --dtype bfloat16 --instructions 64  # a GPU
 
-Baselines:
-  naive   one pair at a time, full forward, full log_softmax over the vocabulary, gather
-          (what IFD / Superfiltering-style scripts do);
-  padded  pairs right-padded into batches, full logits for every position, log_softmax, gather
-          (what reference-log-prob passes in DPO trainers do); no prefix sharing.
-Each prints tokens/s (prompt+response tokens of all pairs, the same numerator for all), useful FLOP/s
-as a fraction of the matmul peak measured here in the same dtype, peak memory above the loaded model,
-and the max |Δ mean_logprob| against the naive reference.
+Baselines (baseline_scorers.py): naive, one pair at a time with full logits (IFD / Superfiltering-style
+scripts); padded, pairs right-padded into batches of --padded-batch with full logits (DPO trainers'
+reference passes).
+How it times them: after a warm-up, --rounds rounds; each round runs every method once, in an order that
+rotates from round to round. Per method it prints the median tokens/s (prompt+response tokens of all
+pairs, the same numerator for all) and the spread over rounds; ratios are medians of per-round ratios
+(both timings of a ratio saw the same load), printed only when the per-round ratio and both rates vary
+by at most --max-spread percent. It records the 1-minute load average before, at each round and after.
+Each method's FLOPs are counted from the model's shape (flop_count.py): naive / engine in FLOPs is the
+speed-up equal efficiency would give, and the measured ratio over it is what faster kernels add.
+Also: useful FLOP/s (the engine's minimal FLOPs, for every method) and each method's own FLOP/s, as a
+fraction of the matmul peak measured here in the same dtype; peak memory above the loaded model (max
+over rounds); the max |Δ mean_logprob| against the naive reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
-from measure import matmul_peak_flops, peak_memory, useful_flops
+from baseline_scorers import naive_scores, padded_scores
+from flop_count import ModelShape, engine_flops, naive_flops, padded_flops, shape_of
+from measure import load_average, machine_state, matmul_peak_flops, peak_memory
 from random_model import SHAPES, random_model
+from round_stats import MAX_SPREAD_PCT, per_round_ratios, ratio_refusal, rotated_order, spread_of
 
 from grape.models.load import load_model, resolve_device, resolve_dtype
 from grape.scoring.engine import EngineSettings, ScoringEngine
-from grape.scoring.packing import TokenGroup
+from grape.scoring.packing import TokenGroup, split_groups
 from grape.scoring.settings import DEVICE_DEFAULTS
 
 
@@ -39,71 +52,93 @@ def make_groups(vocab: int, n: int, k: int, prompt: int, response: int, seed: in
             for _ in range(n)]  # fmt: skip
 
 
-@torch.inference_mode()
-def naive_scores(model, groups: list[TokenGroup]) -> list[list[float]]:
-    out = []
-    for group in groups:
-        sums = []
-        for response in group.responses:
-            ids = torch.tensor([group.prompt + response], device=model.device)
-            logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
-            rows = torch.arange(len(group.prompt) - 1, ids.shape[1] - 1, device=model.device)
-            sums.append(float(logprobs[rows, ids[0, len(group.prompt) :]].sum()))
-        out.append(sums)
-    return out
-
-
-@torch.inference_mode()
-def padded_scores(model, groups: list[TokenGroup], batch_size: int) -> list[list[float]]:
-    pairs = [(g, k) for g in range(len(groups)) for k in range(len(groups[g].responses))]
-    out = [[0.0] * len(g.responses) for g in groups]
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        seqs = [groups[g].prompt + groups[g].responses[k] for g, k in chunk]
-        width = max(map(len, seqs))
-        ids = torch.zeros(len(seqs), width, dtype=torch.long)
-        mask = torch.zeros(len(seqs), width, dtype=torch.long)
-        for i, seq in enumerate(seqs):
-            ids[i, : len(seq)], mask[i, : len(seq)] = torch.tensor(seq), 1
-        ids, mask = ids.to(model.device), mask.to(model.device)
-        logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-        for i, (g, k) in enumerate(chunk):
-            p, r = len(groups[g].prompt), len(groups[g].responses[k])
-            rows = torch.arange(p - 1, p - 1 + r, device=model.device)
-            out[g][k] = float(logprobs[i, rows, ids[i, p : p + r]].sum())
-    return out
-
-
 def engine_scores(model, groups: list[TokenGroup], settings: EngineSettings) -> list[list[float]]:
     return [r.sum_logprob.tolist() for r in ScoringEngine(model, settings).score(groups)]
 
 
-def run(name, fn, groups, reference, flops_needed, peak, tokens, device, spec_peak=None) -> dict:
+@dataclass
+class Method:
+    run: Callable[[], list[list[float]]]  # the sum of log-probs per candidate, as Python floats
+    flops: float  # what it computes, counted by flop_count.py
+    seconds: list[float] = field(default_factory=list)  # one per round
+    peak_bytes: list[int] = field(default_factory=list)
+    sums: list[list[float]] | None = None  # of the last round
+
+
+def timed(method: Method, device: torch.device) -> None:
+    """One run: its seconds, peak memory above the level at entry, and sums appended to ``method``."""
     memory: dict = {}
     with peak_memory(memory, device):
         started = time.perf_counter()
-        sums = fn()  # every method returns Python floats, so its GPU work has finished here
-        seconds = time.perf_counter() - started
-    error = 0.0
-    if reference is not None:
-        for g, group in enumerate(groups):
-            for k, response in enumerate(group.responses):
-                error = max(error, abs(sums[g][k] - reference[g][k]) / len(response))
-    result = {
-        "name": name,
-        "seconds": seconds,
-        "tokens_per_s": tokens / seconds,
-        "mfu": flops_needed / seconds / peak,
-        "peak_mib": memory["peak_delta"] / 2**20,
-        "max_err": error,
-    }
-    spec = f"  MFU {100 * flops_needed / seconds / spec_peak:5.1f}% of spec" if spec_peak else ""
-    print(f"{name:14s} {seconds:8.2f} s {result['tokens_per_s']:10.0f} tok/s  useful {100 * result['mfu']:5.1f}% "
-          f"of measured peak{spec}  +{result['peak_mib']:7.0f} MiB  max|Δmean| {error:.2e}", flush=True)  # fmt: skip
-    return {**result, "sums": sums}
+        method.sums = method.run()  # every method returns Python floats, so its GPU work has finished here
+        method.seconds.append(time.perf_counter() - started)
+    method.peak_bytes.append(memory["peak_delta"])
+
+
+def max_error(groups: list[TokenGroup], sums: list[list[float]], reference: list[list[float]]) -> float:
+    """Largest |Δ mean log-prob| per candidate of ``sums`` against ``reference``."""
+    return max(abs(sums[g][k] - reference[g][k]) / len(response)
+               for g, group in enumerate(groups) for k, response in enumerate(group.responses))  # fmt: skip
+
+
+def engine_work(shape: ModelShape, groups: list[TokenGroup], max_row_tokens: int) -> float:
+    """The engine's FLOPs: each piece of a group (split when it does not fit one row) repeats the prompt."""
+    return sum(engine_flops(shape, len(groups[g].prompt), [len(groups[g].responses[k]) for k in piece])
+               for g, piece in split_groups(groups, max_row_tokens))  # fmt: skip
+
+
+def summarise(methods: dict[str, Method], tokens: int, useful: float, peak: float, groups, spec_peak) -> dict:
+    """Per method: tokens/s over the rounds (median, spread), FLOP rates at the median, memory, error."""
+    reference = methods["naive"].sums if "naive" in methods else None
+    print(f"\n{'method':18s} {'tok/s':>7s} {'min-max':>13s} {'range':>6s} {'IQR':>6s} {'useful/peak':>11s} "
+          f"{'own/peak':>8s} {'GFLOP':>7s} {'+MiB':>7s}  max|Δmean|")  # fmt: skip
+    summary = {}
+    for name, method in methods.items():
+        rate = spread_of([tokens / s for s in method.seconds])
+        seconds = tokens / rate.median
+        entry = {
+            "tokens_per_s": rate.as_dict(),
+            "seconds_per_round": method.seconds,
+            "flops": method.flops,
+            "useful_of_peak": useful / seconds / peak,
+            "own_of_peak": method.flops / seconds / peak,
+            "useful_of_spec_peak": useful / seconds / spec_peak if spec_peak else None,
+            "peak_mib": max(method.peak_bytes) / 2**20,
+            "max_err": max_error(groups, method.sums, reference) if reference else None,
+        }
+        summary[name] = entry
+        error = f"{entry['max_err']:.2e}" if reference else "-"
+        spec = f"  MFU {100 * entry['useful_of_spec_peak']:5.1f}% of spec" if spec_peak else ""
+        print(f"{name:18s} {rate.median:7.0f} {rate.low:6.0f}-{rate.high:<6.0f} {rate.range_pct:5.1f}% "
+              f"{rate.iqr_pct:5.1f}% {100 * entry['useful_of_peak']:10.1f}% {100 * entry['own_of_peak']:7.1f}% "
+              f"{method.flops / 1e9:7.0f} {entry['peak_mib']:7.0f}  {error}{spec}")  # fmt: skip
+    return summary
+
+
+def compare(methods: dict[str, Method], engines: list[str], tokens: int, max_spread: float) -> dict:
+    """Engine / baseline ratios from per-round ratios, each beside the FLOP ratio of the two methods."""
+    ratios = {}
+    print()
+    for engine in engines:
+        for base in ("naive", "padded"):
+            rates = {name: [tokens / s for s in methods[name].seconds] for name in (engine, base)}
+            ratio = spread_of(per_round_ratios(rates[engine], rates[base]))
+            refusal = ratio_refusal([ratio, spread_of(rates[engine]), spread_of(rates[base])], max_spread)
+            work = methods[base].flops / methods[engine].flops
+            entry = {"ratio": ratio.as_dict(), "flop_ratio": work, "refused": refusal, "kernel_factor": None}
+            label = f"{engine} / {base}"
+            if refusal:
+                print(f"{label:24s} {refusal}  (FLOP ratio {work:.2f}x: the speed-up equal efficiency would give)")
+            else:
+                entry["kernel_factor"] = ratio.median / work
+                print(f"{label:24s} {ratio.median:.2f}x (rounds {ratio.low:.2f}-{ratio.high:.2f}x) = "
+                      f"{work:.2f}x less work (FLOPs) x {ratio.median / work:.2f}x faster work")  # fmt: skip
+            ratios[label] = entry
+    return ratios
 
 
 def main() -> None:
+    load_at_start = load_average()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument(
@@ -114,10 +149,18 @@ def main() -> None:
     )
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--instructions", type=int, default=8)
+    parser.add_argument("--instructions", type=int, default=2, help="8: the workload of issue 12 (4x longer)")
     parser.add_argument("-k", type=int, default=4)
     parser.add_argument("--prompt-tokens", type=int, default=256)
     parser.add_argument("--response-tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5, help="each round runs every method once, order rotating")
+    parser.add_argument(
+        "--max-spread",
+        type=float,
+        default=MAX_SPREAD_PCT,
+        help="largest spread, (max-min)/median in %%, of a ratio or its two rates at which the ratio is printed",
+    )
+    parser.add_argument("--json", default=None, help="also write every figure, the machine and its load here")
     parser.add_argument("--padded-batch", type=int, default=8, help="pairs per batch of the padded baseline")
     parser.add_argument(
         "--batch-tokens",
@@ -142,6 +185,8 @@ def main() -> None:
     parser.add_argument("--skip-baselines", action="store_true", help="engine only (e.g. on a large GPU model)")
     parser.add_argument("--memory-case", action="store_true", help="one instruction, 16 candidates x 1,024 tokens")
     args = parser.parse_args()  # fmt: skip
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.memory_case:
         args.instructions, args.k, args.prompt_tokens, args.response_tokens = 1, 16, 64, 1024
     torch.manual_seed(0)
@@ -155,41 +200,72 @@ def main() -> None:
     if args.memory_case:  # exactly 1,024 tokens each
         groups = [TokenGroup(g.prompt, [(r * 2)[: args.response_tokens] for r in g.responses]) for g in groups]
     tokens = sum(len(g.prompt) * len(g.responses) + sum(map(len, g.responses)) for g in groups)
-    flops = sum(useful_flops(model, len(g.prompt), [len(r) for r in g.responses]) for g in groups)
+    shape = shape_of(model)
+    useful = sum(engine_flops(shape, len(g.prompt), [len(r) for r in g.responses]) for g in groups)
     peak = matmul_peak_flops(loaded.dtype, device)
     spec_peak = args.spec_peak_tflops * 1e12 if args.spec_peak_tflops else None
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
-    print(f"model {loaded.identity['spec']} ({loaded.identity['n_parameters'] / 1e6:.0f}M) {args.dtype} on {where}; "
-          f"{args.instructions} instructions x K={args.k}, P={args.prompt_tokens}, R≈{args.response_tokens}; "
-          f"matmul peak measured {peak / 1e9:.0f} GFLOP/s", flush=True)  # fmt: skip
+    machine = machine_state(device)
+    cpus = f"cpu ({machine['cpus_usable']} usable of {machine['cpus']})"
+    where = machine["device"] if device.type == "cuda" else cpus
+    print(f"model {loaded.identity['spec']} ({loaded.identity['n_parameters'] / 1e6:.0f}M) {args.dtype} on {where}, "
+          f"{machine['torch_threads']} torch threads; {args.instructions} instructions x K={args.k}, "
+          f"P={args.prompt_tokens}, R≈{args.response_tokens}; matmul peak measured {peak / 1e9:.0f} GFLOP/s "
+          f"(best of 5)", flush=True)  # fmt: skip
     defaults = DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
     budgets = [int(b) for b in (args.batch_tokens or str(defaults.batch_tokens)).split(",")]
     row_caps = [int(r) for r in (args.max_row_tokens or str(defaults.max_row_tokens)).split(",")]
     logits = args.logits_mib * 2**20 if args.logits_mib else None
     settings = [EngineSettings(b, r, logits, args.compile) for r in row_caps for b in budgets]
-    # Warm-up: kernels load and tune on first use. A GPU gets a full pass per setting (it is quick);
-    # a CPU one group (its first pass would take minutes).
-    for setting in settings if device.type == "cuda" else settings[:1]:
+    # Warm-up: kernels load and tune on first use, for each batch shape (oneDNN builds a primitive per
+    # shape), so the engine gets a full pass per setting; the baselines warm up on a group or two below.
+    for setting in settings:
         started = time.perf_counter()
-        engine_scores(model, groups if device.type == "cuda" else groups[:1], setting)
+        engine_scores(model, groups, setting)
         print(f"warm-up {time.perf_counter() - started:.1f} s (kernel loading, tuning; compiling with --compile)")
-    measured = (flops, peak, tokens, device, spec_peak)
-    results = {}
-    reference = None
+    methods: dict[str, Method] = {}
+    lengths = [len(g.prompt) + len(r) for g in groups for r in g.responses]  # of each pair
     if not args.skip_baselines:
-        naive_scores(model, groups[:1])  # its own kernels warmed up too
+        naive_scores(model, groups[:1])  # their own kernels warmed up too
         padded_scores(model, groups[:2], args.padded_batch)
-        results["naive"] = run("naive", lambda: naive_scores(model, groups), groups, None, *measured)
-        reference = results["naive"]["sums"]
-        results["padded"] = run("padded", lambda: padded_scores(model, groups, args.padded_batch), groups, reference,
-                                *measured)  # fmt: skip
+        methods["naive"] = Method(lambda: naive_scores(model, groups), sum(
+            naive_flops(shape, len(g.prompt), [len(r) for r in g.responses]) for g in groups))  # fmt: skip
+        methods["padded"] = Method(lambda: padded_scores(model, groups, args.padded_batch),
+                                   padded_flops(shape, lengths, args.padded_batch))  # fmt: skip
+    engines = []
     for setting in settings:
         name = f"engine@{setting.batch_tokens}/{setting.max_row_tokens}" if len(settings) > 1 else "engine"
-        results[name] = run(name, lambda s=setting: engine_scores(model, groups, s), groups, reference, *measured)
-        if not args.skip_baselines:
-            rate = results[name]["tokens_per_s"]
-            print(f"  {name} / naive  {rate / results['naive']['tokens_per_s']:.2f}x   "
-                  f"{name} / padded {rate / results['padded']['tokens_per_s']:.2f}x")  # fmt: skip
+        methods[name] = Method(lambda s=setting: engine_scores(model, groups, s),
+                               engine_work(shape, groups, setting.max_row_tokens))  # fmt: skip
+        engines.append(name)
+    loads = {"start": load_at_start, "rounds": [], "after": None}
+    print(f"load average (1 min): {load_at_start:.2f} at start", flush=True)
+    for r in range(args.rounds):
+        loads["rounds"].append(load_average())
+        order = rotated_order(list(methods), r)
+        for name in order:
+            timed(methods[name], device)
+        print(f"round {r + 1}/{args.rounds} (load {loads['rounds'][-1]:.2f}): "
+              + ", ".join(f"{name} {methods[name].seconds[-1]:.2f} s" for name in order), flush=True)  # fmt: skip
+    loads["after"] = load_average()
+    print(f"load average (1 min): {load_at_start:.2f} at start, {loads['rounds'][0]:.2f} before the rounds, "
+          f"{loads['after']:.2f} after, on {machine['cpus_usable']} CPUs (this benchmark alone keeps "
+          f"~{machine['torch_threads']} busy)")  # fmt: skip
+    summary = summarise(methods, tokens, useful, peak, groups, spec_peak)
+    ratios = compare(methods, engines, tokens, args.max_spread) if not args.skip_baselines else {}
+    if args.json:
+        record = {
+            "machine": machine,
+            "load_average_1min": loads,
+            "settings": vars(args),
+            "workload": {"pair_tokens": tokens, "instructions": len(groups), "candidates": len(lengths)},
+            "matmul_peak_flops": peak,
+            "useful_flops": useful,
+            "max_spread_pct": args.max_spread,
+            "methods": summary,
+            "ratios": ratios,
+        }
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {args.json}")
     if args.profile:
         print_profile(lambda: engine_scores(model, groups, settings[0]), device)
 
