@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from grape.data.read_rows import RawRow, read_rows
 from grape.data.records import Candidate, Instruction
+from grape.data.surrogates import first_lone_surrogate, without_lone_surrogates
 from grape.errors import GrapeError, InputError
 
 OnError = Literal["fail", "skip"]
@@ -122,6 +123,12 @@ def _prompt(data: dict[str, Any], name: str | None, row: int, problems: _Problem
     return None, problems.report(row, name, "invalid_prompt", "expected a string or a list of {role, content} messages")
 
 
+def _lone_surrogate(value: Any, row: int, problems: _Problems, path: str = "") -> str | None:
+    """The skip reason when a string in ``value`` holds a lone surrogate (see surrogates.py), else None."""
+    hit = first_lone_surrogate(value, path)
+    return problems.report(row, hit[0], "lone_surrogate", hit[1]) if hit else None
+
+
 def _is_message(item: Any) -> bool:
     return isinstance(item, dict) and isinstance(item.get("role"), str) and isinstance(item.get("content"), str)
 
@@ -157,15 +164,16 @@ def _prompt_hash(prompt: Any) -> str:
 
 def _grouped(raw: RawRow, names: dict, columns: Columns, problems: _Problems) -> Instruction:
     if raw.data is None:
-        reason = problems.report(raw.row, None, "malformed_row", raw.error or "unreadable row")
+        reason = problems.report(raw.row, None, raw.reason, raw.error or "unreadable row")
         return Instruction(None, None, [], file=problems.file, row=raw.row, skip_reason=reason)
-    data = raw.data
+    field = names["candidates"] or "candidates"
+    lone = _lone_surrogate({k: v for k, v in raw.data.items() if k != field}, raw.row, problems)
+    data = without_lone_surrogates(raw.data)  # what the output keeps of the row's text
     prompt, skip = _prompt(data, _prompt_column(data, names, columns), raw.row, problems)
     ident, id_skip = _identifier(data, names["id"], raw.row, problems, prompt)
-    skip = skip or id_skip
+    skip = lone or skip or id_skip
     answer = data.get(names["answer"]) if names["answer"] else None
-    field = names["candidates"] or "candidates"
-    values = data.get(field)
+    values = raw.data.get(field)  # as read: each candidate is checked for lone surrogates on its own
     if not isinstance(values, list) or not values:
         reason = (
             "missing_candidates"
@@ -187,14 +195,16 @@ def _grouped(raw: RawRow, names: dict, columns: Columns, problems: _Problems) ->
 
 def _grouped_candidate(item: Any, index: int, row: int, field: str, columns: Columns, problems: _Problems):
     where = f"{field}[{index}]"
+    lone = _lone_surrogate(item, row, problems, where)
+    item = without_lone_surrogates(item)
     if isinstance(item, str):  # a bare list of texts is accepted too
-        return Candidate(item, None, _response(item, row, where, problems))
+        return Candidate(item, None, lone or _response(item, row, where, problems))
     if not isinstance(item, dict):
         reason = problems.report(row, where, "invalid_candidate", f"expected an object, got {type(item).__name__}")
         return Candidate(None, None, reason)
     text = item.get(columns.text_key)
     source = item.get(columns.source_key)
-    skip = _response(text, row, f"{where}.{columns.text_key}", problems)
+    skip = lone or _response(text, row, f"{where}.{columns.text_key}", problems)
     if source is not None and not isinstance(source, str):
         skip = skip or problems.report(row, f"{where}.{columns.source_key}", "invalid_source", "expected a string")
         source = None
@@ -208,15 +218,19 @@ def _long(rows: Iterable[RawRow], names: dict, columns: Columns, problems: _Prob
     out: list[Instruction] = []
     for raw in rows:
         if raw.data is None:
-            reason = problems.report(raw.row, None, "malformed_row", raw.error or "unreadable row")
+            reason = problems.report(raw.row, None, raw.reason, raw.error or "unreadable row")
             out.append(Instruction(None, None, [], file=problems.file, row=raw.row, skip_reason=reason))
             continue
-        data = raw.data
+        own = {names["response"], names["source"]}  # the candidate's own fields; the rest is the instruction's
+        lone = _lone_surrogate({k: v for k, v in raw.data.items() if k not in own}, raw.row, problems)
+        cand_lone = _lone_surrogate({k: v for k, v in raw.data.items() if k in own}, raw.row, problems)
+        data = without_lone_surrogates(raw.data)
         prompt, skip = _prompt(data, _prompt_column(data, names, columns), raw.row, problems)
+        skip = lone or skip
         ident, id_skip = _identifier(data, names["id"], raw.row, problems, prompt)
         text = data.get(names["response"]) if names["response"] else None
         source = data.get(names["source"]) if names["source"] else None
-        cand_skip = _response(text, raw.row, names["response"] or "response", problems)
+        cand_skip = cand_lone or _response(text, raw.row, names["response"] or "response", problems)
         candidate = Candidate(
             text if isinstance(text, str) else None,
             source if isinstance(source, str) else None,

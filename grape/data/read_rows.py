@@ -1,7 +1,9 @@
 """Read raw rows from JSONL, Parquet or a local Hugging Face dataset directory.
 
 Each row comes back with its 1-based position in the file, or with the parse error that stopped it
-(a malformed JSON line is not fatal here: the caller decides between fail-fast and skip).
+(a malformed JSON line or a line that is not UTF-8 is not fatal here: the caller decides between
+fail-fast and skip). Strings that JSON allows but Unicode does not (a lone surrogate, ``"\\ud800"``)
+are found by the validation in layout.py, which knows the field.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class RawRow:
     row: int  # 1-based
     data: dict[str, Any] | None
     error: str | None = None
+    reason: str = "malformed_row"  # the skip reason of an unreadable row
 
 
 def read_rows(path: str | Path, split: str | None = None) -> Iterator[RawRow]:
@@ -37,27 +40,40 @@ def read_rows(path: str | Path, split: str | None = None) -> Iterator[RawRow]:
         raise InputError(str(path), None, None, "unknown format: use .jsonl, .parquet or a datasets directory")
 
 
-def _jsonl_rows(path: Path) -> Iterator[RawRow]:
+def jsonl_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
+    """Yield (1-based line number, text, None) for each non-blank line, or (number, None, why) for a line
+    that is not UTF-8. The file is read as bytes and decoded line by line, so one bad byte costs one row."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise InputError(str(path), None, None, f"cannot read the file ({exc.strerror})") from exc
     with handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark some editors write
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, None, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line)"
+                continue
+            if text.strip():
+                yield number, text, None
+
+
+def _jsonl_rows(path: Path) -> Iterator[RawRow]:
+    for number, line, error in jsonl_lines(path):
+        if line is None:
+            yield RawRow(number, None, error, "invalid_utf8")
+            continue
         try:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield RawRow(number, None, f"malformed JSON ({exc.msg} at column {exc.colno})")
-                    continue
-                if not isinstance(data, dict):
-                    yield RawRow(number, None, f"expected a JSON object, got {type(data).__name__}")
-                    continue
-                yield RawRow(number, data)
-        except UnicodeDecodeError as exc:
-            raise InputError(str(path), None, None, f"not UTF-8 text ({exc.reason})") from exc
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield RawRow(number, None, f"malformed JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(data, dict):
+            yield RawRow(number, None, f"expected a JSON object, got {type(data).__name__}")
+            continue
+        yield RawRow(number, data)
 
 
 def _parquet_rows(path: Path) -> Iterator[RawRow]:
