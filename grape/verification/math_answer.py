@@ -1,120 +1,126 @@
-"""The `math` verifier: extract the final answer from a worked solution and compare it numerically.
+"""The `math` verifier: Hugging Face's math-verify compares the final answer with the gold, as expressions.
 
-Where the final answer is looked for, most explicit first: GSM8K's ``#### n``, the last ``\\boxed{...}``,
-the last "the answer is ..." / "Answer: ..." / "A: ...", and else the last number in the text.
-Numbers compare exactly as fractions, so ``1,000``, ``$1000.00``, ``1000 dollars`` and ``2000/2`` agree.
+``\\boxed{2x+1}`` equals gold ``2x+1``, ``\\boxed{\\dfrac12}`` equals ``0.5``, ``{2, 1}`` equals ``\\{1,2\\}``,
+``50\\%`` equals ``0.5``; ``2`` is not ``\\sqrt{2}``. Which part of a text is the answer (the same rule for the
+gold and the response):
+
+1. a ``\\boxed{}`` anywhere: math-verify reads the text, boxed answers first (several boxed answers form a set);
+2. else an explicit final answer: GSM8K's ``#### n``, else the last "the answer is ..." / "Answer: ..." /
+   "A: ..." (its first sentence). It is read as one LaTeX expression when it has no words in it
+   (``2x+1``, ``(1, 2]``, ``\\frac{\\pi}{2}``), and else math-verify finds the expression in it
+   (``18 dollars``, ``$1,000.50``, ``5 * 24 = 120``);
+3. else the whole text, by the same rule as 2 (a bare gold such as ``2x+1`` is its own answer; in a
+   response math-verify takes the last expression).
+
+Each check runs in a worker process (math_verify_pool) and is bounded in wall time: past ``timeout_s``
+the verdict is unknown (None), never a hang. Needs ``pip install 'math-verify[antlr4_13_2]'``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
-from decimal import Decimal, InvalidOperation
-from fractions import Fraction
+from dataclasses import dataclass
 from typing import Any
 
+from grape.errors import GrapeError
+from grape.verification.answer_text import CALCULATOR, first_sentence, last_boxed, stated_answers
+from grape.verification.math_verify_pool import MathVerifyPool
 from grape.verification.verdict import Verdict
 
-# A number: thousands groups (1,234,567) or plain digits, an optional decimal part, an optional /denominator.
-_NUMBER = re.compile(
-    r"(?<![\w.])(-|−)?\$?\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)(?:\s*/\s*(\d+(?:\.\d+)?))?"
-)
-_LATEX_FRACTION = re.compile(r"\\[dt]?frac\s*\{\s*(-?[\d.,]+)\s*\}\s*\{\s*(-?[\d.,]+)\s*\}")
-_CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: 2*3=<<2*3=6>>6
-_GSM8K = re.compile(r"####\s*([^\n]*)")
-_STATED = re.compile(
-    r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*(?:is)?\s*:?|answer\s*:|(?:^|\n)\s*A\s*:)\s*([^\n]*)",
-    re.IGNORECASE,
-)
+_MATH_ENVIRONMENT = re.compile(r"(?<!\\)\$[^$]+(?<!\\)\$|\\\(|\\\[")
+_CURRENCY = re.compile(r"\\?\$(?=\s*[-−]?\s*[\d.])")  # $18, \$1,000.50: a price, not a LaTeX delimiter
+_TEXT_ARGUMENT = re.compile(r"\\(?:text|textrm|textbf|mathrm|mbox|operatorname)\s*\{[^{}]*\}")
+_COMMAND = re.compile(r"\\[A-Za-z]+")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+_INTEGRAL_DECIMAL = re.compile(r"([-−]?\d+)\.0+")  # 6.0 is read as 6, so that 6% == 6.0 as 6% == 6
+_WRAPPERS = (("<", ">"), ("**", "**"), ("`", "`"), ('"', '"'))  # "the answer is <203>" (ReFT), **203** (markdown)
 
 
-def verify_math(response_text: str, item: dict[str, Any]) -> Verdict:
-    """Compare the response's final answer with ``item["answer"]`` (a number, or a GSM8K-style solution)."""
-    gold_value = item.get("answer")
-    if gold_value is None or (isinstance(gold_value, str) and not gold_value.strip()):
-        return Verdict(None, "no gold answer")
-    gold, _ = final_answer(str(gold_value))
-    if gold is None:
-        return Verdict(None, f"cannot read a number from the gold answer {str(gold_value)[-40:]!r}")
-    found, where = final_answer(response_text or "")
-    if found is None:
-        return Verdict(False, "no final answer found")
-    if numbers_equal(found, gold):
-        return Verdict(True, f"right answer: {_show(found)} ({where}) == gold {_show(gold)}")
-    return Verdict(False, f"wrong answer: {_show(found)} ({where}) != gold {_show(gold)}")
+@dataclass(frozen=True)
+class Answer:
+    """The part of a text that holds its final answer, and how math-verify should read it."""
+
+    mode: str  # latex: one LaTeX expression; text: math-verify finds the answer in it
+    text: str
+    where: str  # boxed | #### | stated | whole text
 
 
-def final_answer(text: str) -> tuple[Fraction | None, str]:
-    """(the final answer as a number, where it was found) or (None, "") when the text has no number."""
-    text = _CALCULATOR.sub("", text)
-    for where, pattern in (("####", _GSM8K), ("stated", _STATED)):
-        matches = pattern.findall(text)
-        if matches:
-            value = first_number(matches[-1])
-            if value is not None:
-                return value, where
-    boxed = last_boxed(text)
-    if boxed is not None:
-        value = first_number(boxed)
-        if value is not None:
-            return value, "boxed"
-    numbers = _numbers(text)
-    return (numbers[-1], "last number") if numbers else (None, "")
+def answer_of(text: str) -> Answer:
+    """Where the final answer of ``text`` (a response or a gold answer) is, by the rule in the module doc."""
+    text = CALCULATOR.sub("", text).strip()
+    if last_boxed(text) is not None:
+        return Answer("text", text, "boxed")
+    stated = stated_answers(text)
+    if stated:
+        clause, where = stated[0]
+        return _expression(first_sentence(clause), where)
+    return _expression(text, "whole text")
 
 
-def first_number(text: str) -> Fraction | None:
-    """The first number in ``text`` (a \\boxed{} inside it wins; in ``12 * 7 = 84`` the result), or None."""
-    boxed = last_boxed(text)
-    if boxed is not None and boxed != text:
-        text = boxed
-    clause = re.split(r"\.(?:\s|$)|;", text, maxsplit=1)[0]  # "The answer is 12 * 7 = 84. So ..."
-    if "=" in clause:
-        text = clause.rsplit("=", 1)[1]
-    numbers = _numbers(text)
-    return numbers[0] if numbers else None
+def _expression(text: str, where: str) -> Answer:
+    if _MATH_ENVIRONMENT.search(text):
+        return Answer("text", text, where)
+    text = _CURRENCY.sub("", text).rstrip(".").strip()
+    for opening, closing in _WRAPPERS:
+        if len(text) > len(opening) + len(closing) and text.startswith(opening) and text.endswith(closing):
+            text = text[len(opening) : -len(closing)].strip()
+    text = _INTEGRAL_DECIMAL.sub(r"\1", text) if _INTEGRAL_DECIMAL.fullmatch(text) else text
+    bare = _COMMAND.sub(" ", _TEXT_ARGUMENT.sub(" ", text))  # units in \text{} and commands are not words
+    return Answer("text" if _WORD.search(bare) else "latex", text, where)
 
 
-def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced; None if there is none."""
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    brace = text.find("{", start)
-    if brace < 0:
-        return None
-    depth = 0
-    for i in range(brace, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[i], 0)
-        if depth == 0:
-            return text[brace + 1 : i]
-    return None
+class MathVerifier:
+    """``(response_text, item) -> Verdict`` against ``item["answer"]``; see the module doc. Thread-safe.
+
+    Its worker processes start at the first check and stop at ``close()``, when the verifier is garbage
+    collected, or at interpreter exit. Picklable (a copy starts workers of its own).
+    """
+
+    __name__ = "math"
+
+    def __init__(self, timeout_s: float = 10.0) -> None:
+        if importlib.util.find_spec("math_verify") is None:
+            raise GrapeError("verifier 'math' needs math-verify: pip install 'math-verify[antlr4_13_2]'")
+        self.timeout_s = timeout_s
+        self._pool = MathVerifyPool(timeout_s)
+
+    def __call__(self, response_text: str, item: dict[str, Any]) -> Verdict:
+        gold_value = item.get("answer")
+        if gold_value is None or (isinstance(gold_value, str) and not gold_value.strip()):
+            return Verdict(None, "no gold answer")
+        gold, found = answer_of(str(gold_value)), answer_of(response_text or "")
+        result = self._pool.check({"gold": [gold.mode, gold.text], "response": [found.mode, found.text]})
+        if result.get("timed_out"):
+            return Verdict(None, f"math-verify took over {self.timeout_s:g}s: answer {_clip(found.text)} "
+                                 f"({found.where}), gold {_clip(gold.text)}")  # fmt: skip
+        if "error" in result:
+            return Verdict(None, f"math-verify failed: {result['error']}")
+        if result["gold"] is None:
+            return Verdict(None, f"cannot read the gold answer {_clip(str(gold_value))}")
+        if result["found"] is None:
+            return Verdict(False, "no final answer found")
+        answer, gold_answer = _shown(found, result["found"]), _shown(gold, result["gold"])
+        if result["correct"]:
+            return Verdict(True, f"right answer: {answer} ({found.where}) == gold {gold_answer}")
+        return Verdict(False, f"wrong answer: {answer} ({found.where}) != gold {gold_answer}")
+
+    def close(self) -> None:
+        """Stop the worker processes (a later check starts new ones)."""
+        self._pool.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"timeout_s": self.timeout_s}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["timeout_s"])
 
 
-def numbers_equal(a: Fraction, b: Fraction) -> bool:
-    """Exact for integers and fractions; a relative 1e-6 for decimals that were rounded (0.333 vs 1/3 fails)."""
-    return a == b or abs(a - b) <= Fraction(1, 10**6) * max(abs(a), abs(b))
+def _shown(answer: Answer, extracted: str) -> str:
+    # What was compared: the expression as written, or what math-verify found in a text.
+    return _clip(answer.text, quote=False) if answer.mode == "latex" else extracted
 
 
-def _numbers(text: str) -> list[Fraction]:
-    text = _LATEX_FRACTION.sub(lambda m: f"{m.group(1)}/{m.group(2)}", text)
-    out = []
-    for sign, whole, denominator in _NUMBER.findall(text):
-        value = _to_fraction(whole)
-        if value is None:
-            continue
-        if denominator:
-            below = _to_fraction(denominator)
-            if below:
-                value /= below
-        out.append(-value if sign else value)
-    return out
-
-
-def _to_fraction(token: str) -> Fraction | None:
-    try:
-        return Fraction(Decimal(token.replace(",", "")))
-    except (InvalidOperation, ValueError, ZeroDivisionError):
-        return None
-
-
-def _show(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+def _clip(text: str, length: int = 40, quote: bool = True) -> str:
+    text = text if len(text) <= length else "…" + text[-length:]
+    return repr(text) if quote else text

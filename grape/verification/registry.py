@@ -1,4 +1,5 @@
-"""Look a verifier up by name: ``math``, ``exact``, ``regex:PATTERN``, ``code``, ``python:module:function``."""
+"""Look a verifier up by name: ``math``, ``number``, ``exact``, ``regex:PATTERN``, ``code``,
+``python:module:function``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from grape.errors import GrapeError
 from grape.verification.verdict import Verifier
 
-NAMES = ("math", "exact", "regex:PATTERN", "code", "python:module:function")
+NAMES = ("math", "number", "exact", "regex:PATTERN", "code", "python:module:function")
 
 
 def get_verifier(name: str, **options: Any) -> Verifier:
@@ -17,11 +18,15 @@ def get_verifier(name: str, **options: Any) -> Verifier:
     """
     if options and name != "code":
         raise GrapeError(f"verifier '{name}' takes no options (got {sorted(options)})")
-    # Imports stay inside the branches so that `get_verifier("math")` does not load the sandbox.
+    # Imports stay inside the branches so that `get_verifier("number")` does not load the sandbox.
     if name == "math":
-        from grape.verification.math_answer import verify_math
+        from grape.verification.math_answer import MathVerifier
 
-        return verify_math
+        return MathVerifier()
+    if name == "number":
+        from grape.verification.number_answer import verify_number
+
+        return verify_number
     if name == "exact":
         from grape.verification.text_match import verify_exact
 

@@ -33,7 +33,7 @@ def test_verify_adds_correct_and_a_reason_to_every_candidate(tmp_path):
     rows, counts = verify(_write(tmp_path / "pool.jsonl", POOL), tmp_path / "verified.jsonl", "math")
     assert [[c["correct"] for c in r["candidates"]] for r in rows] == [[True, False], [True, True], [False, False],
                                                                       [None]]  # fmt: skip
-    assert rows[2]["candidates"][0]["verify_reason"] == "wrong answer: 1 (last number) != gold -1"
+    assert rows[2]["candidates"][0]["verify_reason"] == "wrong answer: 9 - 10 = 1 (whole text) != gold -1"
     assert rows[3]["candidates"][0]["verify_reason"] == "no gold answer"
     assert (counts["a"].correct, counts["a"].incorrect, counts["a"].unknown) == (2, 1, 1)
     assert counts["b"].reasons == {"wrong answer": 2}
