@@ -28,6 +28,7 @@ class VerifySettings:
     columns: Columns = field(default_factory=Columns)
     layout: str = "auto"
     on_error: str = "fail"
+    unsafe_sandbox: bool = False  # code verifier without a wall where none can be built (docs/security.md)
 
 
 @dataclass
@@ -62,7 +63,7 @@ def _generate(settings: GenerateSettings, inputs: Inputs, output: Path) -> None:
 
 def _verify(settings: VerifySettings, inputs: Inputs, output: Path) -> None:
     verify(inputs["input"], output, settings.verifier, settings.workers, settings.columns, settings.layout,
-           settings.on_error)  # fmt: skip
+           settings.on_error, unsafe_sandbox=settings.unsafe_sandbox)  # fmt: skip
 
 
 def _score(settings: ScoreSettings, inputs: Inputs, output: Path) -> None:

@@ -35,13 +35,18 @@ def register(subparsers) -> None:
         default=None,
         help="candidates checked at once. Default: CPU count for code (max 8), else 1",
     )
+    parser.add_argument(
+        "--unsafe-sandbox", action="store_true",
+        help="code verifier: where no sandbox wall can be built (no user namespaces, no bwrap), run candidates "
+        "with the in-process guard anyway. It is no wall against hostile code (docs/security.md)",
+    )  # fmt: skip
     add_input_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     _, counts = verify(args.input, args.output, args.verifier, args.workers, Columns.parse(args.columns),
-                       args.layout, args.on_error, args.split)  # fmt: skip
+                       args.layout, args.on_error, args.split, args.unsafe_sandbox)  # fmt: skip
     rows = [
         (source, c.correct, c.incorrect, c.unknown, f"{100 * c.correct / max(c.correct + c.incorrect, 1):.1f}%")
         for source, c in sorted(counts.items())

@@ -2,7 +2,10 @@
 
 Tests come from the item in any of the usual shapes: ``tests`` (Python source, or a list of assert
 lines), MBPP's ``test_list`` (+ ``test_setup_code``), or HumanEval's ``test`` + ``entry_point``.
-The candidate passes when the program (code, then tests) exits with status 0 within the limits.
+The candidate passes only when the sandbox's harness proves that the tests ran to their end (a nonce it
+writes after the last test statement); an exit status of 0 proves nothing, since the candidate's own code
+may exit (``sys.exit(0)``, ``os._exit(0)``, ``unittest.main()``) before the tests run. The candidate's
+code runs as module ``solution``: its ``if __name__ == "__main__":`` block is not run.
 """
 
 from __future__ import annotations
@@ -10,15 +13,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from grape.verification.sandbox import SandboxResult, SandboxSettings, run_python
+from grape.verification.sandbox import SandboxResult, SandboxSettings, run_python, sandbox_mode
 from grape.verification.verdict import Verdict, Verifier
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
 
 def code_verifier(settings: SandboxSettings | None = None) -> Verifier:
-    """A `code` verifier with its own sandbox limits (time, memory, processes)."""
+    """A `code` verifier with its own sandbox limits (time, memory, processes). Picks the sandbox mode
+    now: a GrapeError here, before any candidate, when there is no wall and no ``allow_unsafe``."""
     settings = settings or SandboxSettings()
+    mode = sandbox_mode(settings)
 
     def verify_code(response_text: str, item: dict[str, Any]) -> Verdict:
         tests = tests_program(item)
@@ -27,12 +32,10 @@ def code_verifier(settings: SandboxSettings | None = None) -> Verifier:
         code = code_from_response(response_text or "")
         if not code.strip():
             return Verdict(False, "no code in the response")
-        return verdict_of(run_python(code + "\n\n" + tests, settings), settings)
+        return verdict_of(run_python(code, settings, tests=tests), settings)
 
+    verify_code.sandbox = {"mode": mode, "unsafe": mode == "guard"}  # for the verify stage's sidecar
     return verify_code
-
-
-verify_code = code_verifier()
 
 
 def code_from_response(text: str) -> str:
@@ -60,10 +63,12 @@ def tests_program(item: dict[str, Any]) -> str | None:
 
 
 def verdict_of(result: SandboxResult, settings: SandboxSettings) -> Verdict:
+    if result.proven:
+        return Verdict(True, "tests passed")
     if result.timed_out:
         return Verdict(False, f"timeout: still running after {settings.timeout_s:g} s (killed)")
     if result.returncode == 0:
-        return Verdict(True, "tests passed")
+        return Verdict(False, "exited with status 0 before the tests finished (e.g. os._exit): no proof of a pass")
     last = next((line for line in reversed(result.stderr.strip().splitlines()) if line.strip()), "")
     if "MemoryError" in last:
         return Verdict(False, f"memory limit ({settings.memory_mb} MB) exceeded: {last[:200]}")

@@ -1,11 +1,15 @@
-"""Run untrusted Python in a sandboxed subprocess: its own directory, time and memory limits, no network.
+"""Run untrusted Python and its tests in a sandbox: time, memory and process limits, no network, no host files.
 
-The isolation itself is in sandbox_launcher.py (namespaces as root, an audit hook elsewhere); this
-side starts it in a new session, bounds the wait, and kills the whole process group afterwards.
+The walls are built by sandbox_launcher.py (modes: namespaces, bwrap, guard; docs/security.md says what
+each guarantees). This side picks the strongest mode the machine allows, refuses to run in the
+in-process ``guard`` mode unless the user allowed it (``allow_unsafe``), starts the launcher in a new
+session, bounds the wait and kills the whole process group afterwards. A pass is proven by the
+harness (a nonce after the last test), never read from an exit status.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -19,7 +23,8 @@ from pathlib import Path
 from grape.errors import GrapeError
 
 _HERE = Path(__file__).parent
-MODES = ("auto", "namespaces", "guard")
+MODES = ("auto", "namespaces", "bwrap", "guard")
+WALLS = ("namespaces", "bwrap")  # the modes that are a wall; guard is not
 
 
 @dataclass
@@ -28,7 +33,8 @@ class SandboxSettings:
     memory_mb: int = 1024  # address space, which is larger than the resident memory
     max_processes: int = 32
     max_file_mb: int = 16
-    mode: str = "auto"  # auto: namespaces where possible (root), else guard
+    mode: str = "auto"  # auto: namespaces, else bwrap, else guard if allow_unsafe, else refuse
+    allow_unsafe: bool = False  # run in guard mode (no wall) where no wall can be built: --unsafe-sandbox
 
 
 @dataclass
@@ -37,33 +43,82 @@ class SandboxResult:
     stdout: str
     stderr: str
     timed_out: bool
-    mode: str  # the isolation that was used: namespaces | guard
+    mode: str  # the isolation that was used: namespaces | bwrap | guard
+    proven: bool = False  # the harness's nonce arrived: the tests ran to their end
+    seccomp: bool = False  # the seccomp filter was loaded
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.proven
 
 
-def run_python(program: str, settings: SandboxSettings | None = None) -> SandboxResult:
-    """Run ``program`` (Python source) in the sandbox and return its exit status and output (tails)."""
+def run_python(program: str, settings: SandboxSettings | None = None, tests: str = "") -> SandboxResult:
+    """Run ``program`` then ``tests`` (Python source) in the sandbox; ``proven`` says the tests completed."""
     settings = settings or SandboxSettings()
+    return _run(program, tests, settings, sandbox_mode(settings))
+
+
+def sandbox_mode(settings: SandboxSettings) -> str:
+    """The mode ``settings`` resolve to on this machine; a GrapeError when it would be no wall and
+    ``allow_unsafe`` is off, or when the requested wall cannot be built here."""
     if settings.mode not in MODES:
         raise GrapeError(f"unknown sandbox mode '{settings.mode}': use one of {MODES}")
+    if settings.mode in WALLS:
+        reason = wall_unavailable(settings.mode)
+        if reason:
+            raise GrapeError(f"sandbox mode '{settings.mode}' is unavailable here: {reason}")
+        return settings.mode
+    if settings.mode == "auto":
+        reasons = {mode: wall_unavailable(mode) for mode in WALLS}
+        for mode, reason in reasons.items():
+            if reason is None:
+                return mode
+        why = "; ".join(f"{mode}: {reason}" for mode, reason in reasons.items())
+    else:
+        why = "the guard mode was asked for"
+    if not settings.allow_unsafe:
+        raise GrapeError(
+            f"no sandbox wall for the code verifier on this machine ({why}). The in-process guard is no wall "
+            "against hostile code: pass --unsafe-sandbox (unsafe_sandbox: true) to run it anyway, or allow user "
+            "namespaces / install bubblewrap (docs/security.md)"
+        )
+    _warn_once(f"UNSAFE SANDBOX: the code verifier runs candidates with the in-process guard only ({why}). "
+               "Code that means harm can escape it; see docs/security.md.")  # fmt: skip
+    return "guard"
+
+
+@functools.cache
+def wall_unavailable(mode: str) -> str | None:
+    """Why ``mode`` (namespaces or bwrap) cannot run a program here, or None when it can (probed once)."""
+    if mode == "bwrap" and _bwrap() is None:
+        return "bwrap is not installed"
+    result = _run("", "", SandboxSettings(timeout_s=10), mode)
+    if result.proven:
+        return None
+    lines = [line for line in (result.stderr + result.stdout).strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else f"exit {result.returncode}")[:300]
+
+
+def _run(program: str, tests: str, settings: SandboxSettings, mode: str) -> SandboxResult:
     host = Path(tempfile.mkdtemp(prefix="grape-sandbox-"))
     try:
-        (host / "main.py").write_text(program, encoding="utf-8")
-        shutil.copy(_HERE / "sandbox_guard.py", host / "sandbox_guard.py")
         config = {
             "host_dir": str(host),
-            "files": ["main.py", "sandbox_guard.py"],
-            "mode": settings.mode,
+            "program": program,
+            "tests": tests,
+            "mode": mode,
             "timeout_s": settings.timeout_s,
             "memory_mb": settings.memory_mb,
             "max_processes": settings.max_processes,
             "max_file_mb": settings.max_file_mb,
+            "python": _base_python(),
+            "python_prefix": os.path.realpath(sys.base_prefix),
             "pythons": _interpreters(),
+            "bwrap": _bwrap(),
         }
-        (host / "config.json").write_text(json.dumps(config))
+        descriptor = os.open(host / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(config, handle)
         return _launch(host, settings)
     finally:
         shutil.rmtree(host, ignore_errors=True)
@@ -88,6 +143,8 @@ def _launch(host: Path, settings: SandboxSettings) -> SandboxResult:
         stderr=_tail(host / "stderr"),
         timed_out=status.get("timed_out", True),
         mode=status.get("mode", "unknown"),
+        proven=status.get("proven", False),
+        seccomp=status.get("seccomp", False),
     )
 
 
@@ -98,10 +155,26 @@ def _kill_group(pgid: int) -> None:
         pass  # already gone
 
 
+def _base_python() -> str:
+    """The interpreter itself, not a venv's link to it: the namespaces see its prefix, not the venv."""
+    return os.path.realpath(getattr(sys, "_base_executable", "") or sys.executable)
+
+
 def _interpreters() -> list[str]:
-    """Pythons to run the program with, best first (the sandbox user may not reach a venv under /root)."""
-    found = [sys.executable, getattr(sys, "_base_executable", ""), shutil.which("python3") or "", "/usr/bin/python3"]
+    """Pythons for guard mode, best first (a fresh uid may not reach a Python under /root)."""
+    found = [sys.executable, _base_python(), shutil.which("python3") or "", "/usr/bin/python3"]
     return list(dict.fromkeys(p for p in found if p))
+
+
+def _bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    from grape.console import console
+
+    console.print(f"[bold red]{message}[/]", highlight=False)
 
 
 def _tail(path: Path, limit: int = 4000) -> str:

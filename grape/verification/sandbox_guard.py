@@ -1,12 +1,13 @@
-"""The audit hook of the sandbox's ``guard`` mode, then the program (``main.py``) itself.
+"""The audit hook of the sandbox's ``guard`` mode, installed by sandbox_harness.py before the program runs.
 
-Used where namespaces are unavailable (not root). It refuses sockets, new processes, ctypes (the way
-around an audit hook) and any change to the file system outside the working directory. An audit hook
-is a best effort, not a wall: the ``namespaces`` mode is the real isolation.
+Used only where no wall can be built and the user said ``--unsafe-sandbox``. It refuses sockets, new
+processes, ctypes and any change to the file system outside the working directory. An audit hook
+lives in the program's own interpreter, so the program can switch it off (a frame walk reaches these
+globals): it stops accidents, not an adversary. The seccomp filter and the fresh uid of that mode are
+the parts the program cannot undo. docs/security.md says what each mode guarantees.
 """
 
 import os
-import runpy
 import sys
 
 ROOT = os.path.realpath(os.getcwd())
@@ -43,6 +44,7 @@ def _hook(event: str, args: tuple) -> None:
                 raise PermissionError(f"sandbox: {event} outside the sandbox directory is not allowed ({path})")
 
 
-sys.addaudithook(_hook)
-sys.argv = ["main.py"]
-runpy.run_path("main.py", run_name="__main__")
+def install(root: str) -> None:
+    global ROOT
+    ROOT = os.path.realpath(root)
+    sys.addaudithook(_hook)

@@ -39,11 +39,14 @@ def verify(
     layout: str = "auto",
     on_error: str = "fail",
     split: str | None = None,
+    unsafe_sandbox: bool = False,
 ) -> tuple[list[Row], dict[str, VerifyCounts]]:
-    """Judge every candidate of ``input``; return (grouped rows, counts per source) and write them if asked."""
+    """Judge every candidate of ``input``; return (grouped rows, counts per source) and write them if asked.
+    ``unsafe_sandbox``: let the `code` verifier run without a wall where none can be built (docs/security.md)."""
     started = time.time()
     name = verifier if isinstance(verifier, str) else getattr(verifier, "__name__", "custom")
-    check = get_verifier(verifier) if isinstance(verifier, str) else verifier
+    options = {"allow_unsafe": True} if unsafe_sandbox and name == "code" else {}
+    check = get_verifier(verifier, **options) if isinstance(verifier, str) else verifier
     workers = workers or (min(8, os.cpu_count() or 1) if name == "code" else 1)
     rows = read_pool(input, columns, layout, on_error, split)
     jobs = [(row, cand) for row in rows if not row.get(SKIP_KEY) for cand in row["candidates"]]
@@ -59,7 +62,8 @@ def verify(
         _count(counts[str(cand.get("source"))], verdict)
     if output is not None:
         write_rows(rows, output)
-        write_sidecar(output, {"stage": "verify", "input": str(input), "verifier": name,
+        sandbox = {"sandbox": check.sandbox} if hasattr(check, "sandbox") else {}  # the code verifier's mode
+        write_sidecar(output, {"stage": "verify", "input": str(input), "verifier": name, **sandbox,
                                "counts": {k: vars(v) for k, v in counts.items()},
                                "seconds": round(time.time() - started, 2)})  # fmt: skip
     return rows, dict(counts)
