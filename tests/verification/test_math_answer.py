@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 
 import pytest
 from shared_data import shared_file
 
+from grape.errors import GrapeError
 from grape.verification import Verdict, get_verifier
 from grape.verification.math_answer import Answer, answer_of
 
@@ -123,6 +125,14 @@ def test_reason_names_what_was_compared(verify_math):
     assert verify_math("so 45 - 18 = 20 marbles", {"answer": "27"}) == Verdict(
         False, "wrong answer: 20 (whole text) != gold 27"
     )
+
+
+def test_without_math_verify_the_error_says_what_to_install(monkeypatch):
+    find_spec = importlib.util.find_spec
+    absent = lambda name, *rest: None if name == "math_verify" else find_spec(name, *rest)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", absent)
+    with pytest.raises(GrapeError, match=r"needs math-verify: pip install 'math-verify\[antlr4_13_2\]'"):
+        get_verifier("math")
 
 
 def _human_label_agreement(verifier) -> tuple[int, int, int, float]:
