@@ -26,4 +26,11 @@ if [ -n "$extras" ] && ! { command -v chromium && command -v chromedriver; } >/d
         echo "note: chromium not installed (needs apt-get as root); the report's browser test will be skipped"
     fi
 fi
+# The code verifier's sandbox: bubblewrap is its second wall, for hosts (Ubuntu 24.04+) that allow user
+# namespaces to bwrap only (docs/security.md). Best effort, like chromium above: the namespaces wall needs nothing.
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    bwrap_install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null 2>&1; }
+    bwrap_install || { apt-get update -qq && bwrap_install; } ||
+        echo "note: apt-get could not install bubblewrap; the code verifier uses user namespaces where it can"
+fi
 echo "grape installed in .venv ($($py -c 'import grape; print(grape.__version__)'))"

@@ -54,6 +54,7 @@ def enter(uid: int, gid: int) -> None:
     for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
         with open(f"/proc/self/{name}", "w") as handle:
             handle.write(text)
+    _check(_libc.sethostname(b"sandbox", 7), "sethostname")  # the host's name stays the host's
 
 
 def build_root(sources: list[tuple[str, int]], new_root: str, files: dict[str, str], work_mb: int) -> None:

@@ -10,7 +10,6 @@ and the sandbox's status says so. Imported by sandbox_launcher.py from its own d
 """
 
 import ctypes
-import ctypes.util
 import errno
 import functools
 import os
@@ -47,8 +46,10 @@ def libseccomp():
     try:  # the soname first: find_library runs ldconfig, which costs more than the rest of a sandbox start
         lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
     except OSError:
+        from ctypes.util import find_library  # only here: it pulls in half the standard library
+
         try:
-            lib = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so", use_errno=True)
+            lib = ctypes.CDLL(find_library("seccomp") or "libseccomp.so", use_errno=True)
         except OSError:
             return None
     lib.seccomp_init.restype = ctypes.c_void_p

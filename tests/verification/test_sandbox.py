@@ -7,6 +7,7 @@ hook, allowed only with ``allow_unsafe``). Attacks on the walls are in test_sand
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
@@ -31,19 +32,32 @@ def _code(mode: str, **limits):
 
 
 def _sandbox_processes() -> list[str]:
-    """Processes left by a sandbox: run by a sandbox user, or still running the launcher or the guard."""
-    found = []
+    """Processes left by this test's sandboxes: run by a sandbox user, or running the launcher or the harness,
+    and either still below this test process or orphaned (parent 1). Sandboxes that other test runs on the
+    machine have under way, still below their own launchers, are not ours to count."""
+    parents, found = {}, {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            uid = (entry / "status").read_text().split("\nUid:")[1].split()[0]
+            status = (entry / "status").read_text()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError):
+        except OSError:
             continue
-        if int(uid) >= SANDBOX_UIDS or "sandbox_launcher.py" in cmdline or "sandbox_harness.py" in cmdline:
-            found.append(f"{entry.name}: {cmdline[:80]}")
-    return found
+        pid = int(entry.name)
+        parents[pid] = int(status.split("\nPPid:")[1].split()[0])
+        uid = int(status.split("\nUid:")[1].split()[0])
+        if uid >= SANDBOX_UIDS or "sandbox_launcher.py" in cmdline or "sandbox_harness.py" in cmdline:
+            found[pid] = f"{pid}: {cmdline[:80]}"
+    return [line for pid, line in found.items() if parents.get(pid) == 1 or _below(pid, os.getpid(), parents)]
+
+
+def _below(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    while pid > 1:
+        pid = parents.get(pid, 0)
+        if pid == ancestor:
+            return True
+    return False
 
 
 @pytest.mark.parametrize("mode", MODES)
