@@ -6,33 +6,57 @@ versions, so that every output says how it was made.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from grape.errors import GrapeError, InputError
+from grape.data.read_rows import jsonl_lines
+from grape.errors import GrapeError, InputError, file_system_error
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, schema: pa.Schema | None = None) -> Path:
-    """Write rows to ``path``: JSONL for .jsonl/.json, Parquet otherwise. Atomic (temp file + rename)."""
+    """Write rows to ``path``: JSONL for .jsonl/.json, Parquet otherwise, atomically (see `write_atomically`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
     if path.suffix in (".jsonl", ".json"):
-        with partial.open("w", encoding="utf-8") as handle:
+
+        def write(handle: BinaryIO) -> None:
             for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    else:
-        table = pa.Table.from_pylist(list(rows), schema=schema)
-        pq.write_table(table, partial)
-    os.replace(partial, path)
-    return path
+                handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+
+        return write_atomically(path, write)
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    return write_atomically(path, lambda handle: pq.write_table(table, handle))
+
+
+def write_atomically(target: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Create ``target`` with ``write(handle)``: into a temporary file of this call's own in the same
+    folder, flushed to disk, then renamed over ``target``. A reader sees the old file or the new one,
+    never a part of one; two writers never share a temporary file (the last rename wins). A file system
+    error (full disk, read-only, a file where a folder should be) becomes a one-line GrapeError."""
+    target = Path(target)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with temporary.open("xb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())  # the rename must not be seen before the data it names
+        os.replace(temporary, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise file_system_error(target, exc) from exc
+        raise
+    return target
 
 
 def read_table_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -42,13 +66,13 @@ def read_table_rows(path: str | Path) -> list[dict[str, Any]]:
         raise InputError(str(path), None, None, "no such file")
     if path.suffix in (".jsonl", ".json"):
         rows = []
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as exc:
-                        raise InputError(str(path), number, None, f"malformed JSON ({exc.msg})") from exc
+        for number, line, error in jsonl_lines(path):
+            if line is None:
+                raise InputError(str(path), number, None, error or "unreadable line")
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InputError(str(path), number, None, f"malformed JSON ({exc.msg})") from exc
         return rows
     try:
         return pq.read_table(path).to_pylist()
@@ -62,9 +86,8 @@ def sidecar_path(path: str | Path) -> Path:
 
 
 def write_sidecar(path: str | Path, meta: dict[str, Any]) -> Path:
-    target = sidecar_path(path)
-    target.write_text(json.dumps({**meta, "versions": package_versions()}, indent=2, default=str) + "\n")
-    return target
+    text = json.dumps({**meta, "versions": package_versions()}, indent=2, default=str) + "\n"
+    return write_atomically(sidecar_path(path), lambda handle: handle.write(text.encode("utf-8")))
 
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:

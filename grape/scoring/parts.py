@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from grape.console import console
+from grape.data.tables import write_atomically
+from grape.errors import file_system_error
 
 PART_SCHEMA = pa.schema([
     ("key", pa.string()), ("id", pa.string()), ("candidate", pa.int64()), ("n_tokens", pa.int64()),
@@ -54,22 +54,27 @@ class PartsStore:
     """The parts of one settings key: write them atomically, list what is done, read them back."""
 
     def __init__(self, directory: str | Path):
+        """Open (create) the folder. The caller holds the output's lock (see grape.data.output_lock), so
+        that temporary files found here are a killed run's leftovers: they are never read; remove them."""
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        # A run killed while writing leaves temporary files behind; they are never read, so remove them.
-        for stale in self.directory.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for stale in self.directory.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
+        except OSError as exc:
+            raise file_system_error(self.directory, exc) from exc
 
     def describe(self, settings: dict[str, Any]) -> None:
         """Write settings.json once: what the key of this directory stands for (for people, not for resume)."""
         target = self.directory / "settings.json"
         if not target.is_file():
-            self._atomic_write(target, (json.dumps(settings, indent=2) + "\n").encode())
+            text = json.dumps(settings, indent=2) + "\n"
+            write_atomically(target, lambda handle: handle.write(text.encode()))
 
     def write(self, name: str, table: pa.Table) -> Path:
-        sink = pa.BufferOutputStream()
-        pq.write_table(table.cast(PART_SCHEMA), sink)
-        return self._atomic_write(self.directory / name, sink.getvalue().to_pybytes())
+        """Save a part: whole or absent, even when the run is killed while writing it."""
+        table = table.cast(PART_SCHEMA)
+        return write_atomically(self.directory / name, lambda handle: pq.write_table(table, handle))
 
     def part_paths(self) -> list[Path]:
         return sorted(self.directory.glob("part-*.parquet"))
@@ -100,12 +105,3 @@ class PartsStore:
                 path.unlink(missing_ok=True)
                 continue
             yield table
-
-    def _atomic_write(self, target: Path, data: bytes) -> Path:
-        temporary = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-        with temporary.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())  # the rename must not be seen before the data it names
-        os.replace(temporary, target)
-        return target

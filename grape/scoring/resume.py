@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from grape.console import console
 from grape.data.layout import load_instructions
+from grape.data.output_lock import OutputLock
 from grape.data.records import Instruction
 from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError
@@ -56,10 +57,27 @@ class ScoreJob:
         called after the input is read, so that a mistake in the input is reported before model work."""
         if settings.part_size < 1:
             raise GrapeError(f"part size must be at least 1 instruction, not {settings.part_size}")
+        self._lock: OutputLock | None = None
+        self._scratch: tempfile.TemporaryDirectory | None = None
+        try:
+            self._open(input, output, settings, model_and_dtype)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(
+        self,
+        input: str | Path,
+        output: str | Path | None,
+        settings: ScoreSettings,
+        model_and_dtype: Callable[[], tuple[str, str]],
+    ) -> None:
         self.started = time.time()
         self.input, self.output, self.settings = input, output, settings
         s = settings
         self.instructions = load_instructions(input, s.columns, s.layout, s.on_error, s.split)
+        # One run per output, from here to its last write: a second run stops here, naming the first.
+        self._lock = OutputLock(output) if output is not None else None
         self.keys = [instruction_key(i) if _scorable(i) else None for i in self.instructions]
         model, dtype = model_and_dtype()
         self.key, self.described = settings_key(model, settings.template, settings.eos, dtype)
@@ -119,8 +137,12 @@ class ScoreJob:
         return rows
 
     def close(self) -> None:
+        """Remove the scratch parts (without an output) and let go of the output's lock."""
         if self._scratch is not None:
             self._scratch.cleanup()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> ScoreJob:
         return self
