@@ -1,7 +1,8 @@
 """`grape` command line: one subcommand per stage of the data path.
 
 Each stage module registers its own subcommand (``register(subparsers)``), so adding a stage is one
-line in COMMANDS. User mistakes (`GrapeError`) are printed as one line, without a traceback.
+line in COMMANDS. User mistakes (`GrapeError`) and the file system's refusals (a full disk, a read-only
+folder) are printed as one line, without a traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 
 from grape import __version__
 from grape.console import console
-from grape.errors import GrapeError
+from grape.errors import FILE_SYSTEM_ERRNOS, GrapeError, file_system_error
 
 COMMANDS = [
     "grape.demo.cli",
@@ -45,11 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except GrapeError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
-        return 2
+        return _report(exc)
+    except OSError as exc:  # the machine refused (full disk, read-only folder) somewhere no stage expected it
+        if exc.errno not in FILE_SYSTEM_ERRNOS:
+            raise  # anything else is a defect in grape, and its traceback is what a bug report needs
+        return _report(file_system_error(exc.filename or "a file", exc, doing="use"))
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
+
+
+def _report(exc: GrapeError) -> int:
+    """Print a user-facing error as one line (no markup from the message itself) and give the exit code."""
+    console.print("[bold red]error:[/] ", end="", markup=True)
+    console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+    return 2
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import os
+import pickle
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,8 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto", trust_remot
         )
     except OSError as exc:  # not found locally and no hub access
         raise GrapeError(f"cannot load model '{spec}': {exc}".splitlines()[0]) from exc
+    except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) met code, not just tensors
+        raise GrapeError(_refused_pickle_message(spec, exc)) from exc
     model.to(torch_device).eval()
     identity.update(
         name_or_path=getattr(model.config, "_name_or_path", target),
@@ -118,6 +121,15 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto", trust_remot
         n_parameters=sum(p.numel() for p in model.parameters()),
     )
     return LoadedModel(model, tokenizer, identity)
+
+
+def _refused_pickle_message(spec: str, exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    what = next((line for line in lines if "GLOBAL" in line), lines[-1] if lines else "")
+    return (
+        f"refused to load model '{spec}': its pickle weights (.bin) hold code, not only tensors ({what}); "
+        "get the model as .safetensors, or convert it where you trust its source"
+    )
 
 
 def quiet_transformers() -> None:
