@@ -95,6 +95,7 @@ def namespaces_command(config: dict, root: bool, uid: int, gid: int) -> tuple[li
         become(uid, gid)
     python = reachable_python(config["pythons"])
     sandbox_namespaces.enter(uid, gid)
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # this process waits for PID 1: never alone
     sources = sandbox_namespaces.open_sources([_prefix(python)])  # now: a bind takes its source from this namespace
     new_root = "/tmp" if os.path.isdir("/tmp") else "/mnt"
     files = {"/grape/sandbox_harness.py": _read(os.path.join(HERE, "sandbox_harness.py"))}
@@ -156,6 +157,7 @@ def become(uid: int, gid: int) -> None:
     # A change of uid makes the process undumpable, which gives its /proc files to root: it could no longer
     # write its own uid_map. No other process runs as this uid, so nobody gains by its being dumpable.
     _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the change of uid cleared it
 
 
 def pass_on_status(child: int) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -39,6 +41,7 @@ RIGHT_ADD = "def add(a, b):\n    return a + b"
 # and unlock everything.
 FRAME_WALK = """
 import sys
+import threading
 frame, spaces = sys._getframe(), [vars(m) for m in list(sys.modules.values())]
 while frame is not None:
     spaces.append(frame.f_globals)
@@ -175,15 +178,17 @@ def test_no_socket_of_any_kind(mode):
 
 @pytest.mark.parametrize("mode", [*WALLS, "guard"])
 def test_a_process_in_a_session_of_its_own_does_not_outlive_the_check(mode, tmp_path):
-    marker = f"grape-orphan-{uuid.uuid4().hex}"
+    marker = _sleep_marker()
     program = FRAME_WALK + (
-        "import os, time\nif os.fork() == 0:\n    os.setsid()\n"
-        f"    os.execv('/bin/sleep', ['/bin/sleep', '30', {marker!r}])\ndef solve():\n    return 42"
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    open('started', 'w').close()\n"
+        f"    os.execv('/bin/sleep', ['/bin/sleep', '30', {marker!r}])\n"
+        "while not os.path.exists('started'):\n    time.sleep(0.01)\ntime.sleep(0.1)\n"
+        "def solve():\n    return 42"
     )
-    _code(mode, timeout_s=5)(program, TESTS)
+    verdict = _code(mode, timeout_s=5)(program, TESTS)
+    assert verdict.correct is True  # the child started, in a session of its own
     time.sleep(0.3)
-    left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and marker.encode() in _cmdline(p)]
-    assert left == []
+    assert _with_marker(marker) == []
 
 
 def _cmdline(process: Path) -> bytes:
@@ -297,3 +302,43 @@ def test_as_a_user_without_root_the_namespaces_wall_holds():
         victim.kill()
         victim.wait()
         leak.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("mode", [*WALLS, "guard"])
+def test_the_sandbox_dies_with_its_launcher(mode):
+    """Kill the launcher alone (not its process group): the sandbox, its PID 1 and a child of its own go too."""
+    marker = _sleep_marker()
+    program = FRAME_WALK + (
+        f"import os, time\nif os.fork() == 0:\n    os.execv('/bin/sleep', ['/bin/sleep', '30', {marker!r}])\n"
+        "time.sleep(30)"
+    )
+    verifier = _code(mode, timeout_s=20)
+    worker = threading.Thread(target=verifier, args=(program, TESTS))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not _with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _with_marker(marker), "the sandbox did not start its child"
+    launchers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and b"sandbox_launcher.py" in _cmdline(p)]
+    mine = [int(p.name) for p in launchers if _parent(p) == os.getpid()]
+    assert len(mine) == 1
+    os.kill(mine[0], signal.SIGKILL)
+    worker.join(timeout=10)
+    time.sleep(0.3)
+    assert _with_marker(marker) == []
+
+
+def _sleep_marker() -> str:
+    """An argument that sleep(1) adds to its interval (a few microseconds) and that no other process has."""
+    return f"0.000{uuid.uuid4().int % 10**20:020d}"
+
+
+def _with_marker(marker: str) -> list[str]:
+    return [p.name for p in Path("/proc").iterdir() if p.name.isdigit() and marker.encode() in _cmdline(p)]
+
+
+def _parent(process: Path) -> int:
+    try:
+        return int((process / "status").read_text().split("\nPPid:")[1].split()[0])
+    except (OSError, IndexError):
+        return 0
