@@ -105,8 +105,8 @@ def main() -> None:
     from grape.data.tables import read_sidecar
     from grape.models.load import load_model
     from grape.scoring.distributed import RaySettings, score_on_ray
-    from grape.scoring.render import Renderer
     from grape.scoring.score import ScoreSettings, score
+    from grape.text import Renderer
 
     folder = Path(tempfile.mkdtemp(prefix="grape-ray-bench-"))
     pool = write_pool(folder / "pool.jsonl", args.instructions)
@@ -169,8 +169,8 @@ def engine_tokens(renderer, pool: Path) -> int:
 
     total = 0
     for inst in load_instructions(pool):
-        prompt = renderer.prompt_ids([inst.prompt])[0]
-        total += len(prompt) + sum(map(len, renderer.response_ids([c.text for c in inst.candidates])))
+        encoded = renderer.encode(inst.prompt, [c.text for c in inst.candidates])
+        total += sum(len(e.response) for e in encoded) + sum(len(p) for p in {tuple(e.prompt) for e in encoded})
     return total
 
 

@@ -1,8 +1,9 @@
 """The eval stage: greedy answers from a model, judged by a verifier; accuracy with a 95% interval.
 
-Prompts are rendered with the scoring/training template (`Renderer`), so a model fine-tuned by
-`grape sft` is asked in exactly the format it was trained on. Generation is the `hf` backend of
-grape.generation (batched, left-padded); each example's answer, verdict and reason go to the output.
+Prompts are rendered by the one renderer (grape.text) with the template the model was trained with, so
+a model fine-tuned by `grape sft` is asked in exactly the format it was trained on, up to the token.
+Generation is the `hf` backend of grape.generation (batched, left-padded); each example's answer,
+verdict and reason go to the output.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from grape.console import progress_bar
 from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.evaluation.metrics import wilson_interval
-from grape.evaluation.settings import PAPER_STOP, EvalSettings
+from grape.evaluation.settings import EvalSettings
 from grape.generation.backend import Request, Sampling
 from grape.generation.hf_backend import HFBackend
 from grape.generation.pool import item_of, prompt_of, read_pool
 from grape.models.load import LoadedModel, load_model
-from grape.scoring.render import PromptError, Renderer
+from grape.text.templates import stop_strings
 from grape.verification.registry import get_verifier
 
 
@@ -36,7 +37,7 @@ def evaluate(
     """Answer every item of ``data`` greedily and verify; return (per-example rows, summary), write if asked."""
     settings = replace(settings or EvalSettings(), **overrides)
     if settings.stop is None:
-        settings.stop = list(PAPER_STOP) if settings.template == "paper" else []
+        settings.stop = stop_strings(settings.template)
     if settings.limit is not None and settings.limit < 1:
         raise GrapeError("limit must be at least 1")
     started = time.time()
@@ -65,18 +66,8 @@ def evaluate(
 
 def generate_answers(loaded: LoadedModel, prompts: list[Any], settings: EvalSettings) -> list[tuple[str, int, str]]:
     """(text, tokens, finish reason) per prompt, greedy, in input order."""
-    renderer = Renderer(loaded.tokenizer, settings.template, eos=False)
-    # The hf backend renders chat prompts as the Renderer does; any other template is rendered here and
-    # handed over as raw text (the backend then adds BOS, as the Renderer does for non-chat text).
-    if settings.template == "chat":
-        backend, shown = HFBackend(loaded, "chat", settings.batch_size), prompts
-    else:
-        backend = HFBackend(loaded, "raw", settings.batch_size)
-        try:
-            shown = [_without_bos(renderer.prompt_text(p), loaded.tokenizer) for p in prompts]
-        except PromptError as exc:
-            raise GrapeError(f"template '{settings.template}': {exc}") from exc
-    requests = [Request(str(i), 0, prompt) for i, prompt in enumerate(shown)]
+    backend = HFBackend(loaded, settings.template, settings.batch_size)
+    requests = [Request(str(i), 0, prompt) for i, prompt in enumerate(prompts)]
     sampling = Sampling(n=1, temperature=0.0, max_new_tokens=settings.max_new_tokens, stop=list(settings.stop or []))
     answers: dict[int, tuple[str, int, str]] = {}
     with progress_bar() as bar:
@@ -104,8 +95,3 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "finish_reasons": dict(Counter(r["finish_reason"] for r in rows)),
         "mean_response_tokens": sum(r["n_tokens"] or 0 for r in rows) / len(rows),
     }
-
-
-def _without_bos(text: str, tokenizer: Any) -> str:
-    bos = tokenizer.bos_token
-    return text[len(bos) :] if bos and text.startswith(bos) else text

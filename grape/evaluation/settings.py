@@ -7,10 +7,6 @@ from dataclasses import dataclass, field
 from grape.data.layout import Columns
 from grape.models.embedded import DEFAULT_TARGET
 
-# A base model answering in the paper's format goes on to write the next "Question:"; a model trained
-# with EOS stops by itself, and the cut is then a no-op.
-PAPER_STOP = ["\nQuestion:"]
-
 
 @dataclass
 class EvalSettings:

@@ -40,9 +40,9 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="Default: 0")
     parser.add_argument("--stop", action="append", default=[], help="a stop string (repeatable)")
     parser.add_argument(
-        "--prompt-format", default="auto", choices=PROMPT_FORMATS,
+        "--prompt-format", default="auto", metavar="|".join(PROMPT_FORMATS),
         help="hf/vllm: auto = the chat template where the model has one, else a few-shot Question:/Answer: "
-        "prefix (base models); raw = the prompt as is. Default: auto",
+        "prefix (base models); paper, raw, or a .jinja file as in `grape score --template`. Default: auto",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=16, help="hf: prompts per batch. Default: 16")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],

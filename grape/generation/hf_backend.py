@@ -12,9 +12,11 @@ from typing import Any
 import torch
 from transformers import StoppingCriteriaList, StopStringCriteria
 
+from grape.errors import GrapeError
 from grape.generation.backend import Completion, Request, Sampling
-from grape.generation.prompts import cut_at_stop, render_prompt, resolve_format, stop_strings
+from grape.generation.prompts import cut_at_stop, generation_stops, resolve_format
 from grape.models.load import LoadedModel, load_model
+from grape.text import PromptError, Renderer
 
 
 class HFBackend:
@@ -30,6 +32,7 @@ class HFBackend:
         self.loaded = model if isinstance(model, LoadedModel) else load_model(model, dtype, device, trust_remote_code)
         self.tokenizer = self.loaded.tokenizer
         self.prompt_format = resolve_format(prompt_format, self.tokenizer)
+        self.renderer = Renderer(self.tokenizer, self.prompt_format, eos=False)
         self.batch_size = max(1, batch_size)
         self._criteria: dict[tuple[str, ...], StopStringCriteria] = {}
         # Left padding keeps every prompt's last token at the end of the row, where generation continues.
@@ -44,13 +47,15 @@ class HFBackend:
         self.loaded = None
 
     def prompt_ids(self, prompt: Any) -> list[int]:
-        text, special = render_prompt(prompt, self.prompt_format, self.tokenizer)
-        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+        try:
+            return self.renderer.generation_ids(prompt)
+        except PromptError as exc:
+            raise GrapeError(f"prompt format '{self.prompt_format}': {exc}") from exc
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[Completion]:
         encoded = [(r, self.prompt_ids(r.prompt)) for r in requests]
         encoded.sort(key=lambda pair: -len(pair[1]))
-        stops = stop_strings(self.prompt_format, sampling.stop)
+        stops = generation_stops(self.prompt_format, sampling.stop)
         for start in range(0, len(encoded), self.batch_size):
             batch = encoded[start : start + self.batch_size]
             yield from self._generate_batch(batch, sampling, stops)

@@ -21,7 +21,7 @@ from typing import Any
 
 from grape.errors import GrapeError
 from grape.generation.backend import Completion, Request, Sampling
-from grape.generation.prompts import as_messages
+from grape.text.templates import as_messages
 
 RETRIED_STATUS = {408, 409, 429, 500, 502, 503, 504}
 

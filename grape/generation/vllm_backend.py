@@ -11,8 +11,9 @@ from typing import Any
 
 from grape.errors import GrapeError
 from grape.generation.backend import Completion, Request, Sampling
-from grape.generation.prompts import as_messages, render_prompt, resolve_format, stop_strings
+from grape.generation.prompts import generation_stops, resolve_format
 from grape.models.load import resolve_model_dir
+from grape.text import Renderer
 
 
 def vllm_available() -> bool:
@@ -31,6 +32,7 @@ class VLLMBackend:
         self.llm = LLM(model=target, **engine_options)
         self.tokenizer = self.llm.get_tokenizer()
         self.prompt_format = resolve_format(prompt_format, self.tokenizer)
+        self.renderer = Renderer(self.tokenizer, self.prompt_format, eos=False)
         self.chunk_size = max(1, chunk_size)
 
     def identity(self) -> dict[str, Any]:
@@ -42,7 +44,7 @@ class VLLMBackend:
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[Completion]:
         from vllm import SamplingParams
 
-        stops = stop_strings(self.prompt_format, sampling.stop)
+        stops = generation_stops(self.prompt_format, sampling.stop)
         for start in range(0, len(requests), self.chunk_size):
             chunk = requests[start : start + self.chunk_size]
             params = [
@@ -56,11 +58,9 @@ class VLLMBackend:
                 )
                 for r in chunk
             ]
-            if self.prompt_format == "chat":
-                outputs = self.llm.chat([as_messages(r.prompt) for r in chunk], params, use_tqdm=False)
-            else:
-                texts = [render_prompt(r.prompt, self.prompt_format, self.tokenizer)[0] for r in chunk]
-                outputs = self.llm.generate(texts, params, use_tqdm=False)
+            # grape's ids, not vLLM's own rendering: the prompt the candidates are later scored after
+            prompts = [{"prompt_token_ids": self.renderer.generation_ids(r.prompt)} for r in chunk]
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
             for request, output in zip(chunk, outputs, strict=True):
                 best = output.outputs[0]
                 yield Completion(request, best.text.strip(), len(best.token_ids), best.finish_reason)

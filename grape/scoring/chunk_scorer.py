@@ -20,7 +20,7 @@ from grape.models.load import LoadedModel
 from grape.scoring.engine import EngineSettings, ScoringEngine
 from grape.scoring.packing import TokenGroup
 from grape.scoring.parts import PART_SCHEMA
-from grape.scoring.render import PromptError, Renderer
+from grape.text import PromptError, Renderer
 
 
 @dataclass
@@ -53,21 +53,23 @@ class ChunkScorer:
         groups, owners = [], []
         for i, item in enumerate(items):
             try:
-                prompt = self.renderer.prompt_ids([item.prompt])[0]
+                encoded = self.renderer.encode(item.prompt, [text for _, text in item.candidates])
             except PromptError as exc:
                 for k, _ in item.candidates:
                     rows[i, k] = _skip(item, k, "invalid_prompt", str(exc))
                 continue
-            responses = self.renderer.response_ids([text for _, text in item.candidates])
-            kept = []
-            for (k, _), ids in zip(item.candidates, responses, strict=True):
-                if len(prompt) + len(ids) > self.max_len:
-                    message = f"prompt + response is {len(prompt) + len(ids)} tokens, over the model's {self.max_len}"
+            # Candidates whose whole-text ids split at the same prompt ids share one prefix (almost always all
+            # K; a response whose first characters merge with the prompt's last ones makes a group of its own).
+            by_prompt: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+            for (k, _), ids in zip(item.candidates, encoded, strict=True):
+                total = len(ids.prompt) + len(ids.response)
+                if total > self.max_len:
+                    message = f"prompt + response is {total} tokens, over the model's {self.max_len}"
                     rows[i, k] = _skip(item, k, "too_long", message)
                 else:
-                    kept.append((k, ids))
-            if kept:
-                groups.append(TokenGroup(prompt, [ids for _, ids in kept]))
+                    by_prompt.setdefault(tuple(ids.prompt), []).append((k, ids.response))
+            for prompt, kept in by_prompt.items():
+                groups.append(TokenGroup(list(prompt), [ids for _, ids in kept]))
                 owners.append((i, [k for k, _ in kept]))
         results = self.engine.score(groups, on_batch=on_batch) if groups else []
         for (i, keep), result in zip(owners, results, strict=True):

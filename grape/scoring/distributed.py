@@ -33,10 +33,10 @@ from grape.models.load import quiet_transformers, resolve_dtype, resolve_model_d
 from grape.scoring.keys import model_fingerprint
 from grape.scoring.parts import PART_SCHEMA
 from grape.scoring.progress import scoring_progress
-from grape.scoring.render import Renderer
 from grape.scoring.resume import Chunk, ScoreJob
 from grape.scoring.score_worker import ScoreWorker
 from grape.scoring.settings import ScoreSettings
+from grape.text import Renderer
 
 
 @dataclass

@@ -15,10 +15,10 @@ from typing import Any
 
 from grape.data.records import Instruction
 from grape.models.fingerprint import loaded_fingerprint, model_fingerprint
-from grape.scoring.render import BUILTIN_TEMPLATES
+from grape.text import BUILTIN_TEMPLATES
 
 # Bump when the definition of the score changes, so that older parts are not reused.
-SCORE_VERSION = 1
+SCORE_VERSION = 2  # 2: the whole text's tokens at the prompt/response boundary, chat end-of-turn marker
 
 __all__ = ["SCORE_VERSION", "instruction_key", "loaded_fingerprint", "model_fingerprint", "settings_key"]
 

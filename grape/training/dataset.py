@@ -1,8 +1,9 @@
 """Turn a selection (TRL's `prompt`/`completion` or `messages` rows) into pre-tokenised SFT examples.
 
-The ids come from the scoring `Renderer`: prompt ids and response ids tokenised separately, EOS
-appended. So the model is trained on exactly the token sequence it scored, and ``completion_mask``
-(1 on response tokens) makes the loss fall on the response only.
+The ids come from the one `Renderer` (grape.text) that the scorer uses: the whole text's tokens, split
+where the response starts, with the end marker (EOS or the chat template's end-of-turn). So the model is
+trained on exactly the token sequence it scored, and ``completion_mask`` (1 on response tokens) makes
+the loss fall on the response only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from grape.data.records import Messages
 from grape.errors import InputError
-from grape.scoring.render import PromptError, Renderer
+from grape.text import PromptError, Renderer
 
 
 @dataclass
@@ -50,20 +51,17 @@ def tokenise_examples(
 ) -> list[SFTExample]:
     """One example per row, in order. A row longer than ``max_length`` tokens is an error, never cut:
     a truncated response would teach the model to stop mid-answer (or never see its EOS)."""
-    pairs = [prompt_and_response(row, file, number) for number, row in enumerate(rows, start=1)]
-    prompts: list[list[int]] = []
-    for number, (prompt, _) in enumerate(pairs, start=1):
+    examples = []
+    for number, row in enumerate(rows, start=1):
+        prompt, response = prompt_and_response(row, file, number)
         try:
-            prompts.append(renderer.prompt_ids([prompt])[0])
+            ids = renderer.encode(prompt, [response])[0]
         except PromptError as exc:
             raise InputError(file, number, "prompt", str(exc)) from exc
-    responses = renderer.response_ids([response for _, response in pairs])
-    examples = []
-    for number, (prompt_ids, response_ids) in enumerate(zip(prompts, responses, strict=True), start=1):
-        total = len(prompt_ids) + len(response_ids)
+        total = len(ids.prompt) + len(ids.response)
         if total > max_length:
             raise InputError(file, number, None, f"{total} tokens, over max_length {max_length} (raise --max-length)")
-        examples.append(SFTExample(prompt_ids + response_ids, [0] * len(prompt_ids) + [1] * len(response_ids)))
+        examples.append(SFTExample(ids.prompt + ids.response, [0] * len(ids.prompt) + [1] * len(ids.response)))
     return examples
 
 

@@ -23,7 +23,7 @@ from grape.data.tables import package_versions, read_table_rows
 from grape.errors import GrapeError
 from grape.models.load import LoadedModel, load_model, resolve_device
 from grape.scoring.chunk_scorer import context_length
-from grape.scoring.render import Renderer
+from grape.text import Renderer
 from grape.training.config import settings_dict, write_settings
 from grape.training.dataset import SFTExample, to_dataset, tokenise_examples
 from grape.training.settings import SFTSettings, check, learning_rate, use_bf16

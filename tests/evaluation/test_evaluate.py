@@ -9,10 +9,10 @@ import pytest
 from grape.cli import main
 from grape.data.tables import read_sidecar, read_table_rows, write_rows
 from grape.errors import GrapeError
-from grape.evaluation.evaluate import _without_bos, evaluate
+from grape.evaluation.evaluate import evaluate
 from grape.evaluation.metrics import wilson_interval
 from grape.generation.hf_backend import HFBackend
-from grape.scoring.render import Renderer
+from grape.text import Renderer
 
 ITEMS = [
     {"id": "add", "prompt": "What is 2 + 3?", "answer": "5"},
@@ -26,10 +26,9 @@ def test_eval_prompts_are_the_training_prompts(gemma, smollm2):
     """The ids generation starts from are the Renderer's: the model is asked as it was trained."""
     prompt = "What is 2 + 3?"
     paper = Renderer(gemma.tokenizer, "paper")
-    shown = _without_bos(paper.prompt_text(prompt), gemma.tokenizer)
-    assert HFBackend(gemma, "raw").prompt_ids(shown) == paper.prompt_ids([prompt])[0]
+    assert HFBackend(gemma, "paper").prompt_ids(prompt) == paper.encode(prompt, ["The sum is 5."])[0].prompt
     chat = Renderer(smollm2.tokenizer, "chat")
-    assert HFBackend(smollm2, "chat").prompt_ids(prompt) == chat.prompt_ids([prompt])[0]
+    assert HFBackend(smollm2, "chat").prompt_ids(prompt) == chat.encode(prompt, ["The sum is 5."])[0].prompt
 
 
 def test_known_answers_from_the_base_model(gemma, tmp_path):

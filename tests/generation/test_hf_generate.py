@@ -10,7 +10,7 @@ from grape.data.layout import load_instructions
 from grape.generation.backend import Request, Sampling
 from grape.generation.generate import GenerateSettings, generate, journal_path
 from grape.generation.hf_backend import HFBackend
-from grape.generation.prompts import few_shot_text
+from grape.text import Renderer
 
 ROWS = [
     {"id": "m1", "prompt": "Tom has 45 marbles. He gives 18 to his sister. How many are left?", "answer": "27",
@@ -98,7 +98,7 @@ def test_a_base_model_gets_the_few_shot_prefix_and_stops_at_the_next_question(ti
     assert tiny_backend.prompt_format == "few-shot"  # the Gemma base tokenizer has no chat template
     ids = tiny_backend.prompt_ids("Name a colour.")
     text = tiny_backend.tokenizer.decode(ids)
-    assert text == "<bos>" + few_shot_text("Name a colour.")
+    assert text == "<bos>" + Renderer(tiny_backend.tokenizer, "few-shot").prompt_text("Name a colour.").rstrip()
     assert text.endswith("Question: Name a colour.\nAnswer:")
     (done,) = tiny_backend.generate([Request("a", 0, "Name a colour.")], Sampling(max_new_tokens=5))
     assert done.n_tokens <= 5 and "\nQuestion:" not in done.text

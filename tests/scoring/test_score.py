@@ -4,12 +4,12 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from reference import naive_sum_logprob
+from reference import naive_sum_logprob, whole_text_ids
 
 from grape.data.tables import read_sidecar, read_table_rows
 from grape.errors import InputError
-from grape.scoring.render import Renderer
 from grape.scoring.score import ScoreSettings, score
+from grape.text import Renderer
 
 ROWS = [
     {"id": "add", "prompt": "What is 2+2?", "answer": "4",
@@ -25,16 +25,34 @@ def write_jsonl(path, rows):
     return path
 
 
+def test_the_boundary_regression_of_issue_11(gemma, tmp_path):
+    """`Answer: ` + `The…` is scored as the text's `Answer:` `▁The…`: no lone-space token costing ~19 nats."""
+    rows = [{"id": "fr", "prompt": "What is the capital of France?",
+             "candidates": [{"text": "The capital of France is Paris.", "source": "a"}]}]  # fmt: skip
+    (row,) = score(write_jsonl(tmp_path / "in.jsonl", rows), None, ScoreSettings(dtype="float32"), loaded=gemma)
+    tokenizer = gemma.tokenizer
+    whole = tokenizer("Question: What is the capital of France?\nAnswer: The capital of France is Paris.")["input_ids"]
+    prompt = tokenizer("Question: What is the capital of France?\nAnswer:")["input_ids"]
+    response = [*whole[len(prompt) :], tokenizer.eos_token_id]
+    assert whole[: len(prompt)] == prompt and row["n_tokens"] == len(response) == 8
+    assert row["sum_logprob"] == pytest.approx(naive_sum_logprob(gemma.model, prompt, response), abs=8e-4)
+    first = naive_sum_logprob(gemma.model, prompt, response[:1])
+    assert first == pytest.approx(-2.14, abs=0.05)  # the lone-space split gave -20.98 here
+    assert row["mean_logprob"] == pytest.approx(-1.407, abs=0.01)  # and -3.775 for the whole response
+
+
 def test_scores_agree_with_naive_reference(gemma, tmp_path):
     out = tmp_path / "scores.parquet"
     rows = score(write_jsonl(tmp_path / "in.jsonl", ROWS), out, ScoreSettings(dtype="float32"), loaded=gemma)
     renderer = Renderer(gemma.tokenizer, "paper", eos=True)
     assert [r["status"] for r in rows] == ["scored"] * 5
     for row in rows:
-        prompt = renderer.prompt_ids([row["prompt"]])[0]
-        response = renderer.response_ids([row["response"]])[0]
+        # the reference scores the whole text's ids; the response is its last n_tokens (EOS included)
+        whole = whole_text_ids(gemma.tokenizer, "paper", row["prompt"], row["response"])
+        n = len(renderer.encode(row["prompt"], [row["response"]])[0].response)
+        prompt, response = whole[:-n], whole[-n:]
         reference = naive_sum_logprob(gemma.model, prompt, response)
-        assert row["n_tokens"] == len(response)
+        assert row["n_tokens"] == n
         assert abs(row["sum_logprob"] - reference) / len(response) < 1e-4
         assert row["mean_logprob"] == pytest.approx(row["sum_logprob"] / row["n_tokens"])
     table = pq.read_table(out)

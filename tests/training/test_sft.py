@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 from grape.data.tables import write_rows
 from grape.errors import InputError
 from grape.models.load import LoadedModel, load_model
-from grape.scoring.render import Renderer
 from grape.scoring.score import score
+from grape.text import Renderer
 from grape.training.dataset import tokenise_examples
 from grape.training.settings import SFTSettings
 from grape.training.train import _trainer, last_checkpoint, sft
@@ -65,7 +65,8 @@ def test_prompt_tokens_carry_no_loss(base, tmp_path):
     for row, example, prepared in zip(ROWS, examples, trainer.train_dataset, strict=True):
         prompt = row.get("prompt") or row["messages"][:1]
         response = row.get("completion") or row["messages"][-1]["content"]
-        prompt_ids, response_ids = renderer.prompt_ids([prompt])[0], renderer.response_ids([response])[0]
+        ids = renderer.encode(prompt, [response])[0]
+        prompt_ids, response_ids = ids.prompt, ids.response
         # The trained sequence is exactly the scored one: prompt ids + response ids (+ EOS).
         assert prepared["input_ids"] == prompt_ids + response_ids
         assert response_ids[-1] == base.tokenizer.eos_token_id
