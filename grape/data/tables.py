@@ -7,6 +7,7 @@ versions, so that every output says how it was made.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import platform
@@ -20,6 +21,8 @@ import pyarrow.parquet as pq
 
 from grape.data.read_rows import jsonl_lines
 from grape.errors import GrapeError, InputError, file_system_error
+
+_TEMPORARY = ".tmp"  # the suffix of a file being written (see write_atomically)
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, schema: pa.Schema | None = None) -> Path:
@@ -42,7 +45,7 @@ def write_atomically(target: str | Path, write: Callable[[BinaryIO], None]) -> P
     never a part of one; two writers never share a temporary file (the last rename wins). A file system
     error (full disk, read-only, a file where a folder should be) becomes a one-line GrapeError."""
     target = Path(target)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    temporary = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{_TEMPORARY}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with temporary.open("xb") as handle:
@@ -57,6 +60,15 @@ def write_atomically(target: str | Path, write: Callable[[BinaryIO], None]) -> P
             raise file_system_error(target, exc) from exc
         raise
     return target
+
+
+def remove_temporaries(target: str | Path) -> None:
+    """Remove the temporary files that writers of ``target`` killed mid-write left behind (and of its
+    sidecar). Only for a caller that holds the output's lock: another writer's file would go too."""
+    target = Path(target)
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*{_TEMPORARY}"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 def read_table_rows(path: str | Path) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from grape.console import console
 from grape.data.layout import load_instructions
 from grape.data.output_lock import OutputLock
 from grape.data.records import Instruction
-from grape.data.tables import write_rows, write_sidecar
+from grape.data.tables import remove_temporaries, write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.scoring.assemble import SCORES_SCHEMA, raise_first_problem, scores_rows, status_counts
 from grape.scoring.chunk_scorer import WorkItem
@@ -77,7 +77,9 @@ class ScoreJob:
         s = settings
         self.instructions = load_instructions(input, s.columns, s.layout, s.on_error, s.split)
         # One run per output, from here to its last write: a second run stops here, naming the first.
-        self._lock = OutputLock(output) if output is not None else None
+        if output is not None:
+            self._lock = OutputLock(output)
+            remove_temporaries(output)  # of a run killed while it wrote the table
         self.keys = [instruction_key(i) if _scorable(i) else None for i in self.instructions]
         model, dtype = model_and_dtype()
         self.key, self.described = settings_key(model, settings.template, settings.eos, dtype)

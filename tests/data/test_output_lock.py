@@ -127,3 +127,17 @@ def test_concurrent_writers_and_a_reader_never_meet_a_half_file(tmp_path, suffix
     assert [w.returncode for w in writers] == [0] * 4, errors
     assert reads > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left behind
+
+
+def test_the_next_run_removes_what_a_run_killed_mid_write_left(source, tmp_path, tiny_model_dir):
+    from grape.scoring.score import ScoreSettings, score
+
+    output = tmp_path / "scores.jsonl"
+    leftovers = [tmp_path / ".scores.jsonl.4242-0badf00d.tmp", tmp_path / ".scores.jsonl.meta.json.4242-0badf00d.tmp"]
+    for leftover in leftovers:
+        leftover.write_text('{"half": ')
+    unrelated = tmp_path / ".other.jsonl.4242-0badf00d.tmp"  # another output's: not this run's to remove
+    unrelated.write_text("")
+    score(source, output, ScoreSettings(model=str(tiny_model_dir), dtype="float32", device="cpu", part_size=10))
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert unrelated.exists() and len(read_table_rows(output)) == 60
