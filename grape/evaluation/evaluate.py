@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from grape.console import progress_bar
+from grape.data.pool import item_of, prompt_of, read_pool
 from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.evaluation.metrics import wilson_interval
 from grape.evaluation.settings import EvalSettings
 from grape.generation.backend import Request, Sampling
 from grape.generation.hf_backend import HFBackend
-from grape.generation.pool import item_of, prompt_of, read_pool
 from grape.models.load import LoadedModel, load_model
 from grape.text.templates import stop_strings
 from grape.verification.registry import get_verifier

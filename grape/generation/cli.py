@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from grape.cli_options import add_input_options
 from grape.console import console, print_table
 from grape.data.layout import Columns
 from grape.generation.backend import Sampling
@@ -11,7 +12,6 @@ from grape.generation.generate import GenerateSettings, generate, summary_rows
 from grape.generation.openai_backend import HTTPSettings
 from grape.generation.prompts import PROMPT_FORMATS
 from grape.models.embedded import EMBEDDED
-from grape.scoring.cli import add_input_options
 
 
 def register(subparsers) -> None:

@@ -16,11 +16,11 @@ from typing import Any
 
 from grape.console import console, progress_bar
 from grape.data.layout import Columns
+from grape.data.pool import SKIP_KEY, Row, prompt_of, read_pool, same_instructions
 from grape.data.tables import read_sidecar, write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.generation.backend import Backend, Completion, GeneratorSpec, Request, Sampling
 from grape.generation.openai_backend import HTTPSettings
-from grape.generation.pool import SKIP_KEY, Row, prompt_of, read_pool, same_instructions
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from grape.data.records import SCORED, Messages, skipped
+from grape.models.context import context_length
 from grape.models.load import LoadedModel
 from grape.scoring.engine import EngineSettings, ScoringEngine
 from grape.scoring.packing import TokenGroup
@@ -80,15 +81,6 @@ class ChunkScorer:
                 }  # fmt: skip
         ordered = [{**rows[i, k], "worker": self.worker} for i, item in enumerate(items) for k, _ in item.candidates]
         return pa.Table.from_pylist(ordered, schema=PART_SCHEMA)
-
-
-def context_length(loaded: LoadedModel) -> int:
-    """The longest prompt + response the model takes: its position limit or the tokenizer's, if lower."""
-    limits = [getattr(loaded.model.config, "max_position_embeddings", None)]
-    model_max = getattr(loaded.tokenizer, "model_max_length", None)
-    if model_max and model_max < 10**9:  # tokenizers without a limit report a huge sentinel
-        limits.append(model_max)
-    return min(x for x in limits if x) if any(limits) else 10**9
 
 
 def _skip(item: WorkItem, k: int, reason: str, detail: str) -> dict:

@@ -5,70 +5,12 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
+from grape.cli_options import add_input_options, add_model_options
 from grape.console import console, print_table
 from grape.data.layout import Columns
 from grape.data.records import SCORED
 from grape.errors import GrapeError
-from grape.models.embedded import DEFAULT_TARGET, EMBEDDED
 from grape.scoring.settings import DEVICE_DEFAULTS, EngineSettings, ScoreSettings
-
-
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by every command that loads a target model."""
-    parser.add_argument(
-        "--model", default=DEFAULT_TARGET,
-        help=f"target model: a local transformers directory, a Hub id (needs network), a .gguf file, or an "
-        f"embedded alias ({', '.join(EMBEDDED)}). Default: {DEFAULT_TARGET}",
-    )  # fmt: skip
-    parser.add_argument(
-        "--template", default="paper",
-        help="how the prompt is rendered: 'paper' (Question: ...\\nAnswer: ), 'chat' (the tokenizer's chat "
-        "template with the generation prompt), 'raw' (the prompt as is), or a path to a .jinja file that gets "
-        "`prompt`, `messages` and `instruction`. Default: paper",
-    )  # fmt: skip
-    parser.add_argument(
-        "--no-eos",
-        dest="eos",
-        action="store_false",
-        help="do not append EOS to each response (it is appended and scored by default)",
-    )
-    parser.add_argument(
-        "--dtype",
-        default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="weights dtype; auto = bfloat16 on a GPU, float32 on CPU (see docs/performance.md)",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]. Default: auto")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="allow custom model code from the model's repository (off by default)",
-    )
-
-
-def add_input_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--layout",
-        default="auto",
-        choices=["auto", "grouped", "long"],
-        help="grouped: one row per instruction with a `candidates` list; long: one row per "
-        "response (e.g. AlpacaEval's instruction/output/generator). Default: auto",
-    )
-    parser.add_argument(
-        "--columns",
-        default=None,
-        metavar="NAME=COL,...",
-        help="map input columns, e.g. 'prompt=instruction,response=output,source=generator'. "
-        "Names: id, prompt, candidates, response, source, answer, text_key, source_key",
-    )
-    parser.add_argument("--split", default=None, help="the split to read from a datasets directory")
-    parser.add_argument(
-        "--on-error",
-        default="fail",
-        choices=["fail", "skip"],
-        help="fail: stop at the first bad row (default); skip: keep bad rows in the output "
-        "with status skipped:<reason>",
-    )
 
 
 def register(subparsers) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from grape.cli_options import add_input_options
 from grape.console import console, print_table
 from grape.data.layout import Columns
-from grape.scoring.cli import add_input_options
 from grape.verification.registry import NAMES
 from grape.verification.verify import verify
 

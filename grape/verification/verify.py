@@ -16,8 +16,8 @@ from pathlib import Path
 
 from grape.console import progress_bar
 from grape.data.layout import Columns
+from grape.data.pool import SKIP_KEY, Row, item_of, read_pool
 from grape.data.tables import write_rows, write_sidecar
-from grape.generation.pool import SKIP_KEY, Row, item_of, read_pool
 from grape.verification.registry import get_verifier
 from grape.verification.verdict import Verdict, Verifier
 
