@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from grape.errors import GrapeError
-from grape.scoring.logprobs import chunk_rows_for, head_settings, token_logprobs
+from grape.models.logprobs import chunk_rows_for, head_settings, token_logprobs
 from grape.scoring.packing import (
     PackedBatch,
     TokenGroup,

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from grape.scoring.logprobs import chunk_rows_for, token_logprobs
+from grape.models.logprobs import chunk_rows_for, token_logprobs
 
 
 def test_token_logprobs_hand_computed():
