@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from grape.config import with_overrides
 from grape.console import progress_bar
 from grape.data.pool import item_of, prompt_of, read_pool
 from grape.data.tables import write_rows, write_sidecar
@@ -35,7 +36,7 @@ def evaluate(
     **overrides: Any,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Answer every item of ``data`` greedily and verify; return (per-example rows, summary), write if asked."""
-    settings = replace(settings or EvalSettings(), **overrides)
+    settings = with_overrides(EvalSettings, settings, overrides)
     if settings.stop is None:
         settings.stop = stop_strings(settings.template)
     if settings.limit is not None and settings.limit < 1:

@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 
 from grape.console import console, print_table
 from grape.errors import GrapeError
+from grape.models.fingerprint import fingerprint_method, model_fingerprint
 from grape.models.load import quiet_transformers, resolve_dtype, resolve_model_dir
-from grape.scoring.keys import model_fingerprint
 from grape.scoring.parts import PART_SCHEMA
 from grape.scoring.progress import scoring_progress
 from grape.scoring.resume import Chunk, ScoreJob
@@ -73,7 +73,9 @@ def score_on_ray(
         pool = _pool_shape(ray, cluster)
         dtype = _worker_dtype(settings.dtype, pool.device)
         fingerprint = model_fingerprint(settings.model)
-        identity.update(spec=settings.model, dtype=dtype, fingerprint=fingerprint)  # the workers load it, not us
+        # the workers load the model, not the driver: it records what they will load
+        identity.update(spec=settings.model, dtype=dtype, fingerprint=fingerprint,
+                        fingerprint_method=fingerprint_method(fingerprint))  # fmt: skip
         return fingerprint, dtype
 
     try:

@@ -14,13 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from grape.data.records import Instruction
-from grape.models.fingerprint import loaded_fingerprint, model_fingerprint
 from grape.text import BUILTIN_TEMPLATES
 
 # Bump when the definition of the score changes, so that older parts are not reused.
 SCORE_VERSION = 2  # 2: the whole text's tokens at the prompt/response boundary, chat end-of-turn marker
-
-__all__ = ["SCORE_VERSION", "instruction_key", "loaded_fingerprint", "model_fingerprint", "settings_key"]
 
 
 def settings_key(model: str, template: str, eos: bool, dtype: str) -> tuple[str, dict[str, Any]]:

@@ -13,10 +13,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from grape.config import with_overrides
+from grape.models.fingerprint import fingerprint_method, loaded_fingerprint, model_fingerprint
 from grape.models.load import LoadedModel, load_model, resolve_device, resolve_dtype
 from grape.scoring.assemble import SCORES_SCHEMA
 from grape.scoring.chunk_scorer import ChunkScorer
-from grape.scoring.keys import loaded_fingerprint, model_fingerprint
 from grape.scoring.progress import scoring_progress
 from grape.scoring.resume import Chunk, ScoreJob
 from grape.scoring.settings import ScoreSettings
@@ -36,9 +37,7 @@ def score(
     ``overrides`` set fields of `ScoreSettings`, e.g. ``score("in.jsonl", model="gemma-3-270m")``.
     With ``output``, finished parts are kept in ``<output>.parts/`` and a re-run scores only the rest.
     """
-    settings = settings or ScoreSettings()
-    for key, value in overrides.items():
-        setattr(settings, key, value)
+    settings = with_overrides(ScoreSettings, settings, overrides)
     identity: dict[str, Any] = {}
 
     def model_and_dtype() -> tuple[str, str]:
@@ -57,7 +56,9 @@ def score(
             with scoring_progress(job.total_candidates, job.done_candidates) as advance:
                 for chunk in job.pending:
                     job.record(chunk, _score_chunk(scorer, chunk, advance))
-        return job.finish({**identity, "fingerprint": job.described["model"]})
+        fingerprint = job.described["model"]
+        method = fingerprint_method(fingerprint)
+        return job.finish({**identity, "fingerprint": fingerprint, "fingerprint_method": method})
 
 
 def _score_chunk(scorer: ChunkScorer, chunk: Chunk, advance: Callable[[int, int], None]) -> pa.Table:

@@ -13,8 +13,9 @@ import torch
 
 from grape.data.tables import read_sidecar
 from grape.errors import InputError
+from grape.models.fingerprint import loaded_fingerprint, model_fingerprint
 from grape.models.load import load_model
-from grape.scoring.keys import loaded_fingerprint, model_fingerprint, settings_key
+from grape.scoring.keys import settings_key
 from grape.scoring.parts import parts_root
 from grape.scoring.score import SCORES_SCHEMA, ScoreSettings, score
 

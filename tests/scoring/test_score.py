@@ -7,7 +7,7 @@ import pytest
 from reference import naive_sum_logprob, whole_text_ids
 
 from grape.data.tables import read_sidecar, read_table_rows
-from grape.errors import InputError
+from grape.errors import GrapeError, InputError
 from grape.scoring.score import ScoreSettings, score
 from grape.text import Renderer
 
@@ -96,3 +96,8 @@ def test_skip_mode_accounts_for_every_candidate(gemma, tmp_path):
         ("add", 0, "skipped:duplicate_id"), ("add", 1, "skipped:duplicate_id"), ("add", 2, "skipped:duplicate_id"),
     ]  # fmt: skip
     assert [r["row"] for r in out] == [1, 1, 1, 2, 3, 4, 4, 4]
+
+
+def test_a_misspelt_setting_is_an_error_not_ignored(tmp_path):
+    with pytest.raises(GrapeError, match=r"modle \(did you mean model\?\)"):
+        score(write_jsonl(tmp_path / "in.jsonl", ROWS), None, modle="gemma-3-270m")
