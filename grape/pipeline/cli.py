@@ -1,4 +1,4 @@
-"""`grape run PIPELINE.yaml`: the command-line face of grape.pipeline.run."""
+"""`grape run PIPELINE.yaml [steps.NAME.SETTING=VALUE ...] [--dry-run]`: the command-line face of grape.pipeline."""
 
 from __future__ import annotations
 
@@ -8,39 +8,52 @@ from pathlib import Path
 
 from grape.console import console, print_table
 from grape.data.tables import read_sidecar
+from grape.pipeline.preview import preview_pipeline
 from grape.pipeline.run import Outcome, run_pipeline
-from grape.pipeline.stages import ORDER
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a YAML pipeline (generate → verify → score → select → report → sft → eval), cached",
-        description="Run the stages of a pipeline file in order. Each stage is cached by a hash of its settings "
-        "and inputs: a re-run does only what changed, and an interrupted run resumes (sft from its last "
-        "checkpoint, score from its parts, generate from its journal). Relative paths in the file are relative to "
-        "it. The resolved pipeline and a run log are written into the workdir.",
+        "run", help="run a YAML pipeline of named steps (generate, verify, score, select, report, sft, eval), cached",
+        description="Run the steps of a pipeline file in order; a `repeat: N` block runs its steps N times. Each "
+        "step is cached by a hash of its settings and inputs: a re-run does only what changed, and an interrupted "
+        "run resumes (sft from its last checkpoint, score from its parts, generate from its journal). The whole "
+        "pipeline is checked before the first step. Relative paths in the file are relative to it. The resolved "
+        "pipeline and a run log are written into the workdir; grape never clears a folder it did not make.",
     )  # fmt: skip
     parser.add_argument("pipeline", help="pipeline YAML (see examples/pipeline.yaml)")
     parser.add_argument(
-        "--force", action="append", default=[], metavar="STAGE", choices=ORDER,
-        help="redo this stage though cached (repeatable); later ones rerun if its output changed",
+        "overrides", nargs="*", metavar="steps.STEP.SETTING=VALUE",
+        help="override one setting of one step (also STEP.SETTING=VALUE, defaults.SETTING=VALUE); the value is YAML",
+    )  # fmt: skip
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show each step, its inputs, and whether it is cached or would run (and why)")  # fmt: skip
+    parser.add_argument(
+        "--force", action="append", default=[], metavar="STEP",
+        help="redo this step though cached (repeatable; NAME for every iteration, NAME.I for one); later ones "
+        "rerun if its output changed",
     )  # fmt: skip
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    outcomes = run_pipeline(args.pipeline, tuple(args.force))
-    rows = [(o.stage, o.status, f"{o.seconds:.0f}", headline(o), str(o.output)) for o in outcomes]
-    print_table("Pipeline", ["stage", "status", "seconds", "result", "output"], rows)
+    if args.dry_run:
+        previews = preview_pipeline(args.pipeline, args.force, args.overrides)
+        rows = [(p.step, p.type, "\n".join(p.inputs), p.status, p.reason) for p in previews]
+        print_table(f"{args.pipeline} (dry run)", ["step", "type", "inputs", "status", "why"], rows)
+        return 0
+    outcomes = run_pipeline(args.pipeline, args.force, args.overrides)
+    rows = [(o.step, o.type, o.status, f"{o.seconds:.0f}", headline(o), str(o.output)) for o in outcomes]
+    print_table("Pipeline", ["step", "type", "status", "seconds", "result", "output"], rows)
     if outcomes:
         console.print(f"resolved pipeline and run log in [bold]{outcomes[0].output.parent.parent}[/]")
     return 0
 
 
 def headline(outcome: Outcome) -> str:
-    """One line of what a stage produced, read back from its sidecar."""
+    """One line of what a step produced, read back from its sidecar."""
     output = outcome.output
-    if outcome.stage == "sft":
+    if outcome.type == "sft":
         done = output / "grape-sft.json"
         metrics = json.loads(done.read_text())["metrics"] if done.is_file() else {}
         first, last = metrics.get("loss_first"), metrics.get("loss_last")
@@ -48,12 +61,12 @@ def headline(outcome: Outcome) -> str:
             return f"{metrics.get('steps')} steps"
         return f"{metrics.get('steps')} steps, loss {first:.3f} → {last:.3f}"
     meta = read_sidecar(output) if Path(output).is_file() else {}
-    if outcome.stage == "eval" and meta.get("summary", {}).get("accuracy") is not None:
+    if outcome.type == "eval" and meta.get("summary", {}).get("accuracy") is not None:
         s = meta["summary"]
         low, high = (100 * x for x in s["ci95"])
         return f"accuracy {100 * s['accuracy']:.1f}% [{low:.1f}, {high:.1f}] of {s['judged']}"
-    if outcome.stage == "select" and "summary" in meta:
+    if outcome.type == "select" and "summary" in meta:
         return f"{meta['summary']['selected']} selected of {meta['summary']['instructions']} instructions"
-    if outcome.stage == "score" and "counts" in meta:
+    if outcome.type == "score" and "counts" in meta:
         return ", ".join(f"{k} {v}" for k, v in meta["counts"].items())
     return ""

@@ -1,23 +1,26 @@
-"""The stage table of `grape run`: each stage's settings, where its inputs come from, what it writes.
+"""The step types of `grape run`: each type's settings, its input files, where they come from, what it writes.
 
-Adding a stage is one entry in STAGES (and its place in ORDER). A stage's main input is its ``input:``
-setting when given, else the output of the nearest earlier stage named in ``upstream``. The stages that
-need torch import it when they run, so that reading a pipeline (and `grape --help`) stays fast.
+Adding a type is one entry in STAGES. A step's input file is its ``input:`` when given, else the output of
+the nearest earlier step of a type named in ``links`` (the same rule fills report's ``selection`` and
+eval's ``model``). The types that need torch import it when they run, so that reading a pipeline (and
+`grape --help`, and `grape run --dry-run`) stays fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grape.data.layout import Columns
+from grape.errors import GrapeError
 from grape.evaluation.settings import EvalSettings
 from grape.generation.generate import GenerateSettings, generate
 from grape.scoring.settings import ScoreSettings
 from grape.selection.select import select
 from grape.training.settings import SFTSettings
+from grape.training.settings import check as check_sft
 from grape.verification.verify import verify
 
 
@@ -51,14 +54,21 @@ Inputs = dict[str, Path]
 @dataclass(frozen=True)
 class Stage:
     settings: type  # the dataclass its YAML block fills
-    output: str  # the file or folder it writes inside <workdir>/<stage>/
-    run: Callable[[Any, Inputs, Path], None]  # (settings, inputs, output path)
-    upstream: tuple[str, ...] = ()  # where its main input comes from, nearest first
-    takes: tuple[str, ...] = ("input",)  # path settings of its block (relative to the YAML file)
+    output: str  # the file or folder it writes inside its step folder
+    run: Callable[[Any, Inputs, Path], None]  # (settings, input files, output path)
+    files: tuple[str, ...] = ("input",)  # keys of its block that name input files, not settings
+    links: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> types whose output fills it if unset
+    optional: tuple[str, ...] = ()  # input files it can do without
+    check: Callable[[Any], None] | None = None  # raises GrapeError for settings it cannot run with
 
 
 def _generate(settings: GenerateSettings, inputs: Inputs, output: Path) -> None:
     generate(inputs["input"], output, settings)
+
+
+def _check_generate(settings: GenerateSettings) -> None:
+    if not settings.models:
+        raise GrapeError("no generator: give `models: [...]`")
 
 
 def _verify(settings: VerifySettings, inputs: Inputs, output: Path) -> None:
@@ -77,13 +87,13 @@ def _select(settings: SelectSettings, inputs: Inputs, output: Path) -> None:
 
 
 def _report(settings: ReportSettings, inputs: Inputs, output: Path) -> None:
-    from grape.report import write_report  # plotly is slow to import; only this stage needs it
+    from grape.report import write_report  # plotly is slow to import; only this type needs it
 
     write_report(inputs["input"], inputs.get("selection"), output, output.parent / "png" if settings.png else None)
 
 
 def _sft(settings: SFTSettings, inputs: Inputs, output: Path) -> None:
-    from grape.training.train import sft
+    from grape.training.sft import sft
 
     sft(inputs["input"], output, settings)
 
@@ -91,20 +101,20 @@ def _sft(settings: SFTSettings, inputs: Inputs, output: Path) -> None:
 def _eval(settings: EvalSettings, inputs: Inputs, output: Path) -> None:
     from grape.evaluation.evaluate import evaluate
 
-    if "model" in inputs:  # the model fine-tuned by this pipeline's sft stage
-        settings = replace(settings, model=str(inputs["model"]))
     evaluate(inputs["data"], output, settings)
 
 
+# fmt: off
 STAGES: dict[str, Stage] = {
-    "generate": Stage(GenerateSettings, "candidates.jsonl", _generate),
-    "verify": Stage(VerifySettings, "verified.jsonl", _verify, upstream=("generate",)),
-    "score": Stage(ScoreSettings, "scores.parquet", _score, upstream=("verify", "generate")),
-    "select": Stage(SelectSettings, "selected.jsonl", _select, upstream=("score",)),
-    "report": Stage(ReportSettings, "report.html", _report, upstream=("score",)),
-    "sft": Stage(SFTSettings, "model", _sft, upstream=("select",)),
-    "eval": Stage(EvalSettings, "eval.jsonl", _eval, takes=("data",)),
+    "generate": Stage(GenerateSettings, "candidates.jsonl", _generate, check=_check_generate),
+    "verify": Stage(VerifySettings, "verified.jsonl", _verify, links={"input": ("generate",)}),
+    "score": Stage(ScoreSettings, "scores.parquet", _score, links={"input": ("verify", "generate")}),
+    "select": Stage(SelectSettings, "selected.jsonl", _select, links={"input": ("score",)}),
+    "report": Stage(ReportSettings, "report.html", _report, files=("input", "selection"), optional=("selection",),
+                    links={"input": ("score",), "selection": ("select",)}),
+    "sft": Stage(SFTSettings, "model", _sft, links={"input": ("select",)}, check=check_sft),
+    "eval": Stage(EvalSettings, "eval.jsonl", _eval, files=("data",), links={"model": ("sft",)}),
 }
+# fmt: on
+# The order of the older `stages:` mapping form, in which each type appears at most once.
 ORDER = ("generate", "verify", "score", "select", "report", "sft", "eval")
-# Outputs of other stages that a stage also reads, when those stages are in the pipeline.
-EXTRA_INPUTS = {"report": {"selection": "select"}, "eval": {"model": "sft"}}

@@ -1,4 +1,5 @@
-"""`grape run`: verify → score → select → sft → eval on a tiny model, cached by settings and inputs."""
+"""`grape run` on the older `stages:` form (one block per stage type, read as steps named after their types):
+verify → score → select → sft → eval on a tiny model, cached by settings and inputs, resumed when killed."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ import yaml
 
 from grape.data.tables import read_table_rows, write_rows
 from grape.errors import GrapeError
-from grape.pipeline import run_pipeline
-from grape.pipeline.spec import parse_pipeline
+from grape.pipeline import load_pipeline, run_pipeline
 
 RESOLVED = "pipeline.resolved.yaml"
 QUESTIONS = [("What is 2 + 3?", 5), ("What is 4 times 5?", 20), ("What is 9 minus 4?", 5), ("What is 6 + 7?", 13)]
@@ -57,7 +57,7 @@ def _pipeline(folder: Path, model_dir: Path, select: dict | None = None, sft: di
 
 
 def _statuses(outcomes) -> dict[str, str]:
-    return {o.stage: o.status for o in outcomes}
+    return {o.step: o.status for o in outcomes}
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +78,12 @@ def test_first_run_runs_every_stage_and_saves_the_resolved_pipeline(first_run):
     assert len(selected) == 4 and all(row["source"] in ("terse", "wordy") for row in selected)  # correct ones only
     assert (folder / "run" / "sft" / "model" / "config.json").is_file()
     assert len(read_table_rows(folder / "run" / "eval" / "eval.jsonl")) == 2
-    resolved = yaml.safe_load((folder / "run" / "pipeline.resolved.yaml").read_text())
-    assert resolved["stages"]["sft"]["settings"]["max_steps"] == 2
-    assert resolved["stages"]["sft"]["settings"]["template"] == "paper"  # from defaults
-    assert resolved["stages"]["eval"]["inputs"]["model"].startswith("output of sft")
+    resolved = {s["name"]: s for s in yaml.safe_load((folder / "run" / RESOLVED).read_text())["steps"]}
+    assert list(resolved) == ["verify", "score", "select", "sft", "eval"]
+    assert resolved["sft"]["settings"]["max_steps"] == 2
+    assert resolved["sft"]["settings"]["template"] == "paper"  # from defaults
+    assert resolved["eval"]["inputs"]["model"].startswith("output of sft")
+    assert resolved["eval"]["settings"]["model"] == str(folder / "run" / "sft" / "model")  # not the default model
 
 
 def test_a_second_run_does_nothing(first_run, tmp_path):
@@ -99,7 +101,7 @@ def test_a_second_run_does_nothing(first_run, tmp_path):
 def test_a_changed_setting_reruns_its_stage_and_the_stages_fed_by_it(first_run, tiny_model_dir, tmp_path):
     folder = _copy(first_run, tmp_path)
     old = read_table_rows(folder / "run" / "select" / "selected.jsonl")
-    outcomes = run_pipeline(_pipeline(folder, tiny_model_dir, select={"strategy": "lowest"}))
+    outcomes = run_pipeline(folder / "pipeline.yaml", overrides=["select.strategy=lowest"])  # as on the command line
     assert _statuses(outcomes) == {"verify": "cached", "score": "cached", "select": "ran", "sft": "ran", "eval": "ran"}
     new = read_table_rows(folder / "run" / "select" / "selected.jsonl")
     assert [r["source"] for r in new] != [r["source"] for r in old]  # the selection really changed
@@ -137,11 +139,12 @@ def test_pipeline_mistakes_are_user_errors(tiny_model_dir, tmp_path):
     spec = yaml.safe_load(path.read_text())
     cases = [
         ({"stages": {"train": {}}}, "unknown stage.*train"),
-        ({"stages": {"score": {}}}, "stages.score: no `input:` given or add one of verify, generate before it"),
-        ({"stages": {**spec["stages"], "sft": {"template": "raw"}}}, "`template` differs between stages"),
+        ({"stages": {"score": {}}}, "stages.score: no `input:` given, or put a verify or generate step before it"),
+        ({"stages": {**spec["stages"], "sft": {"template": "raw"}}}, "stages.sft: `template` is 'raw' but score"),
+        ({"stages": {}, "steps": []}, "give `steps:` .* or the older `stages:` mapping, not both"),
         ({"stages": {**spec["stages"], "select": {"stratgy": "grape"}}}, "stages.select: unknown setting.*stratgy"),
     ]
     for change, message in cases:
         path.write_text(yaml.safe_dump({**spec, **change}))
         with pytest.raises(GrapeError, match=message):
-            parse_pipeline(path)
+            load_pipeline(path)
