@@ -41,7 +41,7 @@ from grape.evaluation.evaluate import evaluate
 from grape.models.load import LoadedModel, load_model
 from grape.scoring.score import score
 from grape.selection.strategies import rank_by_fit, rank_by_lowest_fit, rank_random
-from grape.training.train import sft
+from grape.training.sft import sft
 
 POOL = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "example_model_solutions.jsonl"
 SOURCES = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")

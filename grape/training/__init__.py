@@ -1,18 +1,12 @@
-"""Fine-tune the target model on a selection (TRL SFTTrainer, completion-only loss, optional LoRA).
+"""Training: the home of objectives. The sft stage (`grape.training.sft.sft`), the loss functions on per-token
+log-probs (`losses`), the table of objectives `grape sft --loss` offers (`objectives`), and the trainer's loss hook
+that applies them (`trainer`, with the per-token weight column carried by `collator`).
 
-`sft` is imported on first use: importing the settings must not load torch (`grape --help` stays fast).
+Import the stage from its module, ``from grape.training.sft import sft``: the package itself must not load
+torch (`grape --help` stays fast), and a lazy ``grape.training.sft`` function would be shadowed by the
+module of the same name as soon as anything imports it.
 """
-
-from typing import Any
 
 from grape.training.settings import SFTSettings
 
-__all__ = ["SFTResult", "SFTSettings", "sft"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("sft", "SFTResult"):
-        from grape.training import train
-
-        return getattr(train, name)
-    raise AttributeError(f"module 'grape.training' has no attribute {name!r}")
+__all__ = ["SFTSettings"]

@@ -1,17 +1,18 @@
-"""`grape sft`: the command-line face of grape.training.train.sft."""
+"""`grape sft`: the command-line face of grape.training.sft.sft."""
 
 from __future__ import annotations
 
 import argparse
 
+from grape.config import load_settings
 from grape.console import console, print_table
-from grape.training.config import load_settings
+from grape.training.objectives import OBJECTIVES
 from grape.training.settings import SFTSettings
 
 # The SFTSettings fields that have a flag. Every flag defaults to None ("not given"), so that a value in
 # --config is kept unless the flag is given: defaults < config file < command line.
 FLAGS = ("model", "template", "epochs", "max_steps", "lr", "batch_size", "grad_accum", "max_length", "lora_r",
-         "precision", "seed", "save_steps", "report_to", "device", "eos", "resume", "padding_free")  # fmt: skip
+         "precision", "seed", "save_steps", "report_to", "device", "eos", "resume", "padding_free", "loss")  # fmt: skip
 
 
 def register(subparsers) -> None:
@@ -35,6 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, help=f"examples per device per step. Default: {defaults.batch_size}")
     parser.add_argument("--grad-accum", type=int, help="gradient accumulation steps. Default: 1")
     parser.add_argument("--max-length", type=int, help="longest example in tokens (longer: error). Default: context")
+    parser.add_argument("--loss", choices=list(OBJECTIVES), help="the objective. Default: nll. "
+                        + "; ".join(f"{o.name}: {o.summary}" for o in OBJECTIVES.values()))  # fmt: skip
     parser.add_argument("--lora-r", type=int, help="LoRA rank (PEFT); 0 = full fine-tuning. Default: 0")
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 on a GPU, fp32 on CPU")
     parser.add_argument("--seed", type=int, help="seed of data order and initialisation. Default: 0")
@@ -54,7 +57,7 @@ def settings_from_args(args: argparse.Namespace) -> SFTSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grape.training.train import sft
+    from grape.training.sft import sft
 
     result = sft(args.selected, args.output_dir, settings_from_args(args))
     m, s = result.metrics, result.settings

@@ -7,6 +7,7 @@ from typing import Any
 
 from grape.errors import GrapeError
 from grape.models.embedded import DEFAULT_TARGET
+from grape.training.objectives import OBJECTIVES
 
 
 @dataclass
@@ -14,6 +15,7 @@ class SFTSettings:
     model: str = DEFAULT_TARGET
     template: str = "paper"  # must be the template the selection was scored with
     eos: bool = True
+    loss: str = "nll"  # the objective, a name of grape.training.objectives.OBJECTIVES (nll | weighted | ...)
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
     lr: float | None = None  # None: 2e-5 for full fine-tuning, 1e-4 with LoRA
@@ -79,3 +81,5 @@ def check(settings: SFTSettings) -> None:
         raise GrapeError("warmup_ratio must be in [0, 1)")
     if learning_rate(settings) <= 0:
         raise GrapeError("lr must be positive")
+    if settings.loss not in OBJECTIVES:
+        raise GrapeError(f"unknown loss '{settings.loss}': use one of {', '.join(OBJECTIVES)}")

@@ -19,7 +19,7 @@ from grape.scoring.score import score
 from grape.text import Renderer
 from grape.training.dataset import tokenise_examples
 from grape.training.settings import SFTSettings
-from grape.training.train import _trainer, last_checkpoint, sft
+from grape.training.sft import _trainer, last_checkpoint, sft
 
 ROWS = [
     {"id": "a", "prompt": "What is 2 + 3?", "completion": "2 + 3 = 5. The answer is 5."},

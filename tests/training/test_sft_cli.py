@@ -6,10 +6,10 @@ import pytest
 import yaml
 
 from grape.cli import build_parser, main
+from grape.config import load_settings
 from grape.data.tables import write_rows
 from grape.errors import GrapeError
 from grape.training.cli import settings_from_args
-from grape.training.config import load_settings
 from grape.training.settings import SFTSettings
 
 

@@ -1,5 +1,8 @@
 """The sft stage: fine-tune the target on a selection with TRL's SFTTrainer, save a transformers directory.
 
+The loss is the objective ``settings.loss`` (grape.training.objectives): TRL's own NLL by default, or a
+token-weighted NLL of the rows' ``loss_weights`` through the trainer's loss hook (grape.training.trainer).
+
 OUTDIR holds, when done: the model (LoRA merged in) and tokenizer as a plain transformers directory,
 ``grape-sft.yaml`` (the resolved settings, written before training starts) and ``grape-sft.json``
 (what was trained on, the loss curve, versions; written last, so its presence means "finished").
@@ -19,13 +22,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from grape.config import settings_dict, write_settings
 from grape.data.tables import package_versions, read_table_rows
 from grape.errors import GrapeError
+from grape.models.context import context_length
 from grape.models.load import LoadedModel, load_model, resolve_device
-from grape.scoring.chunk_scorer import context_length
 from grape.text import Renderer
-from grape.training.config import settings_dict, write_settings
 from grape.training.dataset import SFTExample, to_dataset, tokenise_examples
+from grape.training.objectives import OBJECTIVES
 from grape.training.settings import SFTSettings, check, learning_rate, use_bf16
 
 CONFIG_NAME, DONE_NAME, CHECKPOINTS = "grape-sft.yaml", "grape-sft.json", "checkpoints"
@@ -65,7 +69,7 @@ def sft(
     renderer = Renderer(loaded.tokenizer, settings.template, settings.eos)
     device = resolve_device(settings.device)
     settings = _resolved(settings, loaded, device)
-    examples = tokenise_examples(rows, renderer, settings.max_length, file)
+    examples = tokenise_examples(rows, renderer, settings.max_length, file, OBJECTIVES[settings.loss].weighted)
     out = Path(output_dir) if output_dir is not None else None
     if out is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under `accelerate launch`
         write_settings(settings, out / CONFIG_NAME, header=f"grape sft {file} --config {out / CONFIG_NAME}")
@@ -109,7 +113,9 @@ def _resolved(settings: SFTSettings, loaded: LoadedModel, device) -> SFTSettings
 def _trainer(
     loaded: LoadedModel, examples: list[SFTExample], settings: SFTSettings, device, out: Path | None, scratch: Path
 ):
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
+
+    from grape.training.trainer import ObjectiveSFTTrainer
 
     args = SFTConfig(
         output_dir=str(out / CHECKPOINTS) if out is not None else str(scratch),
@@ -137,7 +143,8 @@ def _trainer(
         report_to=settings.report_to,
         dataloader_num_workers=0,
     )
-    return SFTTrainer(
+    return ObjectiveSFTTrainer(
+        objective=OBJECTIVES[settings.loss],
         model=loaded.model,
         args=args,
         train_dataset=to_dataset(examples),
