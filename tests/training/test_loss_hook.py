@@ -138,7 +138,8 @@ def test_the_default_objective_is_trls_own_path(gemma_tiny, tmp_path):
 
 def test_gradient_accumulation_normalises_over_the_whole_step(gemma_tiny):
     """Micro-batches with different token counts (batch 2 x 2 accumulation steps): weighted-token with unit
-    weights follows TRL's nll step by step; the per-sequence loss of a split step equals the unsplit one."""
+    weights follows TRL's nll step by step; the per-sequence loss of a split step equals the unsplit one
+    (a per-micro-batch mean divided by the steps would not: one half holds a row without weight)."""
     split = dict(FAST, batch_size=2, grad_accum=2, max_steps=2)
 
     def curve(rows, **settings):
@@ -149,3 +150,5 @@ def test_gradient_accumulation_normalises_over_the_whole_step(gemma_tiny):
     whole = curve(rows, **dict(FAST, max_steps=2), loss="weighted")
     assert curve(rows, **split, loss="weighted") == pytest.approx(whole, abs=1e-5)
     assert whole[1] < whole[0]  # and it trains
+    lora = curve(rows, **dict(FAST, max_steps=2), loss="weighted", lora_r=4)  # through PEFT's wrapper too
+    assert lora[0] == pytest.approx(whole[0], abs=1e-5) and lora[1] < lora[0]  # B = 0: the same model at step 1
