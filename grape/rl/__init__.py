@@ -1,0 +1,1 @@
+"""Reinforcement learning with verifier rewards: PPO with a value head (ReFT)."""
