@@ -1,21 +1,28 @@
-"""Command-line options that several commands share: the model and its template, and how input is read."""
+"""Command-line options that several commands share: the model and its template, how input is read, and
+``--config`` (defaults < config file < flags, for every command)."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TypeVar
 
+from grape.config import load_settings
+from grape.data.layout import Columns
+from grape.models.dtypes import ACCEPTED
 from grape.models.embedded import DEFAULT_TARGET, EMBEDDED
+
+T = TypeVar("T")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by every command that loads a target model."""
+    """Options shared by every command that loads a target model (each defaults to None: \"not given\")."""
     parser.add_argument(
-        "--model", default=DEFAULT_TARGET,
+        "--model",
         help=f"target model: a local transformers directory, a Hub id (needs network), a .gguf file, or an "
         f"embedded alias ({', '.join(EMBEDDED)}). Default: {DEFAULT_TARGET}",
     )  # fmt: skip
     parser.add_argument(
-        "--template", default="paper",
+        "--template",
         help="how the prompt is rendered: 'paper' (Question: ...\\nAnswer: ), 'few-shot' (two solved examples, "
         "then paper), 'chat' (the tokenizer's chat template with the generation prompt; the response then ends "
         "with the template's end-of-turn marker), 'raw' (the prompt as is), or a path to a .jinja file that gets "
@@ -24,20 +31,21 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-eos",
         dest="eos",
-        action="store_false",
+        action="store_const",
+        const=False,
         help="score nothing after the response text (by default EOS, or the chat template's end-of-turn "
         "marker, is appended and scored)",
     )
     parser.add_argument(
         "--dtype",
-        default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
+        choices=ACCEPTED,
         help="weights dtype; auto = bfloat16 on a GPU, float32 on CPU (see docs/performance.md)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]. Default: auto")
+    parser.add_argument("--device", help="auto, cpu or cuda[:N]. Default: auto")
     parser.add_argument(
         "--trust-remote-code",
-        action="store_true",
+        action="store_const",
+        const=True,
         help="allow custom model code from the model's repository (off by default)",
     )
 
@@ -45,23 +53,34 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 def add_input_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--layout",
-        default="auto",
         choices=["auto", "grouped", "long"],
         help="grouped: one row per instruction with a `candidates` list; long: one row per "
         "response (e.g. AlpacaEval's instruction/output/generator). Default: auto",
     )
     parser.add_argument(
         "--columns",
-        default=None,
+        type=Columns.parse,
         metavar="NAME=COL,...",
         help="map input columns, e.g. 'prompt=instruction,response=output,source=generator'. "
         "Names: id, prompt, candidates, response, source, answer, text_key, source_key",
     )
-    parser.add_argument("--split", default=None, help="the split to read from a datasets directory")
+    parser.add_argument("--split", help="the split to read from a datasets directory")
     parser.add_argument(
         "--on-error",
-        default="fail",
         choices=["fail", "skip"],
         help="fail: stop at the first bad row (default); skip: keep bad rows in the output "
         "with status skipped:<reason>",
     )
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE``: a YAML file whose keys are the command's settings; flags given on the line win."""
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="YAML file of settings (the keys of the `settings` block in the output's sidecar); flags win over it",
+    )  # fmt: skip
+
+
+def settings_from_args(cls: type[T], args: argparse.Namespace, flags: tuple[str, ...]) -> T:
+    """Defaults < ``--config`` file < the flags given (flags default to None: "not given")."""
+    return load_settings(cls, getattr(args, "config", None), {name: getattr(args, name) for name in flags})

@@ -72,7 +72,10 @@ def load_settings(cls: type[T], config: str | Path | None = None, overrides: dic
     """Defaults, then the YAML file, then ``overrides`` (keys whose value is None are not given, so skipped)."""
     data = read_yaml(config) if config else {}
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return settings_from_dict(cls, {**data, **given}, str(config or "settings"))
+    # a nested mapping (e.g. the score engine's flags) updates the file's mapping instead of replacing it
+    merged = {k: {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
+              for k, v in given.items()}  # fmt: skip
+    return settings_from_dict(cls, {**data, **merged}, str(config or "settings"))
 
 
 def settings_dict(settings: Any) -> dict[str, Any]:

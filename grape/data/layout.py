@@ -63,10 +63,15 @@ def load_instructions(
     layout: Literal["auto", "grouped", "long"] = "auto",
     on_error: OnError = "fail",
     split: str | None = None,
+    rows: list[RawRow] | None = None,
 ) -> list[Instruction]:
-    """Read and validate an input file into instructions, in input order."""
+    """Read and validate an input file into instructions, in input order.
+
+    ``rows``: the file's rows when the caller has read them already (it needs the raw rows too), so
+    that a file is read once.
+    """
     columns = columns or Columns()
-    rows = list(read_rows(path, split))
+    rows = list(read_rows(path, split)) if rows is None else rows
     file = str(path)
     first = next((r.data for r in rows if r.data is not None), {})
     names = {key: _column(columns, key, first) for key in _DEFAULTS}

@@ -39,8 +39,9 @@ def read_pool(
         return _prompt_lines(path)
     columns = columns or Columns()
     # Read tolerantly, then judge: a row without candidates is fine here (it is what generation is for).
-    instructions = load_instructions(path, columns, layout, "skip", split)
-    raw = {r.row: r.data for r in read_rows(path, split)}
+    raw_rows = list(read_rows(path, split))  # read once: validated below, and their extra columns carried
+    instructions = load_instructions(path, columns, layout, "skip", split, rows=raw_rows)
+    raw = {r.row: r.data for r in raw_rows}
     mapped = {getattr(columns, f.name) for f in fields(Columns)} - {None}
     rows, seen = [], {}
     for inst in instructions:

@@ -8,6 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from grape.console import console
+from grape.models.dtypes import ACCEPTED
 from grape.models.embedded import DEFAULT_TARGET
 from grape.scoring.cli import print_score_summary
 from grape.scoring.settings import ScoreSettings
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
     )  # fmt: skip
     parser.add_argument("-o", "--output-dir", default="grape-demo", help="where to write. Default: ./grape-demo")
     parser.add_argument("--model", default=DEFAULT_TARGET, help=f"target model. Default: {DEFAULT_TARGET}")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"], help="Default: auto")
+    parser.add_argument("--dtype", default="auto", choices=ACCEPTED, help="Default: auto")
     parser.set_defaults(run=run)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from grape.config import load_settings
 from grape.console import console, print_table
 from grape.data.layout import Columns
 from grape.evaluation.settings import EvalSettings
-from grape.training.config import load_settings
+from grape.models.dtypes import ACCEPTED
 from grape.verification.registry import NAMES
 
 # EvalSettings fields with a flag; flags default to None so that --config values stand unless given.
@@ -34,7 +35,7 @@ def register(subparsers) -> None:
     parser.add_argument("--stop", action="append", help="stop string (repeatable). Default with paper: \\nQuestion:")
     parser.add_argument("--limit", type=int, help="evaluate the first N items only")
     parser.add_argument("--columns", metavar="NAME=COL,...", help="map columns, e.g. 'prompt=question,answer=gold'")
-    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="Default: auto")
+    parser.add_argument("--dtype", choices=ACCEPTED, help="Default: auto")
     parser.add_argument("--device", help="auto, cpu or cuda. Default: auto")
     parser.set_defaults(run=run)
 

@@ -14,31 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grape.config import with_overrides
 from grape.console import console, progress_bar
-from grape.data.layout import Columns
 from grape.data.pool import SKIP_KEY, Row, prompt_of, read_pool, same_instructions
 from grape.data.tables import read_sidecar, write_rows, write_sidecar
 from grape.errors import GrapeError
-from grape.generation.backend import Backend, Completion, GeneratorSpec, Request, Sampling
-from grape.generation.openai_backend import HTTPSettings
-
-
-@dataclass
-class GenerateSettings:
-    models: list[str] = field(default_factory=list)  # --model values: [NAME=][BACKEND:]MODEL[@BASE_URL]
-    sampling: Sampling = field(default_factory=Sampling)
-    prompt_format: str = "auto"  # auto | chat | few-shot | raw
-    batch_size: int = 16  # hf
-    dtype: str = "auto"
-    device: str = "auto"
-    trust_remote_code: bool = False
-    base_url: str | None = None  # openai, when the spec has no @URL
-    api_key_env: str = "OPENAI_API_KEY"
-    http: HTTPSettings = field(default_factory=HTTPSettings)
-    on_error: str = "fail"
-    layout: str = "auto"
-    columns: Columns = field(default_factory=Columns)
-    split: str | None = None
+from grape.generation.backend import Backend, Completion, GeneratorSpec, Request
+from grape.generation.settings import GenerateSettings
 
 
 @dataclass
@@ -57,13 +39,16 @@ class GeneratorReport:
 def generate(
     input: str | Path,
     output: str | Path,
-    settings: GenerateSettings,
+    settings: GenerateSettings | None = None,
     backends: dict[str, Backend] | None = None,
+    **overrides: Any,
 ) -> tuple[list[Row], list[GeneratorReport]]:
     """Add ``settings.sampling.n`` samples per instruction from each generator; return (rows, reports).
 
+    ``overrides`` set fields of `GenerateSettings`, e.g. ``generate("p.jsonl", "pool.jsonl", models=["gemma-3-270m"])``;
     ``backends`` maps a generator's name to a backend already built (e.g. a model loaded once in tests).
     """
+    settings = with_overrides(GenerateSettings, settings, overrides)
     specs = [GeneratorSpec.parse(m) for m in settings.models]
     if not specs:
         raise GrapeError("no generator: pass at least one --model")
@@ -95,8 +80,8 @@ def generate(
             generators[spec.name] = {**identity, "spec": f"{spec.backend}:{spec.model}",
                                      "sampling": asdict(settings.sampling)}  # fmt: skip
     write_rows(rows, output)
-    write_sidecar(output, {"stage": "generate", "input": str(input), "generators": generators,
-                           "reports": [asdict(r) for r in reports]})  # fmt: skip
+    write_sidecar(output, {"stage": "generate", "input": str(input), "settings": asdict(settings),
+                           "generators": generators, "reports": [asdict(r) for r in reports]})  # fmt: skip
     journal.unlink(missing_ok=True)  # everything is in the output now
     return rows, reports
 

@@ -19,10 +19,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grape.models.embedded import EMBEDDED
-from grape.models.load import LoadedModel, cache_root, resolve_model_dir
+
+if TYPE_CHECKING:
+    from grape.models.load import LoadedModel
 
 METHODS = {  # how each kind of fingerprint was made, for the sidecar (see `fingerprint_method`)
     "files": "sha256 of every file of the model folder (name, size, content); file digests cached by "
@@ -51,6 +53,8 @@ def model_fingerprint(spec: str) -> str:
     hashes = FileHashes()
     if gguf is not None and gguf.is_file():
         return f"gguf:{hashes.sha256(gguf)[:24]}"  # its content alone: a renamed copy is the same model
+    from grape.models.load import resolve_model_dir  # here: checking a pipeline must not import torch
+
     target, identity = resolve_model_dir(spec)  # raises the loader's own message for a bad spec
     if identity["kind"] == "hub":
         return f"hub:{spec}"  # transformers resolves it from its own cache; the id is all we know
@@ -86,6 +90,8 @@ class FileHashes:
     """sha256 digests of files, remembered in ``<cache>/file-hashes.json`` under each file's signature."""
 
     def __init__(self) -> None:
+        from grape.models.load import cache_root
+
         self.path = cache_root() / "file-hashes.json"
         self._known = _read_json(self.path)
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from grape.errors import GrapeError
+from grape.models.dtypes import dtype_name
 from grape.models.embedded import EMBEDDED
 
 
@@ -53,21 +54,10 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """``auto`` is bfloat16 on a GPU that has it, float32 elsewhere (see docs/performance.md)."""
-    table = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-    }
+    name = dtype_name(name)
     if name == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    if name not in table:
-        raise GrapeError(f"unknown dtype '{name}': use auto, float32, bfloat16 or float16")
-    return table[name]
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
 
 
 def resolve_model_dir(spec: str, trust_remote_code: bool = False) -> tuple[str, dict[str, Any]]:

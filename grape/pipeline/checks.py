@@ -15,17 +15,17 @@ from typing import Any
 
 from grape.errors import GrapeError
 from grape.generation.prompts import PROMPT_FORMATS
+from grape.models.dtypes import ACCEPTED
 from grape.models.fingerprint import model_fingerprint
 from grape.pipeline import cache
 from grape.pipeline.plan import Pipeline, StepPlan
-from grape.selection.select import FORMATS
+from grape.selection.settings import FORMATS
 from grape.selection.strategies import get_strategy
 from grape.text import BUILTIN_TEMPLATES
 from grape.verification.registry import NAMES as VERIFIERS
 
-# The names grape.models.load.resolve_dtype and grape.training.settings.use_bf16 accept, kept here so
-# that checking a pipeline does not import torch (tests/pipeline/test_checks.py keeps them equal).
-DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
+# The names grape.training.settings.use_bf16 accepts, kept here so that checking a pipeline does not
+# import torch (tests/pipeline/test_pipeline_checks.py keeps them equal).
 PRECISIONS = ("auto", "bf16", "bfloat16", "fp32", "float32")
 # Settings that must agree between a step and the step whose output it reads: a model is trained and
 # evaluated on exactly the text it was scored on.
@@ -74,7 +74,7 @@ def _device(value: str) -> str | None:
 VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "strategy": _strategy,
     "format": one_of(*FORMATS),
-    "dtype": one_of(*DTYPES),
+    "dtype": one_of(*ACCEPTED),
     "precision": one_of(*PRECISIONS),
     "on_error": one_of("fail", "skip"),
     "layout": one_of("auto", "grouped", "long"),

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from grape import __version__
+from grape.config import settings_dict
 from grape.generation.backend import GeneratorSpec
 from grape.models.fingerprint import model_fingerprint
 from grape.pipeline import cache
 from grape.pipeline.plan import Ref, StepPlan
-from grape.training.config import settings_dict
 
 PLACEHOLDER = "<output of an earlier step>"
 

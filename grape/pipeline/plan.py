@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grape.config import settings_from_dict
 from grape.errors import GrapeError
 from grape.pipeline.spec import PipelineSpec, RepeatSpec, StepSpec
 from grape.pipeline.stages import STAGES, Stage
-from grape.training.config import settings_from_dict
 
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
 STEP_OUTPUT = re.compile(r"steps\.([A-Za-z][A-Za-z0-9_-]*)\.output")

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from grape.config import settings_dict
 from grape.console import console
 from grape.errors import GrapeError
 from grape.pipeline import cache
@@ -22,7 +23,6 @@ from grape.pipeline.checks import RESOLVED, RESOLVED_HEADER
 from grape.pipeline.keys import reason_to_run, step_identity
 from grape.pipeline.load import load_pipeline
 from grape.pipeline.plan import Pipeline, StepPlan
-from grape.training.config import settings_dict
 
 
 @dataclass

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grape.config import read_yaml
 from grape.errors import GrapeError
 from grape.pipeline.stages import ORDER, STAGES
-from grape.training.config import read_yaml
 
 TOP_LEVEL = ("workdir", "defaults", "steps")
 LEGACY = "stages"

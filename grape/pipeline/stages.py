@@ -9,44 +9,22 @@ eval's ``model``). The types that need torch import it when they run, so that re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grape.data.layout import Columns
 from grape.errors import GrapeError
 from grape.evaluation.settings import EvalSettings
-from grape.generation.generate import GenerateSettings, generate
+from grape.generation.generate import generate
+from grape.generation.settings import GenerateSettings
+from grape.report.settings import ReportSettings
 from grape.scoring.settings import ScoreSettings
 from grape.selection.select import select
+from grape.selection.settings import SelectSettings
 from grape.training.settings import SFTSettings
 from grape.training.settings import check as check_sft
+from grape.verification.settings import VerifySettings
 from grape.verification.verify import verify
-
-
-@dataclass
-class VerifySettings:
-    verifier: str = "math"
-    workers: int | None = None
-    columns: Columns = field(default_factory=Columns)
-    layout: str = "auto"
-    on_error: str = "fail"
-    unsafe_sandbox: bool = False  # code verifier without a wall where none can be built (docs/security.md)
-
-
-@dataclass
-class SelectSettings:
-    strategy: str = "grape"
-    top_k: int | None = 1
-    format: str = "prompt-completion"
-    require_correct: bool = False
-    seed: int = 0
-
-
-@dataclass
-class ReportSettings:
-    png: bool = False  # also write the figures as PNG (needs Chromium for kaleido)
-
 
 Inputs = dict[str, Path]
 
@@ -72,8 +50,7 @@ def _check_generate(settings: GenerateSettings) -> None:
 
 
 def _verify(settings: VerifySettings, inputs: Inputs, output: Path) -> None:
-    verify(inputs["input"], output, settings.verifier, settings.workers, settings.columns, settings.layout,
-           settings.on_error, unsafe_sandbox=settings.unsafe_sandbox)  # fmt: skip
+    verify(inputs["input"], output, settings)
 
 
 def _score(settings: ScoreSettings, inputs: Inputs, output: Path) -> None:
@@ -83,7 +60,7 @@ def _score(settings: ScoreSettings, inputs: Inputs, output: Path) -> None:
 
 
 def _select(settings: SelectSettings, inputs: Inputs, output: Path) -> None:
-    select(inputs["input"], output, **asdict(settings))
+    select(inputs["input"], output, settings)
 
 
 def _report(settings: ReportSettings, inputs: Inputs, output: Path) -> None:

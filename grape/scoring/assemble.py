@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from grape.data.records import SCORED, Instruction, skipped
 from grape.errors import InputError
-from grape.scoring.parts import Outcome
+from grape.scoring.parts import CandidateResult
 
 SCORES_SCHEMA = pa.schema([
     ("id", pa.string()), ("candidate", pa.int64()), ("source", pa.string()), ("n_tokens", pa.int64()),
@@ -25,7 +25,7 @@ SCORES_SCHEMA = pa.schema([
 
 
 def scores_rows(
-    instructions: list[Instruction], keys: list[str | None], outcomes: Mapping[tuple[str, int], Outcome]
+    instructions: list[Instruction], keys: list[str | None], outcomes: Mapping[tuple[str, int], CandidateResult]
 ) -> list[dict[str, Any]]:
     """The scores table. ``keys[i]`` is instruction i's key when it was sent to the scorer, else None."""
     rows = []
@@ -59,7 +59,7 @@ def scores_rows(
     return rows
 
 
-def raise_first_problem(inst: Instruction, candidate: int, outcome: Outcome) -> None:
+def raise_first_problem(inst: Instruction, candidate: int, outcome: CandidateResult) -> None:
     """Fail-fast mode: report a candidate the scorer could not score against its input row."""
     if outcome.detail is None:
         return

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
-from grape.cli_options import add_input_options, add_model_options
+from grape.cli_options import add_config_option, add_input_options, add_model_options, settings_from_args
 from grape.console import console, print_table
-from grape.data.layout import Columns
 from grape.data.records import SCORED
 from grape.errors import GrapeError
-from grape.scoring.settings import DEVICE_DEFAULTS, EngineSettings, ScoreSettings
+from grape.scoring.settings import DEVICE_DEFAULTS, ScoreSettings
 
 
 def register(subparsers) -> None:
@@ -23,28 +22,28 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, help="scores table: .parquet (default) or .jsonl")
     add_model_options(parser)
     add_input_options(parser)
+    add_config_option(parser)
     cpu, gpu = DEVICE_DEFAULTS["cpu"], DEVICE_DEFAULTS["cuda"]
     parser.add_argument(
         "--batch-tokens",
         type=int,
-        default=None,
         help=f"tokens per forward pass. Default: {cpu.batch_tokens} on CPU, {gpu.batch_tokens} on a GPU",
     )
     parser.add_argument(
         "--max-row-tokens",
         type=int,
-        default=None,
         help="instructions shorter than this share a packed row; longer ones are split, each piece repeating "
         f"the prompt. Default: {cpu.max_row_tokens} on CPU, {gpu.max_row_tokens} on a GPU",
     )
     parser.add_argument(
         "--compile",
-        action="store_true",
+        action="store_const",
+        const=True,
         help="torch.compile the model first: on a GPU an 8B target scored 1.2x faster once compiled "
         "(docs/performance.md); compiling takes a minute or two, so it pays off on long jobs",
     )
     parser.add_argument(
-        "--part-size", type=int, default=ScoreSettings.part_size, metavar="N",
+        "--part-size", type=int, metavar="N",
         help="instructions per saved part: the work is saved every N instructions, and a re-run of the same "
         f"command resumes from the saved parts (in OUTPUT.parts/). Default: {ScoreSettings.part_size}",
     )  # fmt: skip
@@ -73,17 +72,20 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def settings_from_args(args: argparse.Namespace) -> ScoreSettings:
-    return ScoreSettings(
-        model=args.model, template=args.template, eos=args.eos, dtype=args.dtype, device=args.device,
-        on_error=args.on_error, layout=args.layout, columns=Columns.parse(args.columns), split=args.split,
-        engine=EngineSettings(args.batch_tokens, args.max_row_tokens, compile=args.compile),
-        trust_remote_code=args.trust_remote_code, part_size=args.part_size,
-    )  # fmt: skip
+# ScoreSettings fields with a flag, and those of its engine (nested under `engine:` in a --config file).
+FLAGS = ("model", "template", "eos", "dtype", "device", "on_error", "layout", "columns", "split", "trust_remote_code",
+         "part_size")  # fmt: skip
+ENGINE_FLAGS = ("batch_tokens", "max_row_tokens", "compile")
+
+
+def score_settings(args: argparse.Namespace) -> ScoreSettings:
+    """Defaults < --config < flags, the engine's flags included."""
+    args.engine = {name: getattr(args, name) for name in ENGINE_FLAGS if getattr(args, name) is not None} or None
+    return settings_from_args(ScoreSettings, args, (*FLAGS, "engine"))
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from_args(args)
+    settings = score_settings(args)
     if args.ray:
         from grape.scoring.distributed import RaySettings, score_on_ray
 

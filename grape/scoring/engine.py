@@ -2,7 +2,7 @@
 
 The four things that make it fast (DESIGN.md §4): prefix sharing (packing.py), the LM head applied
 only to rows that predict a response token, a chunked log-softmax that never holds [tokens, vocab]
-(logprobs.py), and token-budget batches of similar length (packing.py).
+(grape/models/logprobs.py), and token-budget batches of similar length (packing.py).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ PART_SCHEMA = pa.schema([
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CandidateResult:
     status: str
     n_tokens: int | None
     sum_logprob: float | None
@@ -86,14 +86,14 @@ class PartsStore:
             done.update(table.column("key").to_pylist())
         return done
 
-    def outcomes(self) -> dict[tuple[str, int], Outcome]:
+    def outcomes(self) -> dict[tuple[str, int], CandidateResult]:
         """Every saved (instruction key, candidate) -> outcome. A candidate saved twice (a retried chunk
         whose first attempt was saved too) is taken once, from the first part in name order."""
-        found: dict[tuple[str, int], Outcome] = {}
+        found: dict[tuple[str, int], CandidateResult] = {}
         for table in self._read(["key", "candidate", "status", "n_tokens", "sum_logprob", "detail"]):
             columns = [table.column(name).to_pylist() for name in table.column_names]
             for key, candidate, status, n_tokens, total, detail in zip(*columns, strict=True):
-                found.setdefault((key, candidate), Outcome(status, n_tokens, total, detail))
+                found.setdefault((key, candidate), CandidateResult(status, n_tokens, total, detail))
         return found
 
     def _read(self, columns: list[str]) -> Iterable[pa.Table]:

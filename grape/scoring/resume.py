@@ -25,7 +25,7 @@ from grape.errors import GrapeError
 from grape.scoring.assemble import SCORES_SCHEMA, raise_first_problem, scores_rows, status_counts
 from grape.scoring.chunk_scorer import WorkItem
 from grape.scoring.keys import instruction_key, settings_key
-from grape.scoring.parts import Outcome, PartsStore, part_name, parts_root
+from grape.scoring.parts import CandidateResult, PartsStore, part_name, parts_root
 from grape.scoring.settings import ScoreSettings
 
 
@@ -107,7 +107,7 @@ class ScoreJob:
         self.store.write(chunk.name, table)
         if self.settings.on_error == "fail":
             for key, candidate, status, detail in zip(*(table.column(c).to_pylist() for c in _CHECKED), strict=True):
-                raise_first_problem(self._by_key[key], candidate, Outcome(status, None, None, detail))
+                raise_first_problem(self._by_key[key], candidate, CandidateResult(status, None, None, detail))
 
     def finish(self, identity: dict[str, Any], extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Assemble the scores table from all parts (in input order), write it with its sidecar, return it."""

@@ -4,40 +4,41 @@ from __future__ import annotations
 
 import argparse
 
+from grape.cli_options import add_config_option, settings_from_args
 from grape.console import console, print_table
-from grape.selection.select import FORMATS, select
+from grape.selection.select import select
+from grape.selection.settings import FORMATS, SelectSettings
 from grape.selection.strategies import STRATEGIES
+
+FLAGS = ("strategy", "top_k", "format", "require_correct", "seed")  # SelectSettings fields with a flag
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "select", help="choose the best-fitting candidate(s) per instruction",
         description="Choose candidates per instruction from a scores table and write an SFT dataset in TRL's "
-        "formats; every row carries id, source and score.",
+        "formats; every row carries id, source and score. Settings: defaults < --config YAML < flags.",
     )  # fmt: skip
     parser.add_argument("scores", help="scores table written by `grape score`")
     parser.add_argument("-o", "--output", required=True, help="selection: .jsonl or .parquet")
+    add_config_option(parser)
     parser.add_argument(
-        "--strategy", default="grape",
+        "--strategy",
         help=f"one of {', '.join(STRATEGIES)}, or source:NAME. grape = highest mean log-prob (best fit); "
         "lowest = the paper's ablation; random is seeded; all = every scored candidate. Default: grape",
     )  # fmt: skip
-    parser.add_argument("--top-k", type=int, default=1, help="candidates kept per instruction. Default: 1")
+    parser.add_argument("--top-k", type=int, help="candidates kept per instruction. Default: 1")
+    parser.add_argument("--format", choices=FORMATS, help="TRL dataset format. Default: prompt-completion")
     parser.add_argument(
-        "--format", default="prompt-completion", choices=FORMATS, help="TRL dataset format. Default: prompt-completion"
-    )
-    parser.add_argument(
-        "--require-correct",
-        action="store_true",
+        "--require-correct", action="store_const", const=True,
         help="keep only candidates verified correct (needs a `correct` column)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random strategy. Default: 0")
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, help="seed of the random strategy. Default: 0")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    _, summary = select(args.scores, args.output, args.strategy, args.top_k, args.format,
-                        args.require_correct, args.seed)  # fmt: skip
+    _, summary = select(args.scores, args.output, settings_from_args(SelectSettings, args, FLAGS))
     print_select_summary(summary)
     console.print(f"selection written to [bold]{args.output}[/]")
     return 0

@@ -9,32 +9,38 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from grape.config import with_overrides
 from grape.data.records import SCORED
 from grape.data.tables import read_sidecar, read_table_rows, write_rows, write_sidecar
 from grape.errors import GrapeError
+from grape.selection.settings import FORMATS, SelectSettings
 from grape.selection.strategies import Row, get_strategy
-
-FORMATS = ("prompt-completion", "messages")
 
 
 def select(
-    scores: str | Path | list[Row],
+    input: str | Path | list[Row],
     output: str | Path | None = None,
-    strategy: str = "grape",
-    top_k: int | None = 1,
-    format: str = "prompt-completion",
-    require_correct: bool = False,
-    seed: int = 0,
+    settings: SelectSettings | None = None,
+    **overrides: Any,
 ) -> tuple[list[Row], dict[str, Any]]:
-    """Choose candidates per instruction; return (selected rows, summary) and write them if asked."""
+    """Choose candidates per instruction; return (selected rows, summary) and write them if asked.
+
+    ``input`` is a scores table (or its rows); ``overrides`` set fields of `SelectSettings`, e.g.
+    ``select("scores.parquet", "selected.jsonl", strategy="lowest")``.
+    """
+    settings = with_overrides(SelectSettings, settings, overrides)
+    strategy, top_k, format = settings.strategy, settings.top_k, settings.format
+    require_correct, seed = settings.require_correct, settings.seed
     if format not in FORMATS:
         raise GrapeError(f"unknown format '{format}': use one of {FORMATS}")
     if top_k is not None and top_k < 1:
         raise GrapeError("--top-k must be at least 1")
     rank = get_strategy(strategy)
+    scores = input
     rows = read_table_rows(scores) if not isinstance(scores, list) else scores
     if require_correct and not any(r.get("correct") is not None for r in rows):
         raise GrapeError("--require-correct: the scores table has no 'correct' column values (run grape verify)")
@@ -59,8 +65,7 @@ def select(
     if output is not None:
         write_rows(chosen, output)
         meta = {"stage": "select", "scores": None if isinstance(scores, list) else str(scores),
-                "settings": {"strategy": strategy, "top_k": limit, "format": format,
-                             "require_correct": require_correct, "seed": seed},
+                "settings": {**asdict(settings), "top_k": limit},
                 "summary": summary, "instructions_without_candidate": empty}  # fmt: skip
         if not isinstance(scores, list):
             meta["score_settings"] = read_sidecar(scores).get("settings")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from grape.config import settings_dict, write_settings
+from grape.config import settings_dict, with_overrides, write_settings
 from grape.data.tables import package_versions, read_table_rows
 from grape.errors import GrapeError
 from grape.models.context import context_length
@@ -56,7 +56,7 @@ def sft(
     ``overrides`` set fields of `SFTSettings`, e.g. ``sft("selected.jsonl", "out", max_steps=20, lora_r=8)``.
     ``loaded`` is trained in place when given (the experiment passes a fresh copy per arm).
     """
-    settings = replace(settings or SFTSettings(), **overrides)
+    settings = with_overrides(SFTSettings, settings, overrides)
     check(settings)
     started = time.time()
     file = "selection" if isinstance(selected, list) else str(selected)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_input_options
+from grape.cli_options import add_config_option, add_input_options, settings_from_args
 from grape.console import console, print_table
-from grape.data.layout import Columns
 from grape.verification.registry import NAMES
+from grape.verification.settings import VerifySettings
 from grape.verification.verify import verify
+
+FLAGS = ("verifier", "workers", "unsafe_sandbox", "layout", "columns", "split", "on_error")  # fields with a flag
 
 
 def register(subparsers) -> None:
@@ -20,7 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("input", help="candidates: grouped or long layout (.jsonl, .parquet or a datasets dir)")
     parser.add_argument("-o", "--output", required=True, help="verified candidates: .jsonl (or .parquet)")
     parser.add_argument(
-        "--verifier", default="math",
+        "--verifier",
         help=f"one of {', '.join(NAMES)}. math: the final answer vs the item's `answer` as expressions, by "
         "math-verify (\\boxed{} first, then GSM8K ####, 'the answer is', else the last expression; a check over "
         "10 s is unknown); number: the final number, exactly (GSM8K ####, 'the answer is', \\boxed{}, else the "
@@ -32,26 +34,26 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=None,
         help="candidates checked at once. Default: CPU count for code (max 8), else 1",
     )
     parser.add_argument(
-        "--unsafe-sandbox", action="store_true",
+        "--unsafe-sandbox", action="store_const", const=True,
         help="code verifier: where no sandbox wall can be built (no user namespaces, no bwrap), run candidates "
         "with the in-process guard anyway. It is no wall against hostile code (docs/security.md)",
     )  # fmt: skip
     add_input_options(parser)
+    add_config_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    _, counts = verify(args.input, args.output, args.verifier, args.workers, Columns.parse(args.columns),
-                       args.layout, args.on_error, args.split, args.unsafe_sandbox)  # fmt: skip
+    settings = settings_from_args(VerifySettings, args, FLAGS)
+    _, counts = verify(args.input, args.output, settings)
     rows = [
         (source, c.correct, c.incorrect, c.unknown, f"{100 * c.correct / max(c.correct + c.incorrect, 1):.1f}%")
         for source, c in sorted(counts.items())
     ]
-    print_table(f"Verification ({args.verifier})", ["source", "correct", "incorrect", "unknown", "accuracy"], rows)
+    print_table(f"Verification ({settings.verifier})", ["source", "correct", "incorrect", "unknown", "accuracy"], rows)
     reasons: dict[str, int] = {}
     for c in counts.values():
         for kind, n in c.reasons.items():

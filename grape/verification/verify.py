@@ -11,14 +11,16 @@ import os
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from grape.config import with_overrides
 from grape.console import progress_bar
-from grape.data.layout import Columns
 from grape.data.pool import SKIP_KEY, Row, item_of, read_pool
 from grape.data.tables import write_rows, write_sidecar
 from grape.verification.registry import get_verifier
+from grape.verification.settings import VerifySettings
 from grape.verification.verdict import Verdict, Verifier
 
 
@@ -32,23 +34,24 @@ class VerifyCounts:
 
 def verify(
     input: str | Path,
-    output: str | Path | None,
-    verifier: str | Verifier = "math",
-    workers: int | None = None,
-    columns: Columns | None = None,
-    layout: str = "auto",
-    on_error: str = "fail",
-    split: str | None = None,
-    unsafe_sandbox: bool = False,
+    output: str | Path | None = None,
+    settings: VerifySettings | None = None,
+    **overrides: Any,
 ) -> tuple[list[Row], dict[str, VerifyCounts]]:
     """Judge every candidate of ``input``; return (grouped rows, counts per source) and write them if asked.
-    ``unsafe_sandbox``: let the `code` verifier run without a wall where none can be built (docs/security.md)."""
+
+    ``overrides`` set fields of `VerifySettings`, e.g. ``verify("pool.jsonl", "out.jsonl", verifier="number")``;
+    ``verifier`` may also be a callable ``(text, item) -> Verdict``. ``unsafe_sandbox``: let the `code`
+    verifier run without a wall where none can be built (docs/security.md).
+    """
+    settings = with_overrides(VerifySettings, settings, overrides)
     started = time.time()
+    verifier = settings.verifier
     name = verifier if isinstance(verifier, str) else getattr(verifier, "__name__", "custom")
-    options = {"allow_unsafe": True} if unsafe_sandbox and name == "code" else {}
+    options = {"allow_unsafe": True} if settings.unsafe_sandbox and name == "code" else {}
     check = get_verifier(verifier, **options) if isinstance(verifier, str) else verifier
-    workers = workers or (min(8, os.cpu_count() or 1) if name == "code" else 1)
-    rows = read_pool(input, columns, layout, on_error, split)
+    workers = settings.workers or (min(8, os.cpu_count() or 1) if name == "code" else 1)
+    rows = read_pool(input, settings.columns, settings.layout, settings.on_error, settings.split)
     jobs = [(row, cand) for row in rows if not row.get(SKIP_KEY) for cand in row["candidates"]]
     with progress_bar() as bar, ThreadPoolExecutor(max_workers=workers) as pool:
         task = bar.add_task(f"Verifying ({name})", total=len(jobs), rate="")
@@ -63,7 +66,8 @@ def verify(
     if output is not None:
         write_rows(rows, output)
         sandbox = {"sandbox": check.sandbox} if hasattr(check, "sandbox") else {}  # the code verifier's mode
-        write_sidecar(output, {"stage": "verify", "input": str(input), "verifier": name, **sandbox,
+        resolved = {**asdict(settings), "verifier": name, "workers": workers}
+        write_sidecar(output, {"stage": "verify", "input": str(input), "settings": resolved, **sandbox,
                                "counts": {k: vars(v) for k, v in counts.items()},
                                "seconds": round(time.time() - started, 2)})  # fmt: skip
     return rows, dict(counts)

@@ -8,8 +8,9 @@ import pytest
 
 from grape.data.layout import load_instructions
 from grape.generation.backend import Request, Sampling
-from grape.generation.generate import GenerateSettings, generate, journal_path
+from grape.generation.generate import generate, journal_path
 from grape.generation.hf_backend import HFBackend
+from grape.generation.settings import GenerateSettings
 from grape.text import Renderer
 
 ROWS = [

@@ -11,9 +11,10 @@ from model_server import serving
 from grape.cli import main
 from grape.errors import GrapeError
 from grape.generation.backend import Request, Sampling
-from grape.generation.generate import GenerateSettings, generate
+from grape.generation.generate import generate
 from grape.generation.hf_backend import HFBackend
 from grape.generation.openai_backend import HTTPSettings, OpenAIBackend
+from grape.generation.settings import GenerateSettings
 
 PROMPTS = [
     {"id": "a", "prompt": "Name a colour.", "candidates": [{"text": "Blue.", "source": "reference"}]},

@@ -8,8 +8,9 @@ import pytest
 
 from grape.errors import GrapeError, InputError
 from grape.generation.backend import GeneratorSpec, Request
-from grape.generation.generate import GenerateSettings, generate
+from grape.generation.generate import generate
 from grape.generation.prompts import cut_at_stop
+from grape.generation.settings import GenerateSettings
 from grape.generation.vllm_backend import VLLMBackend, vllm_available
 
 

@@ -11,8 +11,9 @@ import yaml
 
 from grape.data.tables import write_rows
 from grape.errors import GrapeError
+from grape.models.dtypes import ACCEPTED as DTYPES
 from grape.pipeline import cache, load_pipeline, run_pipeline
-from grape.pipeline.checks import DTYPES, PRECISIONS
+from grape.pipeline.checks import PRECISIONS
 
 
 def _spec(model_dir: Path) -> dict:

@@ -30,7 +30,7 @@ def _write(path, rows):
 
 
 def test_verify_adds_correct_and_a_reason_to_every_candidate(tmp_path):
-    rows, counts = verify(_write(tmp_path / "pool.jsonl", POOL), tmp_path / "verified.jsonl", "math")
+    rows, counts = verify(_write(tmp_path / "pool.jsonl", POOL), tmp_path / "verified.jsonl", verifier="math")
     assert [[c["correct"] for c in r["candidates"]] for r in rows] == [[True, False], [True, True], [False, False],
                                                                       [None]]  # fmt: skip
     assert rows[2]["candidates"][0]["verify_reason"] == "wrong answer: 9 - 10 = 1 (whole text) != gold -1"
@@ -40,7 +40,7 @@ def test_verify_adds_correct_and_a_reason_to_every_candidate(tmp_path):
     written = [json.loads(line) for line in (tmp_path / "verified.jsonl").read_text().splitlines()]
     assert written == rows
     meta = json.loads((tmp_path / "verified.jsonl.meta.json").read_text())
-    assert meta["verifier"] == "math" and meta["counts"]["b"]["correct"] == 1
+    assert meta["settings"]["verifier"] == "math" and meta["counts"]["b"]["correct"] == 1
 
 
 def test_correct_flows_through_score_into_select_require_correct(tmp_path, tiny_model_dir, capsys):
@@ -70,7 +70,7 @@ def test_code_verifier_on_a_grouped_file_with_tests(tmp_path):
         {"text": "```python\ndef add(a, b):\n    return a + b\n```", "source": "good"},
         {"text": "def add(a, b):\n    return a - b", "source": "bad"},
         {"text": "def add(a, b):\n    while True:\n        pass", "source": "slow"}]}]  # fmt: skip
-    rows, _ = verify(_write(tmp_path / "code.jsonl", pool), None, get_verifier("code", timeout_s=2), workers=2)
+    rows, _ = verify(_write(tmp_path / "code.jsonl", pool), None, verifier=get_verifier("code", timeout_s=2), workers=2)
     verdicts = {c["source"]: (c["correct"], c["verify_reason"].split(":")[0]) for c in rows[0]["candidates"]}
     assert verdicts == {"good": (True, "tests passed"), "bad": (False, "failed (exit 1)"), "slow": (False, "timeout")}
     assert rows[0]["tests"] == ["assert add(2, 3) == 5"]  # the item's own columns are carried through

@@ -1,0 +1,46 @@
+"""The import graph: stages import the base, and another stage only where they use its public result."""
+
+import ast
+from pathlib import Path
+
+GRAPE = Path(__file__).resolve().parents[1] / "grape"
+BASE = {"data", "models", "text", "config", "cli_options", "console", "errors"}
+STAGES = {"scoring", "selection", "generation", "verification", "report", "training", "evaluation"}
+# The real uses of another stage, each through that stage's public function (docs/architecture.md):
+ALLOWED = {
+    ("evaluation", "generation"),  # eval answers with the hf generation backend
+    ("evaluation", "verification"),  # and judges the answers with a verifier
+    ("report", "selection"),  # the report marks the GRAPE choice when no selection is given
+}
+
+
+def _package_imports() -> dict[tuple[str, str], list[str]]:
+    """(importing package, imported package) -> the files with such an import."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for file in GRAPE.rglob("*.py"):
+        source = file.relative_to(GRAPE).parts[0].removesuffix(".py")
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "grape" and len(parts) > 1 and parts[1] != source:
+                    edges.setdefault((source, parts[1]), []).append(str(file.relative_to(GRAPE)))
+    return edges
+
+
+def test_stages_do_not_borrow_from_each_other():
+    edges = _package_imports()
+    borrowed = {edge: files for edge, files in edges.items() if edge[0] in STAGES and edge[1] in STAGES}
+    assert set(borrowed) <= ALLOWED, {e: f for e, f in borrowed.items() if e not in ALLOWED}
+
+
+def test_the_base_imports_no_stage():
+    edges = _package_imports()
+    upward = {edge: files for edge, files in edges.items() if edge[0] in BASE and edge[1] not in BASE}
+    assert not upward, upward
+
+
+def test_every_stage_owns_its_settings_module():
+    for stage in STAGES:
+        assert (GRAPE / stage / "settings.py").is_file(), f"grape/{stage}/settings.py"
