@@ -1,0 +1,76 @@
+"""The settings of `grape rl`: PPO with a value head and a verifier's reward, ReFT's defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grape.errors import GrapeError
+from grape.models.embedded import DEFAULT_TARGET
+from grape.rl.ppo_math import AGGREGATIONS
+
+
+@dataclass
+class RLSettings:
+    model: str = DEFAULT_TARGET  # the warm-up (SFT) model: the policy starts here and it stays the reference
+    template: str = "paper"  # the template the warm-up model was trained with
+    eos: bool = True
+    verifier: str = "math"  # math | number | exact | regex:PATTERN | code | python:module:function
+    prompt_column: str = "prompt"  # a string or chat messages
+    answer_column: str = "answer"  # copied to the item's `answer`, which the verifier reads
+    partial_reward: float = 0.1  # an answer was extracted (or the program ran) but it is wrong
+    # rollouts: one sample per prompt at temperature 1, top-k 0, top-p 1 (the policy's own distribution)
+    max_prompt_tokens: int = 512  # longer prompts keep their last tokens (ReFT truncates prompts)
+    max_new_tokens: int = 300  # answers are cut here; the score then falls on the last token
+    batch_size: int = 8  # prompts (= rollouts) per PPO batch
+    mini_batch_size: int | None = None  # rollouts per optimizer step; None: the whole batch
+    ppo_epochs: int = 2  # passes over each rollout batch
+    epochs: float = 1.0  # passes over the prompts
+    max_steps: int = -1  # rollout batches; > 0 overrides epochs
+    # the objective
+    kl_coef: float = 0.05  # β: 0.05 for natural-language chains of thought, 0.01 for programs (ReFT)
+    gamma: float = 1.0
+    lam: float = 0.95
+    clip_ratio: float = 0.2
+    clip_value: float = 0.2
+    value_coef: float = 5.0
+    aggregation: str = "sequence"  # sequence: mean of per-sequence means (ReFT) | token: mean over tokens
+    whiten_advantages: bool = True
+    # optimisation: AdamW, constant learning rate, gradient clipping, dropout off
+    lr: float | None = None  # None: 1e-6 for full fine-tuning, 1e-5 with LoRA
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    lora_r: int = 0  # 0: full fine-tuning; > 0: LoRA, and the reference is the model with the adapter off
+    lora_alpha: int | None = None  # None: 2 * lora_r
+    lora_targets: str = "all-linear"
+    seed: int = 0
+    save_steps: int = 20  # checkpoint every N rollout batches (and at the end)
+    resume: bool = True  # continue from OUTDIR/checkpoints when it has a checkpoint
+    dtype: str = "float32"  # float32 | bfloat16 | auto; the value head and the losses are float32 always
+    device: str = "auto"
+    trust_remote_code: bool = False
+
+
+def learning_rate(settings: RLSettings) -> float:
+    if settings.lr is not None:
+        return settings.lr
+    return 1e-5 if settings.lora_r > 0 else 1e-6
+
+
+def check(settings: RLSettings) -> None:
+    """Reject settings that would fail deep inside the loop with a less helpful message."""
+    for name in ("batch_size", "ppo_epochs", "save_steps", "max_new_tokens", "max_prompt_tokens"):
+        if getattr(settings, name) < 1:
+            raise GrapeError(f"{name} must be at least 1")
+    mini = settings.mini_batch_size
+    if mini is not None and (mini < 1 or settings.batch_size % mini):
+        raise GrapeError(f"mini_batch_size {mini} must divide batch_size {settings.batch_size}")
+    if settings.max_steps <= 0 and settings.epochs <= 0:
+        raise GrapeError("set epochs > 0 or max_steps > 0")
+    if settings.aggregation not in AGGREGATIONS:
+        raise GrapeError(f"unknown aggregation '{settings.aggregation}': use one of {', '.join(AGGREGATIONS)}")
+    if settings.lora_r < 0:
+        raise GrapeError("lora_r must be 0 (full fine-tuning) or positive")
+    if learning_rate(settings) <= 0:
+        raise GrapeError("lr must be positive")
+    if settings.kl_coef < 0 or not 0 <= settings.lam <= 1 or not 0 <= settings.gamma <= 1:
+        raise GrapeError("kl_coef must be ≥ 0, gamma and lam in [0, 1]")
