@@ -9,6 +9,7 @@ import copy
 
 import pytest
 import torch
+from sft_rows import FAST, ROWS
 from tiny_models import tiny_llama
 from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
@@ -21,13 +22,6 @@ from grape.training.objectives import OBJECTIVES
 from grape.training.settings import SFTSettings
 from grape.training.sft import _trainer, sft
 
-ROWS = [
-    {"id": "a", "prompt": "What is 2 + 3?", "completion": "2 + 3 = 5. The answer is 5."},
-    {"id": "b", "prompt": "Name a primary colour.", "completion": "Blue is a primary colour."},
-    {"id": "c", "prompt": "What is 10 times 10?", "completion": "10 * 10 = 100. The answer is 100."},
-    {"id": "d", "messages": [{"role": "user", "content": "Say hello."}, {"role": "assistant", "content": "Hello!"}]},
-]
-FAST = dict(batch_size=4, lr=1e-2, lr_scheduler="constant", precision="fp32", logging_steps=1, seed=0)
 LAYOUTS = pytest.mark.parametrize("padding_free", [True, False], ids=["padding-free", "padded"])
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
+from sft_rows import FAST, ROWS
 
 from grape.data.tables import write_rows
 from grape.errors import InputError
@@ -20,14 +21,6 @@ from grape.text import Renderer
 from grape.training.dataset import tokenise_examples
 from grape.training.settings import SFTSettings
 from grape.training.sft import _trainer, last_checkpoint, sft
-
-ROWS = [
-    {"id": "a", "prompt": "What is 2 + 3?", "completion": "2 + 3 = 5. The answer is 5."},
-    {"id": "b", "prompt": "Name a primary colour.", "completion": "Blue is a primary colour."},
-    {"id": "c", "prompt": "What is 10 times 10?", "completion": "10 * 10 = 100. The answer is 100."},
-    {"id": "d", "messages": [{"role": "user", "content": "Say hello."}, {"role": "assistant", "content": "Hello!"}]},
-]
-FAST = dict(batch_size=4, lr=1e-2, lr_scheduler="constant", precision="fp32", logging_steps=1, seed=0)
 
 
 @pytest.fixture(scope="module")
