@@ -23,6 +23,7 @@ COMMANDS = [
     "grape.selection.cli",
     "grape.report.cli",
     "grape.pipeline.cli",
+    "grape.rl.cli",
     "grape.training.cli",
     "grape.verification.cli",
 ]
