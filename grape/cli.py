@@ -25,6 +25,7 @@ COMMANDS = [
     "grape.pipeline.cli",
     "grape.rl.cli",
     "grape.training.cli",
+    "grape.tta.cli",
     "grape.verification.cli",
 ]
 
