@@ -17,6 +17,7 @@ from grape.config import with_overrides
 from grape.data.records import SCORED
 from grape.data.tables import read_sidecar, read_table_rows, write_rows, write_sidecar
 from grape.errors import GrapeError
+from grape.selection.dataset_card import write_dataset_card
 from grape.selection.settings import FORMATS, SelectSettings
 from grape.selection.strategies import Row, get_strategy
 
@@ -70,6 +71,7 @@ def select(
         if not isinstance(scores, list):
             meta["score_settings"] = read_sidecar(scores).get("settings")
         write_sidecar(output, meta)
+        write_dataset_card(output, meta)
     return chosen, summary
 
 
