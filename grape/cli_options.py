@@ -64,7 +64,11 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         help="map input columns, e.g. 'prompt=instruction,response=output,source=generator'. "
         "Names: id, prompt, candidates, response, source, answer, text_key, source_key",
     )
-    parser.add_argument("--split", help="the split to read from a datasets directory")
+    parser.add_argument(
+        "--split", help="the split to read from a Hub dataset or a datasets directory (needed when it has several)"
+    )
+    parser.add_argument("--subset", help="the config (subset) of a Hub dataset, e.g. 'main' for openai/gsm8k")
+    parser.add_argument("--revision", help="the branch, tag or commit of a Hub dataset. Default: main")
     parser.add_argument(
         "--on-error",
         choices=["fail", "skip"],

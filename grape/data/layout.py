@@ -10,10 +10,9 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Literal
 
-from grape.data.read_rows import RawRow, read_rows
+from grape.data.read_rows import RawRow, read_rows, source_name
 from grape.data.records import Candidate, Instruction
 from grape.data.surrogates import first_lone_surrogate, without_lone_surrogates
 from grape.errors import GrapeError, InputError
@@ -58,21 +57,24 @@ _DEFAULTS = {
 
 
 def load_instructions(
-    path: str | Path,
+    path: Any,
     columns: Columns | None = None,
     layout: Literal["auto", "grouped", "long"] = "auto",
     on_error: OnError = "fail",
     split: str | None = None,
     rows: list[RawRow] | None = None,
+    subset: str | None = None,
+    revision: str | None = None,
 ) -> list[Instruction]:
-    """Read and validate an input file into instructions, in input order.
+    """Read and validate an input into instructions, in input order.
 
-    ``rows``: the file's rows when the caller has read them already (it needs the raw rows too), so
-    that a file is read once.
+    ``path``: anything `read_rows` reads (a file, a datasets directory, a Hub id with ``split``,
+    ``subset`` and ``revision``, a ``datasets.Dataset``, a list of dicts). ``rows``: its rows when the
+    caller has read them already (it needs the raw rows too), so that an input is read once.
     """
     columns = columns or Columns()
-    rows = list(read_rows(path, split)) if rows is None else rows
-    file = str(path)
+    rows = list(read_rows(path, split, subset, revision)) if rows is None else rows
+    file = source_name(path)
     first = next((r.data for r in rows if r.data is not None), {})
     names = {key: _column(columns, key, first) for key in _DEFAULTS}
     if layout == "auto":

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from grape.data.layout import Columns, load_instructions
-from grape.data.read_rows import read_rows
+from grape.data.read_rows import read_rows, source_name
 from grape.data.records import Candidate, Instruction
 from grape.errors import GrapeError, InputError
 
@@ -27,19 +27,21 @@ SKIP_KEY = "skip_reason"  # set on a row that could not be read (kept, so that n
 
 
 def read_pool(
-    path: str | Path,
+    path: Any,
     columns: Columns | None = None,
     layout: str = "auto",
     on_error: str = "fail",
     split: str | None = None,
+    subset: str | None = None,
+    revision: str | None = None,
 ) -> list[Row]:
-    """Read instructions (with or without candidates) as grouped rows, in input order."""
-    path = Path(path)
-    if path.suffix == ".txt":
-        return _prompt_lines(path)
+    """Read instructions (with or without candidates) as grouped rows, in input order. ``path``: anything
+    `read_rows` reads (a file, a Hub id with ``split``/``subset``/``revision``, a Dataset, a list of dicts)."""
+    if isinstance(path, (str, Path)) and Path(path).suffix == ".txt":
+        return _prompt_lines(Path(path))
     columns = columns or Columns()
     # Read tolerantly, then judge: a row without candidates is fine here (it is what generation is for).
-    raw_rows = list(read_rows(path, split))  # read once: validated below, and their extra columns carried
+    raw_rows = list(read_rows(path, split, subset, revision))  # read once: validated, their extra columns carried
     instructions = load_instructions(path, columns, layout, "skip", split, rows=raw_rows)
     raw = {r.row: r.data for r in raw_rows}
     mapped = {getattr(columns, f.name) for f in fields(Columns)} - {None}
@@ -51,7 +53,7 @@ def read_pool(
             inst.skip_reason = "duplicate_id"
         if inst.skip_reason and on_error == "fail":
             detail = f" (first seen in row {seen[inst.id]})" if inst.skip_reason == "duplicate_id" else ""
-            raise InputError(str(path), inst.row, None, inst.skip_reason.replace("_", " ") + detail)
+            raise InputError(source_name(path), inst.row, None, inst.skip_reason.replace("_", " ") + detail)
         seen.setdefault(inst.id, inst.row)
         carried = {k: v for k, v in (raw.get(inst.row) or {}).items() if k not in _KNOWN | mapped}
         rows.append(grouped_row(inst, carried))

@@ -1,9 +1,21 @@
-"""Read raw rows from JSONL, Parquet or a local Hugging Face dataset directory.
+"""Read raw rows from any input: a file, a directory, a Hugging Face Hub dataset id, or rows in memory.
 
-Each row comes back with its 1-based position in the file, or with the parse error that stopped it
+Each row comes back with its 1-based position in the input, or with the parse error that stopped it
 (a malformed JSON line or a line that is not UTF-8 is not fatal here: the caller decides between
 fail-fast and skip). Strings that JSON allows but Unicode does not (a lone surrogate, ``"\\ud800"``)
 are found by the validation in layout.py, which knows the field.
+
+| input | read by | row N is |
+| --- | --- | --- |
+| ``.jsonl``/``.ndjson``, ``.json`` of one object a line | bytes decoded line by line (below) | line N |
+| ``.json`` holding one array of objects (AlpacaEval's ``model_outputs.json``) | ``json`` | element N |
+| ``.parquet`` | pyarrow | record N |
+| ``.csv``, a ``save_to_disk`` directory, a Hub id | ``datasets`` (read_datasets.py) | record N |
+| a ``datasets.Dataset`` or a list of dicts | as given | item N |
+
+A JSON array is parsed as one document, as ``datasets`` itself does, but each element stays the object
+it was: ``load_dataset`` would give every element every key of the others (a missing ``id`` read as
+``null``), which the validation would then judge wrongly.
 """
 
 from __future__ import annotations
@@ -14,7 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grape.errors import InputError
+from grape.data.read_datasets import csv_rows, dataset_object_rows, disk_dataset_rows, hub_rows, is_dataset_object
+from grape.errors import GrapeError, InputError
+
+_JSONL = (".jsonl", ".ndjson")
+_PARQUET = (".parquet", ".pq")
+FILE_SUFFIXES = (*_JSONL, ".json", *_PARQUET, ".csv", ".txt")  # a missing path with one of these is a file
 
 
 @dataclass
@@ -25,19 +42,76 @@ class RawRow:
     reason: str = "malformed_row"  # the skip reason of an unreadable row
 
 
-def read_rows(path: str | Path, split: str | None = None) -> Iterator[RawRow]:
-    """Yield the rows of a JSONL (.jsonl/.json), Parquet or `datasets.save_to_disk` input."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(str(path), None, None, "no such file or directory")
+def read_rows(
+    source: Any, split: str | None = None, subset: str | None = None, revision: str | None = None
+) -> Iterator[RawRow]:
+    """Yield the rows of ``source``: a path (file or directory), a Hub dataset id, a ``datasets.Dataset``
+    (or ``DatasetDict``), or a list of dicts. ``split``, ``subset`` (the Hub's config name) and
+    ``revision`` choose what of a Hub dataset is read; ``split`` also chooses in a ``DatasetDict``."""
+    if isinstance(source, list):
+        yield from _list_rows(source)
+        return
+    if not isinstance(source, (str, Path)):
+        if not is_dataset_object(source):
+            raise GrapeError(
+                f"cannot read {type(source).__name__} as input: give a path, a Hub dataset id, "
+                "a datasets.Dataset or a list of dicts"
+            )
+        yield from _list_rows(dataset_object_rows(source, source_name(source), split))
+        return
+    path = Path(source)
     if path.is_dir():
-        yield from _dataset_rows(path, split)
-    elif path.suffix in (".parquet", ".pq"):
+        yield from _list_rows(disk_dataset_rows(path, split))
+    elif path.exists():
+        yield from _file_rows(path)
+    elif looks_like_hub_id(str(source)):
+        yield from _list_rows(hub_rows(str(source), split, subset, revision))
+    else:
+        raise InputError(str(path), None, None, "no such file or directory")
+
+
+def source_name(source: Any) -> str:
+    """How errors name the input: its path or Hub id, or what kind of rows in memory it is."""
+    if isinstance(source, (str, Path)):
+        return str(source)
+    if isinstance(source, list):
+        return "(list of rows)"
+    return f"(datasets.{type(source).__name__})"
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """``name`` or ``owner/name`` without a file suffix, not absolute, not ``./``-relative."""
+    parts = text.split("/")
+    return (
+        0 < len(parts) <= 2
+        and all(part and not part.startswith(".") for part in parts)
+        and all(c.isalnum() or c in "-_." for part in parts for c in part)
+        and not text.lower().endswith(FILE_SUFFIXES)
+    )
+
+
+def _file_rows(path: Path) -> Iterator[RawRow]:
+    suffix = path.suffix.lower()
+    if suffix in _PARQUET:
         yield from _parquet_rows(path)
-    elif path.suffix in (".jsonl", ".json", ".ndjson"):
+    elif suffix == ".csv":
+        yield from _list_rows(csv_rows(path))
+    elif suffix == ".json" and _first_byte(path) == b"[":
+        yield from _json_array_rows(path)
+    elif suffix in (*_JSONL, ".json"):
         yield from _jsonl_rows(path)
     else:
-        raise InputError(str(path), None, None, "unknown format: use .jsonl, .parquet or a datasets directory")
+        raise InputError(
+            str(path), None, None, "unknown format: use .jsonl, .json, .csv, .parquet, a datasets directory or a Hub id"
+        )
+
+
+def _list_rows(items: Any) -> Iterator[RawRow]:
+    for number, data in enumerate(items, start=1):
+        if isinstance(data, dict):
+            yield RawRow(number, dict(data))
+        else:
+            yield RawRow(number, None, f"expected an object, got {type(data).__name__}")
 
 
 def jsonl_lines(path: Path) -> Iterator[tuple[int, str | None, str | None]]:
@@ -76,6 +150,33 @@ def _jsonl_rows(path: Path) -> Iterator[RawRow]:
         yield RawRow(number, data)
 
 
+def _first_byte(path: Path) -> bytes:
+    """The first byte that is not white space or a byte-order mark: ``[`` for a JSON array."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096).removeprefix(b"\xef\xbb\xbf")
+    except OSError as exc:
+        raise InputError(str(path), None, None, f"cannot read the file ({exc.strerror})") from exc
+    return head.lstrip()[:1]
+
+
+def _json_array_rows(path: Path) -> Iterator[RawRow]:
+    """One JSON document: when it is not UTF-8 or not valid JSON, no element can be trusted."""
+    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(str(path), None, None, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line})") from exc
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            str(path), None, None, f"malformed JSON array ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    yield from _list_rows(items)
+
+
 def _parquet_rows(path: Path) -> Iterator[RawRow]:
     import pyarrow.parquet as pq
 
@@ -85,22 +186,3 @@ def _parquet_rows(path: Path) -> Iterator[RawRow]:
         raise InputError(str(path), None, None, f"cannot read as Parquet ({exc})") from exc
     for number, data in enumerate(table.to_pylist(), start=1):
         yield RawRow(number, data)
-
-
-def _dataset_rows(path: Path, split: str | None) -> Iterator[RawRow]:
-    import datasets
-
-    try:
-        loaded = datasets.load_from_disk(str(path))
-    except Exception as exc:
-        raise InputError(str(path), None, None, f"not a datasets directory saved by save_to_disk ({exc})") from exc
-    if isinstance(loaded, datasets.DatasetDict):
-        names = list(loaded)
-        if split is None and len(names) != 1:
-            raise InputError(str(path), None, None, f"several splits {names}: choose one with --split")
-        name = split or names[0]
-        if name not in loaded:
-            raise InputError(str(path), None, None, f"no split '{name}' (have {names})")
-        loaded = loaded[name]
-    for number, data in enumerate(loaded, start=1):
-        yield RawRow(number, dict(data))

@@ -16,7 +16,7 @@ from grape.models.embedded import EMBEDDED
 
 # GenerateSettings fields with a flag; the sampling and HTTP flags fill its nested `sampling:` and `http:`.
 FLAGS = ("models", "prompt_format", "batch_size", "dtype", "device", "trust_remote_code", "base_url", "api_key_env",
-         "on_error", "layout", "columns", "split")  # fmt: skip
+         "on_error", "layout", "columns", "split", "subset", "revision")  # fmt: skip
 SAMPLING_FLAGS = ("n", "temperature", "top_p", "max_new_tokens", "seed", "stop")
 HTTP_FLAGS = {"concurrency": "concurrency", "timeout": "timeout_s", "max_retries": "max_retries"}
 

@@ -58,7 +58,8 @@ def generate(
     if settings.sampling.n < 1:
         raise GrapeError("-n must be at least 1")
     output, journal = Path(output), journal_path(output)
-    rows = read_pool(input, settings.columns, settings.layout, settings.on_error, settings.split)
+    rows = read_pool(input, settings.columns, settings.layout, settings.on_error, settings.split,
+                     settings.subset, settings.revision)  # fmt: skip
     if output.is_file():  # extend (or resume) what is there; it already holds the input's candidates
         existing = read_pool(output, on_error="skip")
         same_instructions(existing, rows, str(output))

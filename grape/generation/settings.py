@@ -25,3 +25,5 @@ class GenerateSettings:
     layout: str = "auto"
     columns: Columns = field(default_factory=Columns)
     split: str | None = None
+    subset: str | None = None  # a Hub dataset's config name
+    revision: str | None = None  # a Hub dataset's branch, tag or commit

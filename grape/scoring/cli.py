@@ -18,7 +18,9 @@ def register(subparsers) -> None:
         description="Score every candidate with the target model: mean log-probability per response token. "
         "Writes one row per candidate (Parquet, or JSONL by extension) and a .meta.json sidecar.",
     )  # fmt: skip
-    parser.add_argument("input", help="JSONL, Parquet, or a datasets directory (grouped or long layout)")
+    parser.add_argument(
+        "input", help="JSONL, JSON array, CSV, Parquet, a datasets dir or a Hub id (grouped or long layout)"
+    )
     parser.add_argument("-o", "--output", required=True, help="scores table: .parquet (default) or .jsonl")
     add_model_options(parser)
     add_input_options(parser)
@@ -73,8 +75,8 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
 
 
 # ScoreSettings fields with a flag, and those of its engine (nested under `engine:` in a --config file).
-FLAGS = ("model", "template", "eos", "dtype", "device", "on_error", "layout", "columns", "split", "trust_remote_code",
-         "part_size")  # fmt: skip
+FLAGS = ("model", "template", "eos", "dtype", "device", "on_error", "layout", "columns", "split", "subset", "revision",
+         "trust_remote_code", "part_size")  # fmt: skip
 ENGINE_FLAGS = ("batch_tokens", "max_row_tokens", "compile")
 
 

@@ -75,7 +75,9 @@ class ScoreJob:
         self.started = time.time()
         self.input, self.output, self.settings = input, output, settings
         s = settings
-        self.instructions = load_instructions(input, s.columns, s.layout, s.on_error, s.split)
+        self.instructions = load_instructions(
+            input, s.columns, s.layout, s.on_error, s.split, subset=s.subset, revision=s.revision
+        )
         # One run per output, from here to its last write: a second run stops here, naming the first.
         if output is not None:
             self._lock = OutputLock(output)

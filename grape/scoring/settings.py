@@ -46,6 +46,8 @@ class ScoreSettings:
     layout: str = "auto"
     columns: Columns = field(default_factory=Columns)
     split: str | None = None
+    subset: str | None = None  # a Hub dataset's config name
+    revision: str | None = None  # a Hub dataset's branch, tag or commit
     engine: EngineSettings = field(default_factory=EngineSettings)
     trust_remote_code: bool = False
     part_size: int = 256  # instructions per saved part: a killed run loses at most one part per worker

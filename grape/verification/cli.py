@@ -10,7 +10,7 @@ from grape.verification.registry import NAMES
 from grape.verification.settings import VerifySettings
 from grape.verification.verify import verify
 
-FLAGS = ("verifier", "workers", "unsafe_sandbox", "layout", "columns", "split", "on_error")  # fields with a flag
+FLAGS = ("verifier", "workers", "unsafe_sandbox", "layout", "columns", "split", "subset", "revision", "on_error")
 
 
 def register(subparsers) -> None:
@@ -19,7 +19,9 @@ def register(subparsers) -> None:
         description="Add `correct` (true/false/null) and `verify_reason` to every candidate (grouped layout out). "
         "`grape score` carries `correct` into the scores table; `grape select --require-correct` uses it.",
     )  # fmt: skip
-    parser.add_argument("input", help="candidates: grouped or long layout (.jsonl, .parquet or a datasets dir)")
+    parser.add_argument(
+        "input", help="candidates, grouped or long: .jsonl, .json, .csv, .parquet, a datasets dir or a Hub id"
+    )
     parser.add_argument("-o", "--output", required=True, help="verified candidates: .jsonl (or .parquet)")
     parser.add_argument(
         "--verifier",

@@ -16,4 +16,6 @@ class VerifySettings:
     layout: str = "auto"
     on_error: str = "fail"
     split: str | None = None
+    subset: str | None = None  # a Hub dataset's config name
+    revision: str | None = None  # a Hub dataset's branch, tag or commit
     unsafe_sandbox: bool = False  # code verifier without a wall where none can be built (docs/security.md)

@@ -51,7 +51,8 @@ def verify(
     options = {"allow_unsafe": True} if settings.unsafe_sandbox and name == "code" else {}
     check = get_verifier(verifier, **options) if isinstance(verifier, str) else verifier
     workers = settings.workers or (min(8, os.cpu_count() or 1) if name == "code" else 1)
-    rows = read_pool(input, settings.columns, settings.layout, settings.on_error, settings.split)
+    rows = read_pool(input, settings.columns, settings.layout, settings.on_error, settings.split,
+                     settings.subset, settings.revision)  # fmt: skip
     jobs = [(row, cand) for row in rows if not row.get(SKIP_KEY) for cand in row["candidates"]]
     with progress_bar() as bar, ThreadPoolExecutor(max_workers=workers) as pool:
         task = bar.add_task(f"Verifying ({name})", total=len(jobs), rate="")

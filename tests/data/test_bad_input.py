@@ -48,9 +48,9 @@ def test_skip_keeps_every_row_with_its_reason(tmp_path):
 def test_unreadable_and_unknown_files(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         load_instructions(tmp_path / "missing.jsonl")
-    (tmp_path / "x.csv").write_text("a,b\n")
+    (tmp_path / "x.xlsx").write_text("a,b\n")
     with pytest.raises(InputError, match="unknown format"):
-        load_instructions(tmp_path / "x.csv")
+        load_instructions(tmp_path / "x.xlsx")
     (tmp_path / "bad.parquet").write_bytes(b"not parquet")
     with pytest.raises(InputError, match="Parquet"):
         load_instructions(tmp_path / "bad.parquet")
