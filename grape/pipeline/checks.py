@@ -139,7 +139,7 @@ def _check_shared(plan: StepPlan, by_name: dict[str, StepPlan]) -> None:
             continue
         for upstream in _nearest_with(plan, key, by_name):
             mine, theirs = getattr(plan.settings, key), getattr(upstream.settings, key)
-            if mine != theirs:
+            if mine is not None and mine != theirs:  # None: taken from the upstream output (sft)
                 raise GrapeError(f"{plan.where}: `{key}` is {mine!r} but {upstream.name}, upstream of it, has "
                                  f"{theirs!r}; a model must be trained and evaluated on the text it was scored on: "
                                  f"set it once under `defaults`")  # fmt: skip

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from grape.errors import GrapeError
@@ -12,9 +12,10 @@ from grape.training.objectives import OBJECTIVES
 
 @dataclass
 class SFTSettings:
-    model: str = DEFAULT_TARGET
-    template: str = "paper"  # must be the template the selection was scored with
-    eos: bool = True
+    # None: as the selection was scored (its sidecar's score_settings), else DEFAULT_TARGET, paper, True
+    model: str | None = None
+    template: str | None = None  # must be the template the selection was scored with
+    eos: bool | None = None
     loss: str = "nll"  # the objective, a name of grape.training.objectives.OBJECTIVES (nll | weighted | ...)
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
@@ -25,7 +26,7 @@ class SFTSettings:
     batch_size: int = 8  # per device
     grad_accum: int = 1
     max_length: int | None = None  # None: the model's context; longer examples are an error, never cut
-    lora_r: int = 0  # 0: full fine-tuning
+    lora_r: int = 0  # 0: full fine-tuning; `--use_peft` alone means PEFT_DEFAULT_R
     lora_alpha: int | None = None  # None: 2 * lora_r
     lora_dropout: float = 0.0
     lora_targets: str = "all-linear"
@@ -36,10 +37,20 @@ class SFTSettings:
     logging_steps: int = 10
     save_steps: int = 100
     save_total_limit: int = 2
-    resume: bool = True  # continue from the last complete checkpoint in OUTDIR/checkpoints
+    # None: continue from the last complete checkpoint in OUTDIR/checkpoints if it was made with these settings
+    # (else stop with the keys that differ); True: continue even so; False: delete the checkpoints, start afresh
+    resume: bool | None = None
+    save: str = "merged"  # merged (LoRA folded in) | adapter (OUTDIR/adapter, PEFT's files) | both
     report_to: str = "none"  # none | wandb | tensorboard | ... (any of transformers' integrations)
     device: str = "auto"
     trust_remote_code: bool = False
+    trainer: dict[str, Any] = field(default_factory=dict)  # any other SFTConfig field, applied last
+
+
+# The rank `--use_peft` gives when no rank is set: TRL's own default (trl.ModelConfig.lora_r).
+PEFT_DEFAULT_R = 16
+SAVE_CHOICES = ("merged", "adapter", "both")
+DEFAULTS_WITHOUT_SIDECAR = {"model": DEFAULT_TARGET, "template": "paper", "eos": True}
 
 
 def learning_rate(settings: SFTSettings) -> float:
@@ -83,3 +94,11 @@ def check(settings: SFTSettings) -> None:
         raise GrapeError("lr must be positive")
     if settings.loss not in OBJECTIVES:
         raise GrapeError(f"unknown loss '{settings.loss}': use one of {', '.join(OBJECTIVES)}")
+    if settings.save not in SAVE_CHOICES:
+        raise GrapeError(f"unknown save '{settings.save}': use one of {', '.join(SAVE_CHOICES)}")
+    if settings.save != "merged" and settings.lora_r == 0:
+        raise GrapeError(f"save {settings.save} writes a PEFT adapter: train one with --use_peft or --lora-r N")
+    if settings.trainer:  # only then: checking the names imports trl (and torch)
+        from grape.training.sft_config import check_trainer_args
+
+        check_trainer_args(settings.trainer)

@@ -3,10 +3,15 @@
 The loss is the objective ``settings.loss`` (grape.training.objectives): TRL's own NLL by default, or a
 token-weighted NLL of the rows' ``loss_weights`` through the trainer's loss hook (grape.training.trainer).
 
-OUTDIR holds, when done: the model (LoRA merged in) and tokenizer as a plain transformers directory,
-``grape-sft.yaml`` (the resolved settings, written before training starts) and ``grape-sft.json``
-(what was trained on, the loss curve, versions; written last, so its presence means "finished").
-Checkpoints go to OUTDIR/checkpoints; a re-run with the same OUTDIR resumes from the last complete one.
+The model, template and eos default to those the selection was scored with (its sidecar; a different
+one given is used, with a warning: grape.training.scoring_defaults).
+
+OUTDIR holds, when done: the model (LoRA merged in, in the training dtype) and tokenizer as a plain
+transformers directory, and/or the PEFT adapter in OUTDIR/adapter (``save``, grape.training.save),
+``grape-sft.yaml`` (the resolved settings, written before training starts), README.md (the model card)
+and ``grape-sft.json`` (what was trained on, the loss curve, versions; written last, so its presence
+means "finished"). Checkpoints go to OUTDIR/checkpoints; a re-run with the same OUTDIR resumes from the
+last complete one when its settings are the same, and otherwise stops (grape.training.resume).
 
 Multi-GPU: the same command under ``accelerate launch -m grape.cli sft ...``; the trainer shards the
 batches, and only the main process writes the final model.
@@ -23,22 +28,28 @@ from pathlib import Path
 from typing import Any
 
 from grape.config import settings_dict, with_overrides, write_settings
+from grape.console import console
 from grape.data.tables import package_versions, read_table_rows
 from grape.errors import GrapeError
 from grape.models.context import context_length
 from grape.models.load import LoadedModel, load_model, resolve_device
 from grape.text import Renderer
 from grape.training.dataset import SFTExample, to_dataset, tokenise_examples
+from grape.training.model_card import README, model_card
 from grape.training.objectives import OBJECTIVES
+from grape.training.resume import CHECKPOINTS, CONFIG_NAME, checkpoint_to_resume
+from grape.training.save import ADAPTER, merged_in_training_dtype, save_adapter, saved_files
+from grape.training.scoring_defaults import selection_meta, with_scoring_defaults
 from grape.training.settings import SFTSettings, check, learning_rate, use_bf16
+from grape.training.sft_config import sft_config
 
-CONFIG_NAME, DONE_NAME, CHECKPOINTS = "grape-sft.yaml", "grape-sft.json", "checkpoints"
+DONE_NAME = "grape-sft.json"
 
 
 @dataclass
 class SFTResult:
     output_dir: Path | None
-    model: Any  # the trained model, LoRA merged in, in train mode off
+    model: Any  # the trained model, LoRA merged in, in eval mode, in the training dtype
     tokenizer: Any
     settings: SFTSettings  # resolved: no "auto" left
     metrics: dict[str, Any]
@@ -49,17 +60,23 @@ def sft(
     output_dir: str | Path | None,
     settings: SFTSettings | None = None,
     loaded: LoadedModel | None = None,
+    command: str | None = None,
     **overrides: Any,
 ) -> SFTResult:
     """Fine-tune ``settings.model`` on the selection; write it to ``output_dir`` (None: keep it in memory).
 
     ``overrides`` set fields of `SFTSettings`, e.g. ``sft("selected.jsonl", "out", max_steps=20, lora_r=8)``.
-    ``loaded`` is trained in place when given (the experiment passes a fresh copy per arm).
+    ``loaded`` is trained in place when given (the experiment passes a fresh copy per arm). ``command``,
+    the command line as typed, goes into the model card (default: one that reruns from grape-sft.yaml).
     """
     settings = with_overrides(SFTSettings, settings, overrides)
     check(settings)
     started = time.time()
     file = "selection" if isinstance(selected, list) else str(selected)
+    meta = selection_meta(selected)
+    settings, warnings = with_scoring_defaults(settings, meta)
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     rows = selected if isinstance(selected, list) else read_table_rows(selected)
     if not rows:
         raise GrapeError(f"{file}: the selection is empty; nothing to train on")
@@ -71,29 +88,29 @@ def sft(
     settings = _resolved(settings, loaded, device)
     examples = tokenise_examples(rows, renderer, settings.max_length, file, OBJECTIVES[settings.loss].weighted)
     out = Path(output_dir) if output_dir is not None else None
+    checkpoint = checkpoint_to_resume(out, settings) if out is not None else None
+    rerun = f"grape sft {file} -o {out} --config {out / CONFIG_NAME}" if out is not None else ""
     if out is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under `accelerate launch`
-        write_settings(settings, out / CONFIG_NAME, header=f"grape sft {file} --config {out / CONFIG_NAME}")
+        write_settings(settings, out / CONFIG_NAME, header=rerun)
     with tempfile.TemporaryDirectory(prefix="grape-sft-") as scratch:  # the trainer's folder when nothing is saved
         trainer = _trainer(loaded, examples, settings, device, out, Path(scratch))
-        checkpoint = last_checkpoint(out / CHECKPOINTS) if out is not None and settings.resume else None
         output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    model = _merged(trainer.model).eval()
+    writer = out is not None and trainer.is_world_process_zero()
+    merged, adapter = saved_files(settings.save)
+    if writer and adapter:
+        save_adapter(trainer.model, loaded.tokenizer, out / ADAPTER)  # before merging folds it away
+    model = merged_in_training_dtype(trainer.model, settings.precision)
     metrics = _metrics(trainer, output, examples, checkpoint, time.time() - started)
-    if out is not None and trainer.is_world_process_zero():
-        model.save_pretrained(out)
-        loaded.tokenizer.save_pretrained(out)
-        meta = {"stage": "sft", "selected": file, "settings": settings_dict(settings), "model": loaded.identity,
+    if writer:
+        if merged:
+            model.save_pretrained(out)
+            loaded.tokenizer.save_pretrained(out)
+        card = model_card(settings, metrics, file, meta, loaded.identity, command or rerun)
+        (out / README).write_text(card, encoding="utf-8")
+        done = {"stage": "sft", "selected": file, "settings": settings_dict(settings), "model": loaded.identity,
                 "metrics": metrics, "versions": package_versions()}  # fmt: skip
-        (out / DONE_NAME).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        (out / DONE_NAME).write_text(json.dumps(done, indent=2, default=str) + "\n")
     return SFTResult(out, model, loaded.tokenizer, settings, metrics)
-
-
-def last_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint that was written completely (its trainer state is saved last)."""
-    if not folder.is_dir():
-        return None
-    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 def _resolved(settings: SFTSettings, loaded: LoadedModel, device) -> SFTSettings:
@@ -113,36 +130,10 @@ def _resolved(settings: SFTSettings, loaded: LoadedModel, device) -> SFTSettings
 def _trainer(
     loaded: LoadedModel, examples: list[SFTExample], settings: SFTSettings, device, out: Path | None, scratch: Path
 ):
-    from trl import SFTConfig
-
     from grape.training.trainer import ObjectiveSFTTrainer
 
-    args = SFTConfig(
-        output_dir=str(out / CHECKPOINTS) if out is not None else str(scratch),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        learning_rate=settings.lr,
-        lr_scheduler_type=settings.lr_scheduler,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a fraction of the steps
-        weight_decay=settings.weight_decay,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        bf16=settings.precision == "bf16",
-        use_cpu=device.type == "cpu",
-        padding_free=settings.padding_free,
-        max_length=None,  # lengths were checked above: nothing is cut
-        completion_only_loss=True,  # labels are -100 wherever completion_mask is 0
-        activation_checkpointing=settings.gradient_checkpointing,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        logging_steps=settings.logging_steps,
-        logging_first_step=True,  # a loss to compare with, even in a run shorter than logging_steps
-        save_strategy="steps" if out is not None else "no",
-        save_steps=settings.save_steps,
-        save_total_limit=settings.save_total_limit,
-        report_to=settings.report_to,
-        dataloader_num_workers=0,
-    )
+    folder = out / CHECKPOINTS if out is not None else scratch
+    args = sft_config(settings, device, folder, save=out is not None)
     return ObjectiveSFTTrainer(
         objective=OBJECTIVES[settings.loss],
         model=loaded.model,
@@ -165,11 +156,6 @@ def _lora_config(settings: SFTSettings):
         target_modules=settings.lora_targets,
         task_type="CAUSAL_LM",
     )
-
-
-def _merged(model: Any) -> Any:
-    """A plain transformers model: LoRA weights folded into the base weights (scoring and eval need no peft)."""
-    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
 def _metrics(trainer: Any, output: Any, examples: list[SFTExample], checkpoint: Path | None, seconds: float) -> dict:

@@ -19,8 +19,9 @@ from grape.models.load import LoadedModel, load_model
 from grape.scoring.score import score
 from grape.text import Renderer
 from grape.training.dataset import tokenise_examples
+from grape.training.resume import last_checkpoint
 from grape.training.settings import SFTSettings
-from grape.training.sft import _trainer, last_checkpoint, sft
+from grape.training.sft import _trainer, sft
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from grape.config import load_settings
 from grape.data.tables import write_rows
 from grape.errors import GrapeError
 from grape.training.cli import settings_from_args
-from grape.training.settings import SFTSettings
+from grape.training.settings import PEFT_DEFAULT_R, SFTSettings
 
 
 def _settings(argv: list[str]) -> SFTSettings:
@@ -24,7 +24,7 @@ def test_flags_win_over_the_config_file_which_wins_over_defaults(tmp_path):
     assert (settings.lr, settings.lora_r) == (0.5, 0)  # flags
     assert (settings.max_steps, settings.template, settings.eos) == (7, "chat", False)  # file
     assert (settings.batch_size, settings.padding_free) == (8, True)  # defaults
-    assert _settings(["--no-eos"]).eos is False and _settings([]).eos is True
+    assert _settings(["--no-eos"]).eos is False and _settings([]).eos is None  # None: as the selection was scored
 
 
 def test_unknown_or_mistyped_settings_are_user_errors(tmp_path):
@@ -49,3 +49,45 @@ def test_grape_sft_command_trains_and_saves_the_resolved_settings(tiny_model_dir
     assert (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
     assert main(["sft", str(tmp_path / "missing.jsonl"), "-o", str(out)]) == 2
     assert "missing.jsonl: no such file" in capsys.readouterr().err
+
+
+def test_trl_flag_names_are_aliases_of_grapes():
+    trl = _settings(["--model_name_or_path", "m", "--learning_rate", "3e-4", "--per_device_train_batch_size", "2",
+                     "--gradient_accumulation_steps", "4", "--num_train_epochs", "2", "--lora_r", "8"])  # fmt: skip
+    grape = _settings(["--model", "m", "--lr", "3e-4", "--batch-size", "2", "--grad-accum", "4", "--epochs", "2",
+                       "--lora-r", "8"])  # fmt: skip
+    assert trl == grape
+    assert (trl.model, trl.lr, trl.batch_size, trl.grad_accum, trl.epochs, trl.lora_r) == ("m", 3e-4, 2, 4, 2.0, 8)
+    args = build_parser().parse_args(["sft", "selected.jsonl", "--output_dir", "runs/x"])
+    assert args.output_dir == "runs/x"
+
+
+def test_use_peft_takes_trls_default_rank_unless_a_rank_is_set(tmp_path):
+    assert _settings(["--use_peft"]).lora_r == PEFT_DEFAULT_R == 16
+    assert _settings(["--use_peft", "--lora_r", "4"]).lora_r == 4
+    config = tmp_path / "sft.yaml"
+    config.write_text("lora_r: 8\n")
+    assert _settings(["--use_peft", "--config", str(config)]).lora_r == 8  # the file's rank is a rank set
+    assert _settings([]).lora_r == 0  # no PEFT unless asked
+    with pytest.raises(GrapeError, match="--use_peft with --lora_r 0"):
+        _settings(["--use_peft", "--lora_r", "0"])
+
+
+def test_trainer_args_from_flags_update_the_config_files_mapping(tmp_path):
+    config = tmp_path / "sft.yaml"
+    config.write_text("trainer:\n  max_grad_norm: 0.5\n  optim: adamw_torch\n")
+    settings = _settings(["--config", str(config), "--trainer-arg", "max_grad_norm=0.25",
+                          "--trainer-arg", "neftune_noise_alpha=5", "--trainer-arg", "run_name=a=b"])  # fmt: skip
+    assert settings.trainer == {"max_grad_norm": 0.25, "optim": "adamw_torch", "neftune_noise_alpha": 5,
+                                "run_name": "a=b"}  # fmt: skip
+    assert _settings(["--trainer-arg", "logging_first_step=false"]).trainer == {"logging_first_step": False}
+    with pytest.raises(GrapeError, match="--trainer-arg 'max_grad_norm': expected key=value"):
+        _settings(["--trainer-arg", "max_grad_norm"])
+
+
+def test_save_and_resume_flags():
+    assert _settings([]).save == "merged" and _settings(["--save-adapter"]).save == "both"
+    assert _settings(["--save", "adapter"]).save == "adapter"
+    assert [_settings(flag).resume for flag in ([], ["--resume"], ["--no-resume"])] == [None, True, False]
+    with pytest.raises(SystemExit):  # one or the other
+        _settings(["--resume", "--no-resume"])

@@ -1,0 +1,49 @@
+"""How the selection was scored, as defaults of `grape sft`: GRAPE chose each response for the model that
+scored it, rendered with one template, so sft trains that model on that text unless told otherwise.
+
+The selection's sidecar (``<selected>.meta.json``, written by `grape select`) carries the scoring settings
+(``score_settings``: ``model``, ``template``, ``eos``). A setting left None takes the scoring one (or, with
+no sidecar, grape's default); a setting given that differs from it is kept, with a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from grape.data.tables import read_sidecar
+from grape.training.settings import DEFAULTS_WITHOUT_SIDECAR, SFTSettings
+
+WHY = {
+    "model": "GRAPE chose each response for the model that scored it",
+    "template": "the model is then not trained on the text it was scored on",
+    "eos": "the model is then not trained on the tokens it was scored on",
+}
+
+
+def selection_meta(selected: Any) -> dict[str, Any]:
+    """The sidecar of a selection file (empty for rows given in memory, or a file without one)."""
+    return read_sidecar(selected) if isinstance(selected, (str, Path)) else {}
+
+
+def with_scoring_defaults(settings: SFTSettings, meta: dict[str, Any]) -> tuple[SFTSettings, list[str]]:
+    """(``settings`` with model, template and eos filled in from how the selection was scored, warnings)."""
+    scored = meta.get("score_settings") or {}
+    filled, warnings = {}, []
+    for key in DEFAULTS_WITHOUT_SIDECAR:
+        mine, theirs = getattr(settings, key), scored.get(key)
+        if mine is None:
+            filled[key] = theirs if theirs is not None else DEFAULTS_WITHOUT_SIDECAR[key]
+        elif theirs is not None and not same_setting(mine, theirs):
+            warnings.append(f"the selection was scored with {key} {theirs!r} but sft uses {mine!r}: {WHY[key]}")
+    return replace(settings, **filled), warnings
+
+
+def same_setting(a: Any, b: Any) -> bool:
+    """Equal values, or two spellings of one local path (a model directory, a template file)."""
+    if a == b:
+        return True
+    if isinstance(a, str) and isinstance(b, str) and Path(a).expanduser().exists():
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    return False
