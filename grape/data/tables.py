@@ -116,7 +116,7 @@ def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for name in ("grape", "torch", "transformers", "trl", "peft", "datasets", "pyarrow"):
+    for name in ("grape-fit", "torch", "transformers", "trl", "peft", "datasets", "pyarrow"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -1,4 +1,4 @@
-"""The `vllm` backend: vLLM's offline engine on a GPU (``pip install 'grape[vllm]'``).
+"""The `vllm` backend: vLLM's offline engine on a GPU (``pip install 'grape-fit[vllm]'``).
 
 vLLM schedules the whole request list itself (continuous batching), so requests go in chunks: a
 chunk is the unit that is written to disk, and so what an interrupted run can lose.
@@ -25,7 +25,7 @@ def vllm_available() -> bool:
 class VLLMBackend:
     def __init__(self, model: str, prompt_format: str = "auto", chunk_size: int = 512, **engine_options: Any):
         if not vllm_available():
-            raise GrapeError("the vllm backend needs vLLM (a GPU machine): pip install 'grape[vllm]'")
+            raise GrapeError("the vllm backend needs vLLM (a GPU machine): pip install 'grape-fit[vllm]'")
         from vllm import LLM
 
         target, self.model_identity = resolve_model_dir(model)  # embedded aliases and GGUF files work too

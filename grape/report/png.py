@@ -26,6 +26,8 @@ def write_pngs(figures: dict[str, go.Figure], directory: str | Path) -> list[Pat
     try:
         pio.write_images(sized, paths, format="png", width=WIDTH, height=HEIGHT, scale=SCALE)
     except RuntimeError as exc:
+        if "Kaleido package" in str(exc):
+            raise GrapeError("--png needs Kaleido: install grape's png extra: pip install 'grape-fit[png]'") from exc
         if "Chrome" not in str(exc):
             raise
         raise GrapeError(

@@ -64,7 +64,7 @@ def test_an_output_with_other_instructions_is_not_overwritten(tmp_path):
 
 @pytest.mark.skipif(vllm_available(), reason="vLLM is installed here")
 def test_vllm_backend_says_how_to_get_vllm_when_absent():
-    with pytest.raises(GrapeError, match=r"pip install 'grape\[vllm\]'"):
+    with pytest.raises(GrapeError, match=r"pip install 'grape-fit\[vllm\]'"):
         VLLMBackend("smollm2-135m-instruct")
 
 
