@@ -35,7 +35,7 @@ def model_card(
              f"# {settings.model} fine-tuned on a GRAPE selection", "",
              "## Base model", "", f"`{settings.model}`" + _identity(identity), "",
              "## Data", "", *_data(selected, meta, metrics), "",
-             "## Training", "", *_settings_table(settings, metrics), "",
+             "## Training", "", *_settings_table(settings), "",
              "## Result", "", *_result(metrics, settings), "",
              "## Reproduce", "", "```bash", command, "```", "",
              "All settings, resolved: `grape-sft.yaml`; the loss curve and package versions: `grape-sft.json`.",
@@ -63,8 +63,9 @@ def _data(selected: str, meta: dict[str, Any], metrics: dict[str, Any]) -> list[
               + f"; {summary.get('selected')} of {summary.get('candidates_scored')} scored candidates "
               f"over {summary.get('instructions')} instructions.",
               "", f"Scored by `{scored.get('model')}` with template `{scored.get('template')}` "
-              f"(EOS {'scored' if scored.get('eos', True) else 'not scored'}): GRAPE keeps the candidates "
-              "the model finds most probable (mean log-probability per response token)."]  # fmt: skip
+              f"(EOS {'scored' if scored.get('eos', True) else 'not scored'})"
+              + (": GRAPE keeps the candidates the model finds most probable (mean log-probability per response "
+                 "token)." if chosen.get("strategy") == "grape" else ".")]  # fmt: skip
     sources = summary.get("sources") or {}
     if sources:
         lines += ["", "| source | candidates | chosen | share |", "| --- | ---: | ---: | ---: |"]
@@ -73,7 +74,7 @@ def _data(selected: str, meta: dict[str, Any], metrics: dict[str, Any]) -> list[
     return lines
 
 
-def _settings_table(settings: SFTSettings, metrics: dict[str, Any]) -> list[str]:
+def _settings_table(settings: SFTSettings) -> list[str]:
     rows = [(name, getattr(settings, name)) for name in SHOWN]
     rows += [(f"trainer.{k}", v) for k, v in settings.trainer.items()]
     return ["| setting | value |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)]
