@@ -201,3 +201,17 @@ def test_alpaca_eval_as_its_own_json_array(tmp_path):
     assert len(items) == 805 and sum(len(i.candidates) for i in items) == 6510
     assert [(c.row, c.skip_reason) for i in items for c in i.candidates if c.skip_reason] == [(6503, "empty_response")]
     assert items[0].candidates[0].source == json.loads(lines[0])["generator"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "json-array"])
+def test_grape_score_reads_csv_and_json_arrays(tmp_path, tiny_model_dir, kind, capsys):
+    from grape.cli import main
+
+    source, output = write_format(tmp_path, kind, LONG), tmp_path / "scores.parquet"
+    args = ["score", str(source), "-o", str(output), "--model", str(tiny_model_dir), "--device", "cpu"]
+    assert main([*args, "--dtype", "float32"]) == 0, capsys.readouterr().err
+    rows = pq.read_table(output).to_pylist()
+    assert [(r["id"], r["source"], r["row"], r["status"]) for r in rows] == [
+        ("001", "a", 1, "scored"), ("001", "b", 2, "scored"), ("002", "a", 3, "scored"),
+    ]  # fmt: skip
+    assert all(r["n_tokens"] > 0 and r["sum_logprob"] < 0 for r in rows)
