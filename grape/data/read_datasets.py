@@ -67,7 +67,7 @@ def csv_rows(path: Path) -> Any:
                 "csv", data_files=str(path), split="train", features=features, keep_default_na=False, cache_dir=cache
             )
         except Exception as exc:  # pandas' parser errors and datasets' schema errors have no common type
-            raise InputError(str(path), None, None, f"cannot read as CSV ({_first_line(exc)})") from exc
+            raise InputError(str(path), None, None, f"cannot read as CSV ({_first_line(_root_cause(exc))})") from exc
         return loaded.to_list()  # before the cache (a temporary copy, not the user's cache) goes
 
 
@@ -108,17 +108,27 @@ def _unreachable(exc: Exception) -> str:
     return f"no such file or directory, and the Hugging Face Hub could not be reached ({_first_line(exc)})"
 
 
-def _first_line(exc: Exception) -> str:
+def _root_cause(exc: BaseException) -> BaseException:
+    """The parser's own error (pandas: "Expected 2 fields in line 3, saw 4") under datasets' wrapper."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 @contextmanager
 def _quiet(datasets: Any) -> Iterator[None]:
-    """No "Generating train split" bar for a local file that is read in a blink; restored after."""
-    was_on = datasets.is_progress_bar_enabled()
+    """No "Generating train split" bar for a local file that is read in a blink, and no log line of a parse
+    error (the InputError says it); both restored after."""
+    was_on, verbosity = datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity()
     datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
     try:
         yield
     finally:
+        datasets.logging.set_verbosity(verbosity)
         if was_on:
             datasets.enable_progress_bars()

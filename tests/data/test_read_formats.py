@@ -124,9 +124,11 @@ def test_csv_cells_are_text_as_written(tmp_path):
 def test_a_broken_csv_is_one_error(tmp_path):
     path = tmp_path / "broken.csv"
     path.write_text("prompt,response\np,r\nq,s,extra,more\n")
-    with pytest.raises(InputError, match=r"broken.csv: cannot read as CSV \(") as info:
+    with pytest.raises(InputError) as info:
         load_instructions(path)
-    assert "\n" not in str(info.value)
+    assert str(info.value) == (
+        f"{path}: cannot read as CSV (Error tokenizing data. C error: Expected 2 fields in line 3, saw 4)"
+    )
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(InputError, match="empty CSV file"):
         load_instructions(tmp_path / "empty.csv")
