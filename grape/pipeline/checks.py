@@ -139,7 +139,7 @@ def _check_shared(plan: StepPlan, by_name: dict[str, StepPlan]) -> None:
             continue
         for upstream in _nearest_with(plan, key, by_name):
             mine, theirs = getattr(plan.settings, key), getattr(upstream.settings, key)
-            if mine is not None and mine != theirs:  # None: taken from the upstream output (sft)
+            if mine is not None and mine != theirs:  # None (sft): taken from its input, so the same
                 raise GrapeError(f"{plan.where}: `{key}` is {mine!r} but {upstream.name}, upstream of it, has "
                                  f"{theirs!r}; a model must be trained and evaluated on the text it was scored on: "
                                  f"set it once under `defaults`")  # fmt: skip
@@ -152,7 +152,7 @@ def _nearest_with(plan: StepPlan, key: str, by_name: dict[str, StepPlan]) -> lis
         if upstream.name in seen:
             continue
         seen.add(upstream.name)
-        if hasattr(upstream.settings, key):
+        if getattr(upstream.settings, key, None) is not None:  # None (sft): the same as its own upstream
             found.append(upstream)
         else:
             todo += [r.step for r in upstream.refs]

@@ -74,6 +74,8 @@ def sft(
     started = time.time()
     file = "selection" if isinstance(selected, list) else str(selected)
     meta = selection_meta(selected)
+    if loaded is not None and settings.model is None:  # the model trained is the one given
+        settings = replace(settings, model=loaded.identity.get("spec"))
     settings, warnings = with_scoring_defaults(settings, meta)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)

@@ -89,6 +89,7 @@ def test_a_bf16_run_is_saved_in_bf16(base, tmp_path):
     assert {t.dtype for t in saved.values()} == {torch.bfloat16}
     assert json.loads((tmp_path / "out" / "config.json").read_text())["dtype"] == "bfloat16"
     assert next(result.model.parameters()).dtype == torch.bfloat16
+    assert result.settings.model == base.identity["spec"]  # the model given, not grape's default
     fp32 = sft(ROWS, tmp_path / "fp32", loaded=fresh(base), **FAST, max_steps=1)
     assert {t.dtype for t in load_file(tmp_path / "fp32" / "model.safetensors").values()} == {torch.float32}
     assert next(fp32.model.parameters()).dtype == torch.float32
@@ -126,5 +127,6 @@ def test_a_different_template_warns_and_the_bar_shows(base, selection, tmp_path,
     assert result.settings.template == "paper"
     assert "warning: the selection was scored with template 'raw' but sft uses 'paper'" in err
     assert "2/2 [" in err  # the trainer's progress bar
+    assert "scored with model" not in err  # the model given is the one that scored it
     card = (tmp_path / "out" / "README.md").read_text()
     assert f"grape sft {selection} -o {tmp_path / 'out'} --config {tmp_path / 'out' / 'grape-sft.yaml'}" in card
