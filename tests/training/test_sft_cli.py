@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from grape.cli import build_parser, main
@@ -91,3 +92,20 @@ def test_save_and_resume_flags():
     assert [_settings(flag).resume for flag in ([], ["--resume"], ["--no-resume"])] == [None, True, False]
     with pytest.raises(SystemExit):  # one or the other
         _settings(["--resume", "--no-resume"])
+
+
+def test_trl_style_command_trains_a_lora_adapter_with_a_passed_through_field(tiny_model_dir, tmp_path):
+    write_rows([{"prompt": "What is 1 + 1?", "completion": "1 + 1 = 2."}] * 2, tmp_path / "selected.jsonl")
+    out = tmp_path / "out"
+    code = main(["sft", str(tmp_path / "selected.jsonl"), "--output_dir", str(out), "--model_name_or_path",
+                 str(tiny_model_dir), "--learning_rate", "1e-3", "--max_steps", "2", "--save_steps", "1",
+                 "--use_peft", "--save-adapter", "--precision", "fp32",
+                 "--trainer-arg", "max_grad_norm=0.25"])  # fmt: skip
+    assert code == 0
+    resolved = yaml.safe_load((out / "grape-sft.yaml").read_text())
+    assert (resolved["lora_r"], resolved["lora_alpha"], resolved["save"]) == (16, 32, "both")
+    assert resolved["trainer"] == {"max_grad_norm": 0.25}
+    args = torch.load(out / "checkpoints" / "checkpoint-2" / "training_args.bin", weights_only=False)
+    assert (args.max_grad_norm, args.learning_rate, args.disable_tqdm) == (0.25, 1e-3, False)  # what the trainer ran
+    assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "model.safetensors").is_file()
+    assert "| trainer.max_grad_norm | 0.25 |" in (out / "README.md").read_text()
