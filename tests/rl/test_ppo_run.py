@@ -13,18 +13,19 @@ from grape.models.load import load_model
 from grape.rl.ppo import batch_rows, rl
 from grape.rl.settings import RLSettings
 
-# A user's verifier, as `--verifier python:module:function` imports it: right when the answer is short.
-# A random model's answers vary in length, so the rewards (1 or 0.1) differ within a batch and PPO has a signal.
-VERIFIER = "def short_answer(text, item):\n    return len(text) < int(item['answer'])\n"
+# A user's verifier, as `--verifier python:module:function` imports it: right when the answer's length in
+# characters is a multiple of the item's answer (2). A random model's answers then earn 1 or 0.1 within one batch,
+# so PPO has a signal.
+VERIFIER = "def even_length(text, item):\n    return len(text) % int(item['answer']) == 0\n"
 QUESTIONS = ["What is 2 + 2?", "Name a prime.", "How many days has a week?", "Spell cat.", "Say hi.", "Count to 3."]
 
 
 @pytest.fixture
 def questions(tmp_path, monkeypatch):
-    (tmp_path / "rl_short_answer.py").write_text(VERIFIER)
+    (tmp_path / "rl_even_length.py").write_text(VERIFIER)
     monkeypatch.syspath_prepend(str(tmp_path))
-    yield _write(tmp_path / "questions.jsonl", [{"prompt": q, "answer": "25"} for q in QUESTIONS])
-    sys.modules.pop("rl_short_answer", None)
+    yield _write(tmp_path / "questions.jsonl", [{"prompt": q, "answer": "2"} for q in QUESTIONS])
+    sys.modules.pop("rl_even_length", None)
 
 
 def _write(path, rows):
@@ -33,7 +34,7 @@ def _write(path, rows):
 
 
 def _settings(model_dir, **overrides):
-    base = dict(model=str(model_dir), verifier="python:rl_short_answer:short_answer", batch_size=3,
+    base = dict(model=str(model_dir), verifier="python:rl_even_length:even_length", batch_size=3,
                 max_new_tokens=8, device="cpu", lr=1e-3, kl_coef=0.05)  # fmt: skip
     return RLSettings(**{**base, **overrides})
 
@@ -44,7 +45,7 @@ def test_a_run_writes_the_model_its_settings_history_and_checkpoints(tiny_llama_
     assert [h["step"] for h in result.history] == [1, 2, 3]
     # every answer is judged (1 or 0.1), and some batch mixes right and wrong ones: PPO had a signal
     assert all(h["answered"] == 1.0 and 0.1 <= h["reward"] <= 1.0 for h in result.history)
-    assert any(0 < h["right"] < 1 for h in result.history)
+    assert any(0 < h["right"] < 1 for h in result.history), [(h["right"], h["response_tokens"]) for h in result.history]
     assert all(h["sample_logprob_gap"] < 1e-4 for h in result.history)
     assert result.history[0]["kl"] == pytest.approx(0.0, abs=1e-5)  # the policy starts as the reference
     assert any(abs(h["kl"]) > 1e-6 for h in result.history[1:])  # and moves away
