@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from grape.errors import GrapeError
@@ -54,6 +55,12 @@ def learning_rate(settings: RLSettings) -> float:
     if settings.lr is not None:
         return settings.lr
     return 1e-5 if settings.lora_r > 0 else 1e-6
+
+
+def resolved(settings: RLSettings) -> RLSettings:
+    """The settings with the automatic choices made (learning rate, LoRA alpha), as saved beside the model."""
+    alpha = (settings.lora_alpha or 2 * settings.lora_r) if settings.lora_r else None
+    return dataclasses.replace(settings, lr=learning_rate(settings), lora_alpha=alpha)
 
 
 def check(settings: RLSettings) -> None:
