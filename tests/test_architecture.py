@@ -5,12 +5,13 @@ from pathlib import Path
 
 GRAPE = Path(__file__).resolve().parents[1] / "grape"
 BASE = {"data", "models", "text", "config", "cli_options", "console", "errors"}
-STAGES = {"scoring", "selection", "generation", "verification", "report", "training", "evaluation"}
+STAGES = {"scoring", "selection", "generation", "verification", "report", "training", "evaluation", "rl", "tta"}
 # The real uses of another stage, each through that stage's public function (docs/architecture.md):
 ALLOWED = {
     ("evaluation", "generation"),  # eval answers with the hf generation backend
     ("evaluation", "verification"),  # and judges the answers with a verifier
     ("report", "selection"),  # the report marks the GRAPE choice when no selection is given
+    ("rl", "verification"),  # PPO's reward comes from a verifier
 }
 
 
@@ -44,3 +45,15 @@ def test_the_base_imports_no_stage():
 def test_every_stage_owns_its_settings_module():
     for stage in STAGES:
         assert (GRAPE / stage / "settings.py").is_file(), f"grape/{stage}/settings.py"
+
+
+def test_the_command_line_parser_imports_no_torch():
+    """`grape --help` stays quick: every command registers its flags from torch-free modules."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, grape.cli; grape.cli.build_parser(); print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", out

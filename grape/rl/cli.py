@@ -6,7 +6,7 @@ import argparse
 
 from grape.cli_options import add_config_option, add_model_options, settings_from_args
 from grape.console import console, print_table
-from grape.rl.ppo_math import AGGREGATIONS
+from grape.rl.aggregations import AGGREGATIONS
 from grape.rl.settings import RLSettings
 
 # The RLSettings fields that have a flag; each flag defaults to None ("not given"): defaults < --config < flags.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-AGGREGATIONS = ("sequence", "token")
+from grape.rl.aggregations import AGGREGATIONS
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from grape.errors import GrapeError
 from grape.models.embedded import DEFAULT_TARGET
-from grape.rl.ppo_math import AGGREGATIONS
+from grape.rl.aggregations import AGGREGATIONS
 
 
 @dataclass
