@@ -7,3 +7,12 @@ ROWS = [
     {"id": "d", "messages": [{"role": "user", "content": "Say hello."}, {"role": "assistant", "content": "Hello!"}]},
 ]
 FAST = dict(batch_size=4, lr=1e-2, lr_scheduler="constant", precision="fp32", logging_steps=1, seed=0)
+
+
+def fresh(base):
+    """An untrained copy of a loaded model (sft trains the model it is given in place)."""
+    import copy
+
+    from grape.models.load import LoadedModel
+
+    return LoadedModel(copy.deepcopy(base.model), base.tokenizer, dict(base.identity))

@@ -5,11 +5,9 @@ default objective left on TRL's path."""
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
-from sft_rows import FAST, ROWS
+from sft_rows import FAST, ROWS, fresh
 from tiny_models import tiny_llama
 from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
@@ -38,10 +36,6 @@ def llama_tiny(smollm2) -> LoadedModel:
 @pytest.fixture(params=["gemma", "llama"])
 def tiny(request) -> LoadedModel:
     return request.getfixturevalue(f"{request.param}_tiny")
-
-
-def fresh(loaded: LoadedModel) -> LoadedModel:
-    return LoadedModel(copy.deepcopy(loaded.model), loaded.tokenizer, dict(loaded.identity))
 
 
 def with_weights(rows: list[dict], loaded: LoadedModel, make) -> list[dict]:

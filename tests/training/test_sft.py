@@ -3,7 +3,6 @@ the weights, the saved directory, resuming, LoRA."""
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 
@@ -11,27 +10,17 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from sft_rows import FAST, ROWS
+from sft_rows import FAST, ROWS, fresh
 
 from grape.data.tables import write_rows
 from grape.errors import InputError
-from grape.models.load import LoadedModel, load_model
+from grape.models.load import load_model
 from grape.scoring.score import score
 from grape.text import Renderer
 from grape.training.dataset import tokenise_examples
 from grape.training.resume import last_checkpoint
 from grape.training.settings import SFTSettings
 from grape.training.sft import _trainer, sft
-
-
-@pytest.fixture(scope="module")
-def base(tiny_model_dir) -> LoadedModel:
-    return load_model(str(tiny_model_dir), "float32", "cpu")
-
-
-def fresh(base: LoadedModel) -> LoadedModel:
-    """An untrained copy (sft trains the model it is given in place)."""
-    return LoadedModel(copy.deepcopy(base.model), base.tokenizer, dict(base.identity))
 
 
 @pytest.fixture(scope="module")

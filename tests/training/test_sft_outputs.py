@@ -4,32 +4,22 @@ progress bar on stderr."""
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from sft_rows import FAST, ROWS
+from sft_rows import FAST, ROWS, fresh
 
 from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError
-from grape.models.load import LoadedModel, load_model
+from grape.models.load import load_model
 from grape.training.sft import sft
 
 SUMMARY = {"strategy": "grape", "instructions": 4, "candidates": 12, "candidates_scored": 11, "selected": 4,
            "sources": {"m1": {"candidates": 6, "chosen": 3, "chosen_share": 0.75, "mean_logprob": -1.0},
                        "m2": {"candidates": 5, "chosen": 1, "chosen_share": 0.25, "mean_logprob": -2.0}}}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def base(tiny_model_dir) -> LoadedModel:
-    return load_model(str(tiny_model_dir), "float32", "cpu")
-
-
-def fresh(base: LoadedModel) -> LoadedModel:
-    return LoadedModel(copy.deepcopy(base.model), base.tokenizer, dict(base.identity))
 
 
 @pytest.fixture(scope="module")

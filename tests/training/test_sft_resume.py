@@ -3,29 +3,18 @@ it stops with the keys that differ, unless --resume (continue anyway) or --no-re
 
 from __future__ import annotations
 
-import copy
 import shutil
 
 import pytest
 import yaml
-from sft_rows import FAST, ROWS
+from sft_rows import FAST, ROWS, fresh
 
 from grape.cli import main
 from grape.data.tables import write_rows
 from grape.errors import GrapeError
-from grape.models.load import LoadedModel, load_model
 from grape.training.resume import changed_settings
 from grape.training.settings import SFTSettings
 from grape.training.sft import sft
-
-
-@pytest.fixture(scope="module")
-def base(tiny_model_dir) -> LoadedModel:
-    return load_model(str(tiny_model_dir), "float32", "cpu")
-
-
-def fresh(base: LoadedModel) -> LoadedModel:
-    return LoadedModel(copy.deepcopy(base.model), base.tokenizer, dict(base.identity))
 
 
 @pytest.fixture(scope="module")
