@@ -38,7 +38,7 @@ DEVICE_DEFAULTS = {
 @dataclass
 class ScoreSettings:
     model: str = DEFAULT_TARGET
-    template: str = "paper"  # paper | chat | raw | path to a .jinja file
+    template: str = "paper"  # paper | few-shot | chat | raw | path to a .jinja file (grape.text)
     eos: bool = True
     dtype: str = "auto"
     device: str = "auto"
