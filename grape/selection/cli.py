@@ -24,8 +24,9 @@ def register(subparsers) -> None:
     add_config_option(parser)
     parser.add_argument(
         "--strategy",
-        help=f"one of {', '.join(STRATEGIES)}, or source:NAME. grape = highest mean log-prob (best fit); "
-        "lowest = the paper's ablation; random is seeded; all = every scored candidate. Default: grape",
+        help=f"one of {', '.join(STRATEGIES)}, source:NAME or priority:A,B,C. grape = highest mean log-prob "
+        "(best fit); lowest = the paper's ablation; random is seeded; all = every scored candidate; priority = "
+        "the first listed source with an eligible candidate, best fit first (S3FT). Default: grape",
     )  # fmt: skip
     parser.add_argument("--top-k", type=int, help="candidates kept per instruction. Default: 1")
     parser.add_argument("--format", choices=FORMATS, help="TRL dataset format. Default: prompt-completion")
@@ -45,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_select_summary(summary: dict) -> None:
-    rows = [(source, s["candidates"], s["chosen"], f"{100 * s['chosen_share']:.1f}%", s["mean_logprob"])
-            for source, s in summary["sources"].items()]  # fmt: skip
-    print_table(f"Selection ({summary['strategy']})", ["source", "candidates", "chosen", "share", "mean logprob"],
-                rows)  # fmt: skip
+    rows = [(source, s["candidates"], s["chosen"], f"{100 * s['chosen_share']:.1f}%", s["mean_logprob"],
+             s["chosen_mean_logprob"] if s["chosen"] else "-") for source, s in summary["sources"].items()]  # fmt: skip
+    print_table(f"Selection ({summary['strategy']})",
+                ["source", "candidates", "chosen", "share", "mean logprob", "chosen mean logprob"], rows)  # fmt: skip
     console.print(
         f"{summary['instructions']} instructions, {summary['candidates_scored']}/{summary['candidates']} candidates "
         f"scored, {summary['selected']} selected; mean logprob/token selected {summary['mean_logprob_selected']:.4f} "

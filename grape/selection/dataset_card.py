@@ -66,16 +66,23 @@ def dataset_card(name: str, meta: dict[str, Any]) -> str:
 def _strategy_words(strategy: str) -> str:
     if strategy.startswith("source:"):
         return f"only the candidates of source `{strategy.removeprefix('source:')}`"
+    if strategy.startswith("priority:"):
+        names = ", then ".join(f"`{s.strip()}`" for s in strategy.removeprefix("priority:").split(","))
+        return f"the candidates of the first source that has one, in the order {names} (S3FT); best fit first"
     return STRATEGY_WORDS.get(strategy, strategy)
 
 
 def _sources(summary: dict[str, Any]) -> list[str]:
-    lines = ["| source | scored candidates | chosen | share of the selection | mean log-prob |",
-             "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = ["| source | scored candidates | chosen | share of the selection | mean log-prob | of the chosen |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for source, s in summary["sources"].items():
-        fit = "" if s["mean_logprob"] is None else f"{s['mean_logprob']:.4f}"
-        lines.append(f"| {source} | {s['candidates']} | {s['chosen']} | {s['chosen_share']:.1%} | {fit} |")
+        fits = " | ".join(_fit(s[key]) for key in ("mean_logprob", "chosen_mean_logprob"))
+        lines.append(f"| {source} | {s['candidates']} | {s['chosen']} | {s['chosen_share']:.1%} | {fits} |")
     selected, everything = summary.get("mean_logprob_selected"), summary.get("mean_logprob_all")
     if selected is not None and everything is not None:
         lines += ["", f"Mean log-prob per token: {selected:.4f} selected, {everything:.4f} over all scored."]
     return lines
+
+
+def _fit(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"

@@ -122,6 +122,7 @@ def _summary(rows: list[Row], chosen: list[Row], empty: list[str], n_instruction
                 "chosen": chosen_per_source.get(source, 0),
                 "chosen_share": chosen_per_source.get(source, 0) / max(len(chosen), 1),
                 "mean_logprob": mean([r["mean_logprob"] for r in scored if r["source"] == source]),
+                "chosen_mean_logprob": mean([c["score"] for c in chosen if c["source"] == source]),
             }
             for source, count in sorted(per_source.items(), key=lambda kv: str(kv[0]))
         },

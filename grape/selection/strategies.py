@@ -2,7 +2,8 @@
 
 Each takes the scored candidate rows of one instruction (dicts with ``candidate``, ``source``,
 ``n_tokens``, ``mean_logprob``) and returns them best first. Ties are broken by candidate index,
-so the same table always gives the same selection.
+so the same table always gives the same selection. Two take a parameter in their name: ``source:NAME``
+(one model's candidates) and ``priority:A,B,C`` (S3FT: the first listed source that has a candidate).
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ def rank_shortest(rows: list[Row], seed: int = 0) -> list[Row]:
     return sorted(rows, key=lambda r: (r["n_tokens"], r["candidate"]))
 
 
-def rank_random(rows: list[Row], seed: int = 0) -> list[Row]:
-    """A uniformly random order, fixed by the seed and the instruction id (not by the row order)."""
+def rank_random(rows: list[Row], seed: int = 0, stream: str = "") -> list[Row]:
+    """A uniformly random order, fixed by the seed and the instruction id (not by the row order).
+
+    ``stream`` names an independent draw for the same seed and instruction (pairs draw a rejected
+    candidate apart from the chosen one); the default stream is select's.
+    """
     ordered = sorted(rows, key=lambda r: r["candidate"])
-    key = f"{seed}|{ordered[0]['id'] if ordered else ''}".encode()
+    key = f"{seed}|{ordered[0]['id'] if ordered else ''}{f'|{stream}' if stream else ''}".encode()
     random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big")).shuffle(ordered)
     return ordered
 
@@ -58,6 +63,18 @@ def rank_from_source(name: str) -> Strategy:
     return rank
 
 
+def rank_by_priority(sources: list[str]) -> Strategy:
+    """S3FT's rule: the candidates of the first listed source that has any, best fit first, then those of
+    the next sources in turn; candidates of sources not listed are not eligible."""
+    place = {name: i for i, name in enumerate(sources)}
+
+    def rank(rows: list[Row], seed: int = 0) -> list[Row]:
+        listed = (r for r in rows if r["source"] in place)
+        return sorted(listed, key=lambda r: (place[r["source"]], -r["mean_logprob"], r["candidate"]))
+
+    return rank
+
+
 STRATEGIES: dict[str, Strategy] = {
     "grape": rank_by_fit,
     "lowest": rank_by_lowest_fit,
@@ -71,6 +88,17 @@ STRATEGIES: dict[str, Strategy] = {
 def get_strategy(name: str) -> Strategy:
     if name.startswith("source:") and len(name) > len("source:"):
         return rank_from_source(name.removeprefix("source:"))
+    if name.startswith("priority:"):
+        return rank_by_priority(_priority_sources(name))
     if name not in STRATEGIES:
-        raise GrapeError(f"unknown strategy '{name}': use one of {sorted(STRATEGIES)} or source:NAME")
+        raise GrapeError(f"unknown strategy '{name}': use one of {sorted(STRATEGIES)}, source:NAME or priority:A,B,C")
     return STRATEGIES[name]
+
+
+def _priority_sources(name: str) -> list[str]:
+    sources = [s.strip() for s in name.removeprefix("priority:").split(",")]
+    if not all(sources):
+        raise GrapeError(f"strategy '{name}': priority:A,B,C needs source names separated by commas, none empty")
+    if len(set(sources)) < len(sources):
+        raise GrapeError(f"strategy '{name}': a source is listed twice")
+    return sources

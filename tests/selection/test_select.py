@@ -5,6 +5,7 @@ import pytest
 from grape.data.tables import read_sidecar, read_table_rows, write_rows
 from grape.errors import GrapeError
 from grape.scoring.score import SCORES_SCHEMA
+from grape.selection.dataset_card import card_path
 from grape.selection.select import select
 
 
@@ -77,3 +78,41 @@ def test_bad_settings(scores, tmp_path):
     plain = write_rows([row("a", 0, "m", -1.0)], tmp_path / "plain.parquet", SCORES_SCHEMA)
     with pytest.raises(GrapeError, match="grape verify"):
         select(plain, require_correct=True)
+
+
+def test_s3ft_priority_on_verified_rows_and_the_summary_per_source(tmp_path):
+    """S3FT: the model's own answer if correct, else its paraphrase if correct, else the reference."""
+    rows = [
+        row("own-right", 0, "self", -0.3, correct=True), row("own-right", 1, "paraphrase", -0.1, correct=True),
+        row("own-right", 2, "reference", -2.0, correct=True),
+        row("para", 0, "self", -0.2, correct=False), row("para", 1, "paraphrase", -0.6, correct=True),
+        row("para", 2, "paraphrase", -0.4, correct=True), row("para", 3, "reference", -1.5, correct=True),
+        row("gold", 0, "self", -0.1, correct=False), row("gold", 1, "paraphrase", -0.2, correct=False),
+        row("gold", 2, "reference", -1.0, correct=True), row("gold", 3, "other", -0.05, correct=True),
+        row("none", 0, "self", -0.1, correct=False), row("none", 1, "other", -0.1, correct=True),
+    ]  # fmt: skip
+    path = write_rows(rows, tmp_path / "scores.parquet", SCORES_SCHEMA)
+    chosen, summary = select(path, tmp_path / "s3ft.jsonl", strategy="priority:self,paraphrase,reference",
+                             require_correct=True)  # fmt: skip
+    assert [(c["id"], c["source"], c["candidate"]) for c in chosen] == [
+        ("own-right", "self", 0), ("para", "paraphrase", 2), ("gold", "reference", 2)]  # fmt: skip
+    assert summary["instructions_without_candidate"] == 1  # "none": only an unlisted source is correct
+    sources = summary["sources"]
+    assert {s: v["chosen"] for s, v in sources.items()} == {"other": 0, "paraphrase": 1, "reference": 1, "self": 1}
+    assert {s: v["chosen_mean_logprob"] for s, v in sources.items()} == {
+        "other": None, "paraphrase": -0.4, "reference": -1.0, "self": -0.3}  # fmt: skip
+    assert sources["paraphrase"]["mean_logprob"] == pytest.approx((-0.1 - 0.6 - 0.4 - 0.2) / 4)  # all scored
+    assert read_sidecar(tmp_path / "s3ft.jsonl")["instructions_without_candidate"] == ["none"]
+    card = card_path(tmp_path / "s3ft.jsonl").read_text()
+    assert "in the order `self`, then `paraphrase`, then `reference` (S3FT)" in card
+
+
+def test_the_select_summary_prints_the_chosen_fit_per_source(scores, capsys):
+    from grape.selection.cli import print_select_summary
+
+    _, summary = select(scores)
+    print_select_summary(summary)
+    out = capsys.readouterr().err  # the console writes to stderr
+    assert "chosen mean logprob" in out
+    m1 = next(line for line in out.splitlines() if " m1 " in line)
+    assert "-0.5000" in m1  # m1's chosen candidate (b-0) has fit -0.5; its candidates' mean is -0.75
