@@ -21,6 +21,7 @@ COMMANDS = [
     "grape.generation.cli",
     "grape.scoring.cli",
     "grape.selection.cli",
+    "grape.selection.pairs_cli",
     "grape.report.cli",
     "grape.pipeline.cli",
     "grape.rl.cli",
