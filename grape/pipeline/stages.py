@@ -19,8 +19,9 @@ from grape.generation.generate import generate
 from grape.generation.settings import GenerateSettings
 from grape.report.settings import ReportSettings
 from grape.scoring.settings import ScoreSettings
+from grape.selection.pairs import pairs
 from grape.selection.select import select
-from grape.selection.settings import SelectSettings
+from grape.selection.settings import PairsSettings, SelectSettings, check_pairs
 from grape.training.settings import SFTSettings
 from grape.training.settings import check as check_sft
 from grape.verification.settings import VerifySettings
@@ -63,6 +64,10 @@ def _select(settings: SelectSettings, inputs: Inputs, output: Path) -> None:
     select(inputs["input"], output, settings)
 
 
+def _pairs(settings: PairsSettings, inputs: Inputs, output: Path) -> None:
+    pairs(inputs["input"], output, settings)
+
+
 def _report(settings: ReportSettings, inputs: Inputs, output: Path) -> None:
     from grape.report import write_report  # plotly is slow to import; only this type needs it
 
@@ -87,6 +92,7 @@ STAGES: dict[str, Stage] = {
     "verify": Stage(VerifySettings, "verified.jsonl", _verify, links={"input": ("generate",)}),
     "score": Stage(ScoreSettings, "scores.parquet", _score, links={"input": ("verify", "generate")}),
     "select": Stage(SelectSettings, "selected.jsonl", _select, links={"input": ("score",)}),
+    "pairs": Stage(PairsSettings, "pairs.jsonl", _pairs, links={"input": ("score",)}, check=check_pairs),
     "report": Stage(ReportSettings, "report.html", _report, files=("input", "selection"), optional=("selection",),
                     links={"input": ("score",), "selection": ("select",)}),
     "sft": Stage(SFTSettings, "model", _sft, links={"input": ("select",)}, check=check_sft),
@@ -94,4 +100,4 @@ STAGES: dict[str, Stage] = {
 }
 # fmt: on
 # The order of the older `stages:` mapping form, in which each type appears at most once.
-ORDER = ("generate", "verify", "score", "select", "report", "sft", "eval")
+ORDER = ("generate", "verify", "score", "select", "pairs", "report", "sft", "eval")
