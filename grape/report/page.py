@@ -1,7 +1,8 @@
 """Render the report as one self-contained HTML page: plotly.js, the figures and the data inline.
 
 The page loads nothing from the network, so it opens offline and can be mailed or archived as is.
-The layout lives in templates/report.html.j2; this module prepares what the template shows.
+The layout lives in templates/ (base.html.j2 the frame, selection.html.j2 the selection pages, report.html.j2
+and run.html.j2 the two reports); this module prepares what the templates show.
 """
 
 from __future__ import annotations
@@ -23,10 +24,25 @@ SHOWN_MARGINS = 25  # rows shown before the reader searches; all instructions ar
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
-def render_page(
+WIDE_FIGURES = ("fit_vs_length",)  # the densest chart gets a row of its own
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("grape.report", "templates"),
+        autoescape=True,  # responses are arbitrary text, HTML included: show them, never run them
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def figure_html(figures: dict[str, go.Figure], prefix: str = "") -> dict[str, str]:
+    """name -> the figure as an HTML fragment (no plotly.js: the page holds it once), in ``<prefix>figure-<name>``."""
+    options = {"full_html": False, "include_plotlyjs": False, "config": FIGURE_CONFIG}
+    return {name: figure.to_html(div_id=f"{prefix}figure-{name}", **options) for name, figure in figures.items()}
+
+
+def selection_view(
     *,
-    scores_path: str,
-    selection: str,
     scores_meta: dict[str, Any],
     selection_meta: dict[str, Any],
     overview: dict[str, int | None],
@@ -34,31 +50,32 @@ def render_page(
     sources: pd.DataFrame,
     figures: dict[str, go.Figure],
     margins: list[Margin],
-) -> str:
-    """The report page as an HTML string."""
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("grape.report", "templates"),
-        autoescape=True,  # responses are arbitrary text, HTML included: show them, never run them
-        undefined=jinja2.StrictUndefined,
-    )
-    figure_html = {
-        name: figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{name}", config=FIGURE_CONFIG)
-        for name, figure in figures.items()
+    prefix: str = "",
+) -> dict[str, Any]:
+    """What the selection pages (templates/selection.html.j2) show; ``prefix`` goes before every element id."""
+    return {
+        "prefix": prefix,
+        "settings": settings_rows(scores_meta, selection_meta),
+        "overview": overview,
+        "fit": fit,
+        "sources": sources.astype(object).where(sources.notna(), None).to_dict("records"),  # NaN -> None
+        "figures": figure_html(figures, prefix),
+        "wide": WIDE_FIGURES,
+        "margins": margins,
+        "shown_margins": SHOWN_MARGINS,
     }
-    return environment.get_template("report.html.j2").render(
-        scores_path=scores_path,
-        selection=selection,
-        generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        version=__version__,
-        settings=settings_rows(scores_meta, selection_meta),
-        overview=overview,
-        fit=fit,
-        sources=sources.astype(object).where(sources.notna(), None).to_dict("records"),  # NaN -> None
-        figures=figure_html,
-        margins=margins,
-        shown_margins=SHOWN_MARGINS,
-        plotly_js=get_plotlyjs(),
-    )
+
+
+def render(template: str, **context: Any) -> str:
+    """A page of templates/ as an HTML string, with plotly.js, the time and grape's version filled in."""
+    generated = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    page = environment().get_template(template)
+    return page.render(generated=generated, version=__version__, plotly_js=get_plotlyjs(), **context)
+
+
+def render_page(*, scores_path: str, selection: str, view: dict[str, Any]) -> str:
+    """The selection report of one scores table as an HTML string (``view``: `selection_view`)."""
+    return render("report.html.j2", scores_path=scores_path, selection_label=selection, page=view)
 
 
 def settings_rows(scores_meta: dict[str, Any], selection_meta: dict[str, Any]) -> list[tuple[str, str]]:

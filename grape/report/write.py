@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -11,7 +12,7 @@ import plotly.graph_objects as go
 from grape.report.collect import ReportInputs, collect
 from grape.report.figures import report_figures
 from grape.report.margins import Margin, margins
-from grape.report.page import render_page
+from grape.report.page import render_page, selection_view
 from grape.report.png import write_pngs
 from grape.report.stats import FitLength, fit_length, overview, source_table
 
@@ -27,23 +28,29 @@ class Report:
     figures: dict[str, go.Figure]
     margins: list[Margin]
 
-    def html(self) -> str:
-        inputs = self.inputs
-        strategy = inputs.selection_meta.get("settings", {}).get("strategy", "unknown strategy")
-        selection = f"{inputs.selection_path} ({strategy})"
-        if inputs.selection_path is None:
-            selection = "none given: the GRAPE choice (highest mean log-prob per instruction), computed here"
-        return render_page(
-            scores_path=str(inputs.scores_path),
-            selection=selection,
-            scores_meta=inputs.scores_meta,
-            selection_meta=inputs.selection_meta,
+    @property
+    def selection_label(self) -> str:
+        """What was chosen: the selection file and its strategy, or the GRAPE choice computed here."""
+        if self.inputs.selection_path is None:
+            return "none given: the GRAPE choice (highest mean log-prob per instruction), computed here"
+        strategy = self.inputs.selection_meta.get("settings", {}).get("strategy", "unknown strategy")
+        return f"{self.inputs.selection_path} ({strategy})"
+
+    def view(self, prefix: str = "") -> dict[str, Any]:
+        """What the selection pages show (page.selection_view); ``prefix`` keeps element ids apart."""
+        return selection_view(
+            scores_meta=self.inputs.scores_meta,
+            selection_meta=self.inputs.selection_meta,
             overview=self.overview,
             fit=self.fit,
             sources=self.sources,
             figures=self.figures,
             margins=self.margins,
+            prefix=prefix,
         )
+
+    def html(self) -> str:
+        return render_page(scores_path=str(self.inputs.scores_path), selection=self.selection_label, view=self.view())
 
 
 def build_report(scores_path: str | Path, selection_path: str | Path | None = None) -> Report:

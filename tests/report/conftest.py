@@ -59,3 +59,43 @@ def chromium():
         pytest.skip("headless Chromium is absent (bash scripts/install.sh --test installs Debian's chromium "
                     "and chromium-driver where apt-get works)")  # fmt: skip
     return browser, driver
+
+
+# Two arms of one small pipeline on the tiny model: verify -> score -> select (grape, or lowest) -> sft -> eval.
+QUESTIONS = [("What is 2 + 3?", 5), ("What is 4 times 5?", 20), ("What is 9 minus 4?", 5), ("What is 6 + 7?", 13)]
+
+
+@pytest.fixture(scope="session")
+def pipeline_runs(tiny_model_dir, tmp_path_factory):
+    """The workdirs of two real `grape run`s that differ only in the selection strategy: [grape, lowest]."""
+    import yaml
+
+    from grape.pipeline import run_pipeline
+
+    folder = tmp_path_factory.mktemp("arms")
+    pool = [{"id": f"q{i}", "prompt": q, "answer": str(a),
+             "candidates": [{"text": f"The answer is {a}.", "source": "terse"},
+                            {"text": f"Step by step, that makes {a} in all.", "source": "wordy"},
+                            {"text": f"The answer is {a + 1}.", "source": "wrong"}]}
+            for i, (q, a) in enumerate(QUESTIONS)]  # fmt: skip
+    write_rows(pool, folder / "candidates.jsonl")
+    write_rows([{"id": r["id"], "prompt": r["prompt"], "answer": r["answer"]} for r in pool], folder / "heldout.jsonl")
+    runs = []
+    for strategy in ("grape", "lowest"):
+        spec = {
+            "workdir": f"runs/{strategy}",
+            "defaults": {"model": str(tiny_model_dir), "template": "paper", "device": "cpu", "dtype": "float32"},
+            "steps": [
+                {"name": "verify", "type": "verify", "input": "candidates.jsonl", "verifier": "math"},
+                {"name": "score", "type": "score"},
+                {"name": "select", "type": "select", "strategy": strategy, "require_correct": True},
+                {"name": "sft", "type": "sft", "max_steps": 3, "batch_size": 2, "lr": 1e-3, "precision": "fp32",
+                 "logging_steps": 1, "save_steps": 1, "seed": 0},
+                {"name": "eval", "type": "eval", "data": "heldout.jsonl", "max_new_tokens": 3},
+            ],
+        }  # fmt: skip
+        path = folder / f"{strategy}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        run_pipeline(path)
+        runs.append(folder / "runs" / strategy)
+    return runs

@@ -1,0 +1,171 @@
+"""Read what a `grape run` workdir holds: its steps, sft's training loss, eval's accuracy with its interval,
+and the selections made, so that `grape report RUN_DIR [RUN_DIR ...]` shows them, runs side by side.
+
+A run directory is a pipeline's ``workdir``: ``pipeline.resolved.yaml`` lists its steps in order (name,
+type, output), and the folder of each finished step holds ``stage.json`` (grape/pipeline/cache.py and
+checks.py write both; the file names are repeated here because a stage does not import the orchestrator,
+and tests/report checks that they agree). Outputs are found by step folder and file name, not by the
+absolute paths recorded, so a run directory that was moved or copied still reads.
+
+What is read, and from where:
+- training loss: an sft step's ``grape-sft.json`` (``metrics.loss_curve``, written when it finished), or
+  while it runs (or after it was cut) ``log_history`` of the trainer's last ``checkpoints/*/trainer_state.json``;
+- accuracy: an eval step's sidecar (``summary``: correct, judged and the Wilson interval ``ci95``);
+- selections: a select step's output and the scores table its sidecar names; a score step that no
+  select step read is reported with the GRAPE choice computed (as `grape report SCORES` does).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from grape.data.tables import read_sidecar
+from grape.errors import GrapeError
+from grape.report.run_figures import Accuracy, LossCurve
+
+RESOLVED, STATE = "pipeline.resolved.yaml", "stage.json"  # grape.pipeline.checks.RESOLVED, cache.STATE
+SFT_DONE, CHECKPOINTS, TRAINER_STATE = "grape-sft.json", "checkpoints", "trainer_state.json"  # grape.training
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # its folder's name (``tune.2`` inside a repeat block)
+    type: str
+    output: Path
+    finished: bool
+    seconds: float | None  # how long its last run took (None: not finished)
+
+
+@dataclass(frozen=True)
+class Selection:
+    label: str
+    scores: Path
+    selection: Path | None  # None: the GRAPE choice, computed from the scores
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    accuracy: Accuracy
+    items: int  # judged and unjudged (an item without a gold answer, an empty response)
+    data: str | None  # the items file, as the eval step recorded it
+    model: str | None  # the model evaluated, as given to the eval step
+
+
+@dataclass
+class Run:
+    label: str  # the arm's name in legends and tables
+    path: Path
+    steps: list[Step]
+
+    def of_type(self, kind: str) -> list[Step]:
+        return [step for step in self.steps if step.type == kind]
+
+    def step_label(self, step: Step) -> str:
+        """The arm's name, plus the step's when the run has several steps of that type."""
+        return self.label if len(self.of_type(step.type)) == 1 else f"{self.label} · {step.name}"
+
+
+def read_run(path: str | Path, label: str | None = None) -> Run:
+    """The steps of the run directory at ``path`` (the workdir of `grape run`), in the order they run."""
+    path = Path(path)
+    if not path.is_dir():
+        raise GrapeError(f"{path}: no such run directory (give the workdir of `grape run`)")
+    resolved = path / RESOLVED
+    if resolved.is_file():
+        try:
+            planned = (yaml.safe_load(resolved.read_text(encoding="utf-8")) or {}).get("steps") or []
+        except yaml.YAMLError as exc:
+            raise GrapeError(f"{resolved}: malformed ({str(exc).splitlines()[0]})") from exc
+        entries = [(str(s["name"]), str(s["type"]), Path(str(s["output"])).name) for s in planned]
+    else:  # the resolved pipeline was removed: the finished steps, in the order they finished
+        states = sorted((_json(f) or {} for f in path.glob(f"*/{STATE}")), key=lambda s: s.get("finished_at", 0))
+        entries = [(str(s["step"]), str(s["type"]), str(s["output"])) for s in states if "step" in s]
+    if not entries:
+        raise GrapeError(f"{path}: not a pipeline run directory (no {RESOLVED}, no finished step folders)")
+    steps = []
+    for name, kind, output in entries:
+        state = _json(path / name / STATE)
+        steps.append(Step(name, kind, path / name / output, state is not None, (state or {}).get("seconds")))
+    return Run(label or path.name, path, steps)
+
+
+def arm_labels(paths: list[Path]) -> list[str]:
+    """Short distinct names for run directories: their own names, with parent folders added until distinct."""
+    parts = [Path(p).resolve().parts for p in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(p) for p in paths]  # the same directory given twice
+
+
+def loss_curve(model_dir: Path, label: str) -> LossCurve | None:
+    """The loss curve of an sft output directory: from grape-sft.json, else its last checkpoint; None if neither."""
+    done = _json(model_dir / SFT_DONE)
+    if done is not None:
+        points = (done.get("metrics") or {}).get("loss_curve") or []
+        return LossCurve(label, [int(s) for s, _ in points], [float(v) for _, v in points], finished=True)
+    checkpoints = sorted(model_dir.glob(f"{CHECKPOINTS}/checkpoint-*/{TRAINER_STATE}"), key=_checkpoint_step)
+    state = _json(checkpoints[-1]) if checkpoints else None
+    if state is None:
+        return None
+    logged = [entry for entry in state.get("log_history") or [] if "loss" in entry and "step" in entry]
+    return LossCurve(label, [int(e["step"]) for e in logged], [float(e["loss"]) for e in logged], finished=False)
+
+
+def eval_result(output: Path, label: str) -> EvalResult | None:
+    """Correct of judged with the 95% interval, from an eval output's sidecar; None when there is none."""
+    meta = read_sidecar(output)
+    summary = meta.get("summary")
+    if not summary:
+        return None
+    try:
+        low, high = summary["ci95"]
+        accuracy = Accuracy(label, int(summary["correct"]), int(summary["judged"]), float(low), float(high))
+        items = int(summary["items"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GrapeError(f"{output}: its sidecar's summary lacks items, correct, judged or ci95 ({exc})") from exc
+    model = (meta.get("settings") or {}).get("model")
+    return EvalResult(accuracy, items, meta.get("data"), None if model is None else str(model))
+
+
+def selections(run: Run) -> list[Selection]:
+    """The selections of a run (each with its scores table), then score steps no select step read."""
+    found: list[Selection] = []
+    for step in run.of_type("select"):
+        if not step.finished:
+            continue
+        named = read_sidecar(step.output).get("scores")
+        scores = _relocated(Path(named), run.path) if named else None
+        if scores is not None:
+            found.append(Selection(run.step_label(step), scores, step.output))
+    read = {s.scores.resolve() for s in found}
+    for step in run.of_type("score"):
+        if step.finished and step.output.resolve() not in read:
+            found.append(Selection(run.step_label(step), step.output, None))
+    return found
+
+
+def _relocated(recorded: Path, run_dir: Path) -> Path | None:
+    """The same step folder and file in ``run_dir`` (the run may have been moved or copied), else the path as
+    recorded (a table from outside the run); None when neither exists."""
+    here = run_dir / recorded.parent.name / recorded.name
+    return here if here.is_file() else recorded if recorded.is_file() else None
+
+
+def _checkpoint_step(path: Path) -> int:
+    suffix = path.parent.name.removeprefix("checkpoint-")
+    return int(suffix) if suffix.isdigit() else -1
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # absent, or torn by a kill mid-write
+    return data if isinstance(data, dict) else None
