@@ -42,7 +42,14 @@ def reft_reward(verdict_correct: bool | None, reason: str, partial: float = 0.1)
 
 
 def reward_function(verifier: str, partial: float = 0.1, **options: Any) -> Callable[[str, dict[str, Any]], Reward]:
-    """``(response_text, item) -> Reward`` for a verifier name (``math``, ``number``, ``code``, ``python:...``)."""
+    """``(response_text, item) -> Reward`` for a verifier name (``math``, ``number``, ``code``, ``python:...``).
+
+    ``tool-call`` rewards by TL-Training's error categories (IRM: +1 exact down to -2 unparsable; ``partial``
+    unused), from grape.tools (docs/tools.md)."""
+    if verifier == "tool-call":
+        from grape.tools.verifier import irm_reward_of_text
+
+        return lambda response_text, item: Reward(*irm_reward_of_text(response_text, item))
     check = get_verifier(verifier, **options)
 
     def reward(response_text: str, item: dict[str, Any]) -> Reward:

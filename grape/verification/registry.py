@@ -1,4 +1,4 @@
-"""Look a verifier up by name: ``math``, ``number``, ``exact``, ``regex:PATTERN``, ``code``,
+"""Look a verifier up by name: ``math``, ``number``, ``exact``, ``regex:PATTERN``, ``code``, ``tool-call``,
 ``python:module:function``."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from grape.errors import GrapeError
-from grape.verification.verdict import Verifier
+from grape.verification.verdict import Verdict, Verifier
 
-NAMES = ("math", "number", "exact", "regex:PATTERN", "code", "python:module:function")
+NAMES = ("math", "number", "exact", "regex:PATTERN", "code", "tool-call", "python:module:function")
 
 
 def get_verifier(name: str, **options: Any) -> Verifier:
@@ -43,6 +43,14 @@ def get_verifier(name: str, **options: Any) -> Verifier:
             return code_verifier(SandboxSettings(**options))
         except TypeError as exc:
             raise GrapeError(f"verifier 'code': {exc}") from exc
+    if name == "tool-call":  # the calls vs the item's gold calls under BFCL's rules (grape/tools, docs/tools.md)
+        from grape.tools.verifier import judge
+
+        def verify_tool_call(response_text: str, item: dict[str, Any]) -> Verdict:
+            judgement = judge(response_text, item)
+            return Verdict(judgement.correct, judgement.reason)
+
+        return verify_tool_call
     if name.startswith("python:"):
         from grape.verification.user_function import user_verifier
 
