@@ -54,6 +54,8 @@ def loss_figure(curves: Sequence[LossCurve], title: str = "Training loss") -> go
             )
         )  # fmt: skip
     figure.update_layout(title=title, xaxis_title="optimizer step", yaxis_title="training loss (per response token)")
+    if max((max(c.steps) for c in curves if c.steps), default=0) <= 12:
+        figure.update_xaxes(dtick=1)  # a few steps: one tick each, never a "step 1.5"
     return _finish(figure, legend=len(curves) > 1)
 
 
@@ -70,13 +72,13 @@ def accuracy_figure(results: Sequence[Accuracy], title: str = "Accuracy with its
                 marker={"size": 12, "color": colors[result.label]},
                 error_y={"type": "data", "symmetric": False, "array": [result.high - accuracy],
                          "arrayminus": [accuracy - result.low], "thickness": 2, "width": 8},
-                text=[f"{result.correct} of {result.judged}"], textposition="middle right",
+                text=[f"{result.correct} of {result.judged}"], textposition="middle right", cliponaxis=False,
                 hovertemplate=f"{result.label}<br>{result.correct} of {result.judged} = %{{y:.1%}}"
                 f"<br>95% interval {result.low:.1%} – {result.high:.1%}<extra></extra>",
             )
         )  # fmt: skip
     figure.update_layout(title=title, yaxis_title="accuracy")
-    figure.update_yaxes(tickformat=".0%", range=[0, 1.02])
+    figure.update_yaxes(tickformat=".0%", range=[-0.03, 1.03])  # a point at 0% or 100% shows whole
     figure.update_xaxes(type="category", tickangle=-30)
     return _finish(figure, legend=False)
 

@@ -55,6 +55,10 @@ class EvalResult:
     data: str | None  # the items file, as the eval step recorded it
     model: str | None  # the model evaluated, as given to the eval step
 
+    @property
+    def data_name(self) -> str:
+        return "–" if self.data is None else Path(self.data).name
+
 
 @dataclass
 class Run:

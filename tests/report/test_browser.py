@@ -63,3 +63,42 @@ def test_report_renders_in_chromium(browser, verified_scores, tmp_path):
     browser.find_element(By.ID, "margin-search").send_keys("q2:")
     assert visible() == ["q2"]
     assert browser.find_element(By.ID, "margin-status").text == "1 of 4 instructions match"
+
+
+def test_run_report_renders_in_chromium(browser, pipeline_runs, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from grape.report.run_report import write_run_report
+
+    page = write_run_report(pipeline_runs, tmp_path / "arms.html")
+    browser.get(page.as_uri())
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script(PLOTS_DRAWN) >= 10)  # 2 + 4 per selection
+
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+    assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0  # offline
+
+    def count(css: str) -> int:
+        return len(browser.find_elements(By.CSS_SELECTOR, css))
+
+    assert count("#figure-training_loss .scatterlayer .trace .js-line") == 2  # one loss line per arm
+    assert count("#figure-training_loss .scatterlayer .points path") == 2 * 3  # three logged steps each
+    assert count("#figure-eval_accuracy .scatterlayer .points path") == 2  # one point per arm
+    assert count("#figure-eval_accuracy .errorbars .yerror") == 2  # each with its interval
+    legend = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#figure-training_loss .legendtext")]
+    assert legend == ["grape", "lowest"]
+    for prefix in ("s1-", "s2-"):
+        assert count(f"#{prefix}figure-chosen_share .bars .point path") >= 1
+
+    def visible(table: str) -> list[str]:
+        rows = browser.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
+        return [row.get_attribute("data-id") for row in rows if row.is_displayed()]
+
+    assert len(visible("s1-margins")) == len(visible("s2-margins")) == 4
+    browser.find_element(By.ID, "s2-margin-search").send_keys("q2")
+    assert visible("s2-margins") == ["q2"] and len(visible("s1-margins")) == 4  # each search filters its own table
+    assert browser.find_element(By.ID, "s2-margin-status").text == "1 of 4 instructions match"
+
+    screenshot = tmp_path / "arms.png"
+    assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 20_000

@@ -97,7 +97,7 @@ def test_an_unfinished_sft_shows_its_last_checkpoint_and_numbers_come_from_the_s
         (folder / "trainer_state.json").write_text(json.dumps(state))
     output = _step(run, "eval", "eval", "eval.jsonl", finished=True)
     write_rows([{"id": "a"}], output)
-    write_sidecar(output, {"stage": "eval", "data": "held.jsonl", "settings": {"model": "m"},
+    write_sidecar(output, {"stage": "eval", "data": "/data/held.jsonl", "settings": {"model": "m"},
                            "summary": {"items": 41, "judged": 40, "correct": 13, "accuracy": 13 / 40,
                                        "ci95": list(wilson_reference(13, 40))}})  # fmt: skip
     (run / "pipeline.resolved.yaml").write_text(yaml.safe_dump({"steps": [
@@ -106,7 +106,8 @@ def test_an_unfinished_sft_shows_its_last_checkpoint_and_numbers_come_from_the_s
     report = build_run_report([run])
     assert report.curves == [LossCurve("cut", [1, 2, 3, 4], [2.5, 2.0, 1.75, 1.5], finished=False)]
     (result,) = report.evals
-    assert (result.accuracy.correct, result.accuracy.judged, result.items, result.data) == (13, 40, 41, "held.jsonl")
+    accuracy = result.accuracy
+    assert (accuracy.correct, accuracy.judged, result.items, result.data) == (13, 40, 41, "/data/held.jsonl")
     html = report.html()
     assert html_table(html, "training")[1] == ["cut", "4", "4", "2.5000", "1.5000", "not finished (last checkpoint)"]
     assert html_table(html, "evals")[1] == ["cut", "41", "40", "13", "32.5%", "20.1–48.0%", "held.jsonl"]
