@@ -26,6 +26,7 @@ COMMANDS = [
     "grape.pipeline.cli",
     "grape.rl.cli",
     "grape.training.cli",
+    "grape.tools.cli",
     "grape.tta.cli",
     "grape.verification.cli",
 ]
