@@ -16,6 +16,7 @@ from grape.console import console
 from grape.errors import FILE_SYSTEM_ERRNOS, GrapeError, file_system_error
 
 COMMANDS = [
+    "grape.decoding.cli",
     "grape.demo.cli",
     "grape.evaluation.cli",
     "grape.generation.cli",
