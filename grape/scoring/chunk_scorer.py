@@ -53,24 +53,11 @@ class ChunkScorer:
         rows: dict[tuple[int, int], dict] = {}  # (item, candidate) -> row, filled in input order below
         groups, owners = [], []
         for i, item in enumerate(items):
-            try:
-                encoded = self.renderer.encode(item.prompt, [text for _, text in item.candidates])
-            except PromptError as exc:
-                for k, _ in item.candidates:
-                    rows[i, k] = _skip(item, k, "invalid_prompt", str(exc))
-                continue
-            # Candidates whose whole-text ids split at the same prompt ids share one prefix (almost always all
-            # K; a response whose first characters merge with the prompt's last ones makes a group of its own).
-            by_prompt: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
-            for (k, _), ids in zip(item.candidates, encoded, strict=True):
-                total = len(ids.prompt) + len(ids.response)
-                if total > self.max_len:
-                    message = f"prompt + response is {total} tokens, over the model's {self.max_len}"
-                    rows[i, k] = _skip(item, k, "too_long", message)
-                else:
-                    by_prompt.setdefault(tuple(ids.prompt), []).append((k, ids.response))
-            for prompt, kept in by_prompt.items():
-                groups.append(TokenGroup(list(prompt), [ids for _, ids in kept]))
+            rendered = render_item(self.renderer, self.max_len, item)
+            for k, (reason, detail) in rendered.skipped.items():
+                rows[i, k] = _skip(item, k, reason, detail)
+            for prompt, kept in rendered.groups:
+                groups.append(TokenGroup(prompt, [ids for _, ids in kept]))
                 owners.append((i, [k for k, _ in kept]))
         results = self.engine.score(groups, on_batch=on_batch) if groups else []
         for (i, keep), result in zip(owners, results, strict=True):
@@ -81,6 +68,34 @@ class ChunkScorer:
                 }  # fmt: skip
         ordered = [{**rows[i, k], "worker": self.worker} for i, item in enumerate(items) for k, _ in item.candidates]
         return pa.Table.from_pylist(ordered, schema=PART_SCHEMA)
+
+
+@dataclass
+class RenderedItem:
+    """One instruction's token ids as the engine gets them, and the candidates it cannot score."""
+
+    groups: list[tuple[list[int], list[tuple[int, list[int]]]]]  # (prompt ids, [(candidate, response ids)])
+    skipped: dict[int, tuple[str, str]]  # candidate -> (reason, detail)
+
+
+def render_item(renderer: Renderer, max_len: int, item: WorkItem) -> RenderedItem:
+    """Render and tokenise an instruction's candidates (whole-text ids); group them by shared prompt ids and
+    set aside what cannot be scored. The scorer and `grape score --dry-run` both count through this."""
+    try:
+        encoded = renderer.encode(item.prompt, [text for _, text in item.candidates])
+    except PromptError as exc:
+        return RenderedItem([], {k: ("invalid_prompt", str(exc)) for k, _ in item.candidates})
+    # Candidates whose whole-text ids split at the same prompt ids share one prefix (almost always all
+    # K; a response whose first characters merge with the prompt's last ones makes a group of its own).
+    by_prompt: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+    skipped: dict[int, tuple[str, str]] = {}
+    for (k, _), ids in zip(item.candidates, encoded, strict=True):
+        total = len(ids.prompt) + len(ids.response)
+        if total > max_len:
+            skipped[k] = ("too_long", f"prompt + response is {total} tokens, over the model's {max_len}")
+        else:
+            by_prompt.setdefault(tuple(ids.prompt), []).append((k, ids.response))
+    return RenderedItem([(list(prompt), kept) for prompt, kept in by_prompt.items()], skipped)
 
 
 def _skip(item: WorkItem, k: int, reason: str, detail: str) -> dict:

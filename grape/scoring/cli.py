@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from rich.table import Table
 
 from grape.cli_options import add_config_option, add_input_options, add_model_options, settings_from_args
 from grape.console import console, print_table
 from grape.data.records import SCORED
 from grape.errors import GrapeError
 from grape.scoring.settings import DEVICE_DEFAULTS, ScoreSettings
+
+if TYPE_CHECKING:
+    from grape.scoring.dry_run import ScorePlan
 
 
 def register(subparsers) -> None:
@@ -49,6 +55,19 @@ def register(subparsers) -> None:
         help="instructions per saved part: the work is saved every N instructions, and a re-run of the same "
         f"command resumes from the saved parts (in OUTPUT.parts/). Default: {ScoreSettings.part_size}",
     )  # fmt: skip
+    parser.add_argument(
+        "--limit", type=int, metavar="N",
+        help="score only the first N instructions (a trial run; the whole input is still read and checked)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="write nothing: count instructions, candidates and tokens, rows too long for the model, what a re-run "
+        "would reuse, and estimate the time (from this output's last run, else from two batches timed now)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-measure", action="store_true",
+        help="with --dry-run: do not load the model to time two batches when no earlier rate is recorded",
+    )  # fmt: skip
     add_ray_options(parser)
     parser.set_defaults(run=run)
 
@@ -76,7 +95,7 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
 
 # ScoreSettings fields with a flag, and those of its engine (nested under `engine:` in a --config file).
 FLAGS = ("model", "template", "eos", "dtype", "device", "on_error", "layout", "columns", "split", "subset", "revision",
-         "trust_remote_code", "part_size")  # fmt: skip
+         "trust_remote_code", "part_size", "limit")  # fmt: skip
 ENGINE_FLAGS = ("batch_tokens", "max_row_tokens", "compile")
 
 
@@ -88,6 +107,15 @@ def score_settings(args: argparse.Namespace) -> ScoreSettings:
 
 def run(args: argparse.Namespace) -> int:
     settings = score_settings(args)
+    if args.no_measure and not args.dry_run:
+        raise GrapeError("--no-measure goes with --dry-run")
+    if args.dry_run:
+        if args.ray:
+            raise GrapeError("--dry-run plans a run in this process; drop --ray (the counts are the same)")
+        from grape.scoring.dry_run import plan_score
+
+        print_score_plan(plan_score(args.input, args.output, settings, measure=not args.no_measure), args.output)
+        return 0
     if args.ray:
         from grape.scoring.distributed import RaySettings, score_on_ray
 
@@ -120,3 +148,51 @@ def print_score_summary(rows: list[dict]) -> None:
             skipped[row["status"]] += 1
     if skipped:
         console.print("skipped: " + ", ".join(f"{k.removeprefix('skipped:')} {v}" for k, v in sorted(skipped.items())))
+
+
+def print_score_plan(plan: ScorePlan, output: str) -> None:
+    """The dry run's answer: what a run would score, what it would skip, reuse, and how long it would take."""
+    limited = (
+        f" (the first {plan.instructions} of {plan.input_instructions})"
+        if plan.instructions < plan.input_instructions
+        else ""
+    )
+    skips = ", ".join(f"{status.removeprefix('skipped:')} {n:,}" for status, n in sorted(plan.skipped.items()))
+    too_long = plan.skipped.get("skipped:too_long", 0)
+    rows = [
+        ("instructions", f"{plan.instructions:,}{limited}"),
+        ("candidates", f"{plan.rows:,} rows: {plan.to_score:,} to score" + (f"; skipped: {skips}" if skips else "")),
+        ("prompt tokens", f"{plan.prompt_tokens:,} (once per shared prompt; {plan.prompt_tokens_repeated:,} "
+                          "if repeated for each candidate)"),
+        ("response tokens", f"{plan.response_tokens:,}"),
+        ("engine tokens", f"{plan.engine_tokens:,} (prompts once per packed piece, plus the responses)"),
+        ("too long", f"{too_long:,} candidates over the model's {plan.context:,} tokens (status skipped:too_long; "
+                     "--on-error fail stops at the first)"),
+        ("saved work", plan.output_state),
+        ("left to score", f"{plan.pending_instructions:,} instructions, {plan.pending_tokens:,} engine tokens"),
+    ]  # fmt: skip
+    if plan.rate is not None:
+        rows.append(("rate", f"{plan.rate.tokens_per_second:,.0f} tokens/s on {plan.rate.device}: {plan.rate_source}"))
+        left = plan.seconds_left
+        rows.append(("estimate", "nothing to score" if left is None else f"{_duration(left)} of scoring, plus loading "
+                     "the model"))  # fmt: skip
+    else:
+        rows.append(("estimate", f"none: {plan.rate_source}"))
+    rows.insert(0, ("output file", f"{output} (a dry run: nothing written)"))
+    table = Table(title="grape score --dry-run", title_justify="left", show_header=False)
+    for value in rows:
+        table.add_row(*value)
+    console.print(table)
+    if plan.first_problem:
+        console.print(f"[yellow]with --on-error fail the run stops at:[/] {plan.first_problem} (--on-error skip "
+                      "keeps such rows with their status)", highlight=False)  # fmt: skip
+    if plan.warning:
+        console.print(f"[yellow]warning:[/] {plan.warning}", highlight=False)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"about {seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"

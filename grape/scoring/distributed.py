@@ -36,6 +36,7 @@ from grape.scoring.progress import scoring_progress
 from grape.scoring.resume import Chunk, ScoreJob
 from grape.scoring.score_worker import ScoreWorker
 from grape.scoring.settings import ScoreSettings
+from grape.scoring.template_note import note_chat_template
 from grape.text import Renderer
 
 
@@ -173,6 +174,7 @@ def _check_renderer(settings: ScoreSettings) -> None:
     except OSError:
         return  # not readable from the driver (a Hub id without network): the workers will tell
     Renderer(tokenizer, settings.template, settings.eos)
+    note_chat_template(tokenizer, settings.template, settings.model)
 
 
 def _grape_error_in(exc: BaseException) -> str | None:

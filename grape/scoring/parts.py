@@ -50,6 +50,19 @@ def part_name(chunk: int, keys: Iterable[str]) -> str:
     return f"part-{chunk:05d}-{digest}.parquet"
 
 
+def saved_keys(directory: str | Path) -> tuple[set[str], int]:
+    """The instructions that have a part in ``directory``, and how many parts cannot be read; read only
+    (nothing is created or removed, unlike `PartsStore`, which a run holds under the output's lock)."""
+    done: set[str] = set()
+    unreadable = 0
+    for path in sorted(Path(directory).glob("part-*.parquet")):
+        try:
+            done.update(pq.read_table(path, columns=["key"]).column("key").to_pylist())
+        except Exception:  # the run will warn about it and redo its instructions
+            unreadable += 1
+    return done, unreadable
+
+
 class PartsStore:
     """The parts of one settings key: write them atomically, list what is done, read them back."""
 

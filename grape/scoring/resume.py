@@ -74,15 +74,12 @@ class ScoreJob:
     ) -> None:
         self.started = time.time()
         self.input, self.output, self.settings = input, output, settings
-        s = settings
-        self.instructions = load_instructions(
-            input, s.columns, s.layout, s.on_error, s.split, subset=s.subset, revision=s.revision
-        )
+        self.instructions, self.n_input = read_instructions(input, settings)
         # One run per output, from here to its last write: a second run stops here, naming the first.
         if output is not None:
             self._lock = OutputLock(output)
             remove_temporaries(output)  # of a run killed while it wrote the table
-        self.keys = [instruction_key(i) if _scorable(i) else None for i in self.instructions]
+        self.keys = [instruction_key(i) if scorable(i) else None for i in self.instructions]
         model, dtype = model_and_dtype()
         self.key, self.described = settings_key(model, settings.template, settings.eos, dtype)
         # Without an output there is nothing to resume: the parts live in a directory removed at close.
@@ -92,7 +89,7 @@ class ScoreJob:
         self.store.describe(self.described)
         done = self.store.done_keys()
         live = [(inst, key) for inst, key in zip(self.instructions, self.keys, strict=True) if key is not None]
-        self.pending = _pending_chunks(live, done, settings.part_size)
+        self.pending = pending_chunks(live, done, settings.part_size)
         self.n_instructions = len({key for _, key in live})
         self.n_reused = len({key for _, key in live} & done)
         self.total_candidates = sum(sum(c.skip_reason is None for c in inst.candidates) for inst, _ in live)
@@ -134,11 +131,19 @@ class ScoreJob:
             write_sidecar(self.output, {
                 "stage": "score", "input": str(self.input), "settings": asdict(self.settings), "model": identity,
                 "counts": status_counts(rows), "seconds": round(time.time() - self.started, 2),
+                **self._limit_note(),
                 "parts": {"directory": str(self.store.directory), "settings_key": self.key,
                           "instructions": self.n_instructions, "reused": self.n_reused},
                 **(extra or {}),
             })  # fmt: skip
         return rows
+
+    def _limit_note(self) -> dict[str, Any]:
+        """With a limit, how many instructions of the input were left out: the sidecar accounts for them."""
+        if self.settings.limit is None:
+            return {}
+        kept = len(self.instructions)
+        return {"limit": {"instructions": kept, "of": self.n_input, "left_out": self.n_input - kept}}
 
     def close(self) -> None:
         """Remove the scratch parts (without an output) and let go of the output's lock."""
@@ -158,11 +163,22 @@ class ScoreJob:
 _CHECKED = ("key", "candidate", "status", "detail")
 
 
-def _scorable(inst: Instruction) -> bool:
+def read_instructions(input: str | Path, settings: ScoreSettings) -> tuple[list[Instruction], int]:
+    """The input's instructions (the first ``settings.limit`` of them, when set) and how many it holds in all.
+    The whole input is read and checked either way, so a trial run with a limit meets its mistakes too."""
+    s = settings
+    if s.limit is not None and s.limit < 1:
+        raise GrapeError(f"limit must be at least 1 instruction, not {s.limit}")
+    instructions = load_instructions(input, s.columns, s.layout, s.on_error, s.split, subset=s.subset,
+                                     revision=s.revision)  # fmt: skip
+    return instructions[: s.limit], len(instructions)
+
+
+def scorable(inst: Instruction) -> bool:
     return not inst.skip_reason and any(c.skip_reason is None for c in inst.candidates)
 
 
-def _pending_chunks(live: list[tuple[Instruction, str]], done: set[str], part_size: int) -> list[Chunk]:
+def pending_chunks(live: list[tuple[Instruction, str]], done: set[str], part_size: int) -> list[Chunk]:
     """Chunks of ``part_size`` consecutive scorable instructions, less those already done."""
     chunks, seen = [], set(done)
     for start in range(0, len(live), part_size):
@@ -170,8 +186,13 @@ def _pending_chunks(live: list[tuple[Instruction, str]], done: set[str], part_si
         for inst, key in live[start : start + part_size]:
             if key not in seen:  # an identical instruction twice is scored once
                 seen.add(key)
-                candidates = [(k, c.text) for k, c in enumerate(inst.candidates) if c.skip_reason is None]
-                items.append(WorkItem(key, inst.id, inst.prompt, candidates))
+                items.append(work_item(inst, key))
         if items:
             chunks.append(Chunk(start // part_size, items))
     return chunks
+
+
+def work_item(inst: Instruction, key: str) -> WorkItem:
+    """What the scorer gets of an instruction: its prompt and its valid candidates (with their indices)."""
+    candidates = [(k, c.text) for k, c in enumerate(inst.candidates) if c.skip_reason is None]
+    return WorkItem(key, inst.id, inst.prompt, candidates)

@@ -19,8 +19,10 @@ from grape.models.load import LoadedModel, load_model, resolve_device, resolve_d
 from grape.scoring.assemble import SCORES_SCHEMA
 from grape.scoring.chunk_scorer import ChunkScorer
 from grape.scoring.progress import scoring_progress
+from grape.scoring.rate import RateMeter
 from grape.scoring.resume import Chunk, ScoreJob
 from grape.scoring.settings import ScoreSettings
+from grape.scoring.template_note import note_chat_template
 
 __all__ = ["SCORES_SCHEMA", "ScoreSettings", "score"]
 
@@ -48,17 +50,21 @@ def score(
         identity.update(spec=settings.model, dtype=dtype)  # completed by load_model, if the model is loaded
         return model_fingerprint(settings.model), dtype
 
+    extra: dict[str, Any] = {}
     with ScoreJob(input, output, settings, model_and_dtype) as job:
         if job.pending:
             model = loaded or load_model(settings.model, settings.dtype, settings.device, settings.trust_remote_code)
             identity.update(model.identity)
+            note_chat_template(model.tokenizer, settings.template, settings.model)
             scorer = ChunkScorer(model, settings.template, settings.eos, settings.engine)
             with scoring_progress(job.total_candidates, job.done_candidates) as advance:
+                meter = RateMeter(advance, model.device.type)
                 for chunk in job.pending:
-                    job.record(chunk, _score_chunk(scorer, chunk, advance))
+                    job.record(chunk, _score_chunk(scorer, chunk, meter.advance))
+            extra["rate"] = meter.rate().record()  # read back by `grape score --dry-run` to estimate a run's time
         fingerprint = job.described["model"]
         method = fingerprint_method(fingerprint)
-        return job.finish({**identity, "fingerprint": fingerprint, "fingerprint_method": method})
+        return job.finish({**identity, "fingerprint": fingerprint, "fingerprint_method": method}, extra)
 
 
 def _score_chunk(scorer: ChunkScorer, chunk: Chunk, advance: Callable[[int, int], None]) -> pa.Table:

@@ -51,3 +51,4 @@ class ScoreSettings:
     engine: EngineSettings = field(default_factory=EngineSettings)
     trust_remote_code: bool = False
     part_size: int = 256  # instructions per saved part: a killed run loses at most one part per worker
+    limit: int | None = None  # score only the first N instructions of the input (a trial run); None: all
