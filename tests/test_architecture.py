@@ -13,6 +13,7 @@ ALLOWED = {
     ("evaluation", "verification"),  # and judges the answers with a verifier
     ("report", "selection"),  # the report marks the GRAPE choice when no selection is given
     ("rl", "verification"),  # PPO's reward comes from a verifier
+    ("training", "scoring"),  # dpo's reference log-probs are a scoring job (training/reference_pass.py)
     ("verification", "tools"),  # the tool-call verifier judges calls with grape.tools
     ("rl", "tools"),  # and TL-Training's error-category reward (IRM) comes from the same judgement
     ("training", "scoring"),  # dpo's reference log-probs are a scoring job (training/reference_pass.py)

@@ -22,7 +22,7 @@ from grape.scoring.settings import ScoreSettings
 from grape.selection.pairs import pairs
 from grape.selection.select import select
 from grape.selection.settings import PairsSettings, SelectSettings, check_pairs
-from grape.training.settings import SFTSettings
+from grape.training.settings import DPOSettings, SFTSettings, check_dpo
 from grape.training.settings import check as check_sft
 from grape.verification.settings import VerifySettings
 from grape.verification.verify import verify
@@ -80,6 +80,12 @@ def _sft(settings: SFTSettings, inputs: Inputs, output: Path) -> None:
     sft(inputs["input"], output, settings)
 
 
+def _dpo(settings: DPOSettings, inputs: Inputs, output: Path) -> None:
+    from grape.training.dpo import dpo
+
+    dpo(inputs["input"], output, settings)
+
+
 def _eval(settings: EvalSettings, inputs: Inputs, output: Path) -> None:
     from grape.evaluation.evaluate import evaluate
 
@@ -96,8 +102,9 @@ STAGES: dict[str, Stage] = {
     "report": Stage(ReportSettings, "report.html", _report, files=("input", "selection"), optional=("selection",),
                     links={"input": ("score",), "selection": ("select",)}),
     "sft": Stage(SFTSettings, "model", _sft, links={"input": ("select",)}, check=check_sft),
-    "eval": Stage(EvalSettings, "eval.jsonl", _eval, files=("data",), links={"model": ("sft",)}),
+    "dpo": Stage(DPOSettings, "model", _dpo, links={"input": ("pairs",)}, check=check_dpo),
+    "eval": Stage(EvalSettings, "eval.jsonl", _eval, files=("data",), links={"model": ("sft", "dpo")}),
 }
 # fmt: on
 # The order of the older `stages:` mapping form, in which each type appears at most once.
-ORDER = ("generate", "verify", "score", "select", "pairs", "report", "sft", "eval")
+ORDER = ("generate", "verify", "score", "select", "pairs", "report", "sft", "dpo", "eval")

@@ -33,7 +33,7 @@ def model_card(
         header["tags"].append("peft")
     lines = ["---", yaml.safe_dump(header, sort_keys=False).rstrip(), "---", "",
              f"# {settings.model} fine-tuned on a GRAPE selection", "",
-             "## Base model", "", f"`{settings.model}`" + _identity(identity), "",
+             "## Base model", "", f"`{settings.model}`" + identity_text(identity), "",
              "## Data", "", *_data(selected, meta, metrics), "",
              "## Training", "", *_settings_table(settings), "",
              "## Result", "", *_result(metrics, settings), "",
@@ -43,7 +43,8 @@ def model_card(
     return "\n".join(lines)
 
 
-def _identity(identity: dict[str, Any]) -> str:
+def identity_text(identity: dict[str, Any]) -> str:
+    """`` (gemma3_text, 268,098,176 parameters)``: what a model card says after the base model's name."""
     parts = [f"{identity[k]}" for k in ("model_type",) if identity.get(k)]
     if identity.get("n_parameters"):
         parts.append(f"{identity['n_parameters']:,} parameters")

@@ -1,7 +1,7 @@
 """Whether a run continues from OUTDIR/checkpoints: never silently when the old run had other settings.
 
-``grape-sft.yaml`` (the resolved settings) is written before training starts, so beside checkpoints it
-says how they were made. With ``resume`` unset a re-run continues only when the settings that shape the
+``grape-sft.yaml`` (``grape-dpo.yaml``: the resolved settings) is written before training starts, so beside
+checkpoints it says how they were made. With ``resume`` unset a re-run continues only when the settings that shape the
 trained weights are the same; otherwise it stops with a one-line error naming the keys that differ.
 ``--resume`` continues anyway; ``--no-resume`` deletes the old checkpoints and starts afresh (left in
 place, the trainer's rotation and a later resume would mix the two runs).
@@ -18,7 +18,6 @@ import yaml
 
 from grape.config import settings_dict
 from grape.errors import GrapeError
-from grape.training.settings import SFTSettings
 
 CONFIG_NAME, CHECKPOINTS = "grape-sft.yaml", "checkpoints"
 # Settings a continued run may change: how long it runs, what it logs and keeps, where the output goes.
@@ -34,15 +33,17 @@ def last_checkpoint(folder: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
-def changed_settings(old: dict[str, Any], new: SFTSettings) -> list[str]:
-    """The keys, outside MAY_CHANGE, whose value in ``new`` differs from the saved ``old`` (absent = default)."""
-    defaults, current = settings_dict(SFTSettings()), settings_dict(new)
+def changed_settings(old: dict[str, Any], new: Any) -> list[str]:
+    """The keys, outside MAY_CHANGE, whose value in ``new`` (SFTSettings or DPOSettings) differs from the saved
+    ``old`` (absent = default)."""
+    defaults, current = settings_dict(type(new)()), settings_dict(new)
     return [key for key in current
             if key not in MAY_CHANGE and old.get(key, defaults[key]) != current[key]]  # fmt: skip
 
 
-def checkpoint_to_resume(out: Path, settings: SFTSettings) -> Path | None:
-    """The checkpoint a run of resolved ``settings`` into ``out`` continues from (None: from the start)."""
+def checkpoint_to_resume(out: Path, settings: Any, config_name: str = CONFIG_NAME) -> Path | None:
+    """The checkpoint a run of resolved ``settings`` into ``out`` continues from (None: from the start).
+    ``config_name``: the stage's resolved settings file beside the checkpoints (grape-sft.yaml, grape-dpo.yaml)."""
     checkpoint = last_checkpoint(out / CHECKPOINTS)
     if checkpoint is None:
         return None
@@ -52,9 +53,9 @@ def checkpoint_to_resume(out: Path, settings: SFTSettings) -> Path | None:
         return None
     if settings.resume:
         return checkpoint
-    saved = out / CONFIG_NAME
+    saved = out / config_name
     if not saved.is_file():
-        raise GrapeError(f"{out}: has checkpoints but no {CONFIG_NAME} saying how they were made; "
+        raise GrapeError(f"{out}: has checkpoints but no {config_name} saying how they were made; "
                          f"--resume to continue from {checkpoint.name}, --no-resume to start afresh")  # fmt: skip
     try:
         old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}

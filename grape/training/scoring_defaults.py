@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from grape.data.tables import read_sidecar
-from grape.training.settings import DEFAULTS_WITHOUT_SIDECAR, SFTSettings
+from grape.training.settings import DEFAULTS_WITHOUT_SIDECAR
+
+T = TypeVar("T")
 
 WHY = {
     "model": "GRAPE chose each response for the model that scored it",
@@ -27,8 +29,11 @@ def selection_meta(selected: Any) -> dict[str, Any]:
     return read_sidecar(selected) if isinstance(selected, (str, Path)) else {}
 
 
-def with_scoring_defaults(settings: SFTSettings, meta: dict[str, Any]) -> tuple[SFTSettings, list[str]]:
-    """(``settings`` with model, template and eos filled in from how the selection was scored, warnings)."""
+def with_scoring_defaults(
+    settings: T, meta: dict[str, Any], stage: str = "sft", data: str = "selection"
+) -> tuple[T, list[str]]:
+    """(``settings`` with model, template and eos filled in from how the ``data`` was scored, warnings).
+    ``settings``: SFTSettings, or DPOSettings (``stage="dpo"``, ``data="pairs"``: a pairs file's sidecar)."""
     scored = meta.get("score_settings") or {}
     filled, warnings = {}, []
     for key in DEFAULTS_WITHOUT_SIDECAR:
@@ -36,7 +41,8 @@ def with_scoring_defaults(settings: SFTSettings, meta: dict[str, Any]) -> tuple[
         if mine is None:
             filled[key] = theirs if theirs is not None else DEFAULTS_WITHOUT_SIDECAR[key]
         elif theirs is not None and not same_setting(mine, theirs):
-            warnings.append(f"the selection was scored with {key} {theirs!r} but sft uses {mine!r}: {WHY[key]}")
+            verb = "was" if data == "selection" else "were"
+            warnings.append(f"the {data} {verb} scored with {key} {theirs!r} but {stage} uses {mine!r}: {WHY[key]}")
     return replace(settings, **filled), warnings
 
 

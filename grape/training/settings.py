@@ -102,3 +102,88 @@ def check(settings: SFTSettings) -> None:
         from grape.training.sft_config import check_trainer_args
 
         check_trainer_args(settings.trainer)
+
+
+@dataclass
+class DPOSettings:
+    """The settings of `grape dpo`: preference optimisation on pairs, DPO (TRL's DPOTrainer) or SimPO (TRL's
+    experimental CPOTrainer). The training fields mean what they mean in `SFTSettings`."""
+
+    # None: as the pairs were scored (their sidecar's score_settings), else DEFAULT_TARGET, paper, True
+    model: str | None = None
+    template: str | None = None
+    eos: bool | None = None
+    loss: str = "dpo"  # dpo | simpo
+    ref: str | None = None  # dpo's reference model; None: the model before training (LoRA: adapter disabled)
+    beta: float | None = None  # None: 0.1 for dpo (TRL's default), 2.0 for simpo (the SimPO paper's range 2.0-2.5)
+    gamma: float = 0.5  # simpo's target reward margin (TRL's simpo_gamma)
+    cpo_alpha: float = 0.0  # simpo: weight of the chosen responses' NLL added to the loss (TRL's CPO term; 0 = SimPO)
+    epochs: float = 1.0
+    max_steps: int = -1
+    lr: float | None = None  # None: 1e-6 for full fine-tuning (TRL's DPO default), 1e-5 with LoRA
+    lr_scheduler: str = "linear"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    batch_size: int = 8  # pairs per device per step (each pair is two sequences)
+    grad_accum: int = 1
+    max_length: int | None = None  # None: the model's context; a longer prompt + response is an error, never cut
+    lora_r: int = 0
+    lora_alpha: int | None = None
+    lora_dropout: float = 0.0
+    lora_targets: str = "all-linear"
+    precision: str = "auto"
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    logging_steps: int = 10
+    save_steps: int = 100
+    save_total_limit: int = 2
+    resume: bool | None = None
+    save: str = "merged"
+    report_to: str = "none"
+    device: str = "auto"
+    trust_remote_code: bool = False
+    trainer: dict[str, Any] = field(default_factory=dict)  # any other DPOConfig (dpo) or CPOConfig (simpo) field
+
+
+PREFERENCE_LOSSES = ("dpo", "simpo")
+
+
+def preference_beta(settings: DPOSettings) -> float:
+    if settings.beta is not None:
+        return settings.beta
+    return 2.0 if settings.loss == "simpo" else 0.1
+
+
+def preference_learning_rate(settings: DPOSettings) -> float:
+    if settings.lr is not None:
+        return settings.lr
+    return 1e-5 if settings.lora_r > 0 else 1e-6
+
+
+def check_dpo(settings: DPOSettings) -> None:
+    """Reject settings that would fail deep inside the trainer with a less helpful message."""
+    for name in ("batch_size", "grad_accum", "logging_steps", "save_steps", "save_total_limit"):
+        if getattr(settings, name) < 1:
+            raise GrapeError(f"{name} must be at least 1")
+    if settings.loss not in PREFERENCE_LOSSES:
+        raise GrapeError(f"unknown loss '{settings.loss}': use dpo or simpo")
+    if settings.max_steps <= 0 and settings.epochs <= 0:
+        raise GrapeError("set epochs > 0 or max_steps > 0")
+    if settings.lora_r < 0:
+        raise GrapeError("lora_r must be 0 (full fine-tuning) or positive")
+    if not 0 <= settings.warmup_ratio < 1:
+        raise GrapeError("warmup_ratio must be in [0, 1)")
+    if preference_learning_rate(settings) <= 0:
+        raise GrapeError("lr must be positive")
+    if preference_beta(settings) <= 0:
+        raise GrapeError("beta must be positive")
+    if settings.ref is not None and settings.loss == "simpo":
+        raise GrapeError("simpo has no reference model: drop ref (or use --loss dpo)")
+    if settings.save not in SAVE_CHOICES:
+        raise GrapeError(f"unknown save '{settings.save}': use one of {', '.join(SAVE_CHOICES)}")
+    if settings.save != "merged" and settings.lora_r == 0:
+        raise GrapeError(f"save {settings.save} writes a PEFT adapter: train one with --use_peft or --lora-r N")
+    if settings.trainer:  # only then: checking the names imports trl (and torch)
+        from grape.training.preference_config import check_preference_trainer_args
+
+        check_preference_trainer_args(settings.loss, settings.trainer)

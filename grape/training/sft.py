@@ -142,11 +142,12 @@ def _trainer(
         args=args,
         train_dataset=to_dataset(examples),
         processing_class=loaded.tokenizer,
-        peft_config=_lora_config(settings),
+        peft_config=lora_config(settings),
     )
 
 
-def _lora_config(settings: SFTSettings):
+def lora_config(settings: Any):
+    """PEFT's LoraConfig of ``settings`` (SFTSettings or DPOSettings), None for full fine-tuning."""
     if settings.lora_r <= 0:
         return None
     from peft import LoraConfig

@@ -53,14 +53,19 @@ def sft_config_fields() -> frozenset[str]:
 
 def check_trainer_args(trainer: dict[str, Any]) -> None:
     """One line for the first key of ``trainer`` that is no SFTConfig field, or that a grape setting sets."""
-    known = sft_config_fields()
+    check_config_args(trainer, sft_config_fields(), OWNED, "trl.SFTConfig")
+
+
+def check_config_args(trainer: dict[str, Any], known: frozenset[str], owned: dict[str, str], config: str) -> None:
+    """One line for the first key of ``trainer`` that is not in ``known`` (the fields of ``config``), or that a
+    grape setting sets (``owned``: field -> the setting)."""
     for key in trainer:
-        if key in OWNED:
-            raise GrapeError(f"trainer: {key} is set by grape's {OWNED[key]}; set it there")
+        if key in owned:
+            raise GrapeError(f"trainer: {key} is set by grape's {owned[key]}; set it there")
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), 2)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise GrapeError(f"trainer: {key} is not a field of trl.SFTConfig{hint}")
+            raise GrapeError(f"trainer: {key} is not a field of {config}{hint}")
 
 
 def parse_trainer_arg(text: str) -> tuple[str, Any]:
