@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         "calls against these rows' answers; grape rl --verifier tool-call rewards them with TL-Training's "
         "error-category reward.",
     )  # fmt: skip
-    commands = parser.add_subparsers(dest="tools_command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="tools_command", metavar="COMMAND", required=True, help="prepare")
     prepare = commands.add_parser(
         "prepare", help="one row per target turn: prompt, completion, answer, tools (and loss_weights)",
         description="Read a BFCL question file (with --answers, its possible_answer file) or chat trajectories "
