@@ -23,9 +23,9 @@ import torch
 
 from grape.models.load import load_model
 from grape.rl.policy import build_policy
-from grape.rl.ppo import batch_rows, stop_ids
+from grape.rl.ppo import batch_rows
 from grape.rl.ppo_step import ppo_update
-from grape.rl.prompts import read_questions
+from grape.rl.prompts import read_questions, stop_ids
 from grape.rl.reward import reward_function
 from grape.rl.rollout import sample_rollouts
 from grape.rl.settings import RLSettings, resolved

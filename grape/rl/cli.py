@@ -1,4 +1,4 @@
-"""`grape rl`: the command-line face of grape.rl.ppo.rl."""
+"""`grape rl`: the command-line face of grape.rl.run.rl."""
 
 from __future__ import annotations
 
@@ -7,29 +7,35 @@ import argparse
 from grape.cli_options import add_config_option, add_model_options, settings_from_args
 from grape.console import console, print_table
 from grape.rl.aggregations import AGGREGATIONS
-from grape.rl.settings import RLSettings
+from grape.rl.settings import ALGORITHMS, RLSettings
 
 # The RLSettings fields that have a flag; each flag defaults to None ("not given"): defaults < --config < flags.
-FLAGS = ("model", "template", "eos", "dtype", "device", "trust_remote_code", "verifier", "prompt_column",
-         "answer_column", "max_prompt_tokens", "max_new_tokens", "batch_size", "mini_batch_size", "ppo_epochs",
-         "epochs", "max_steps", "kl_coef", "value_coef", "aggregation", "lr", "lora_r", "seed", "save_steps",
-         "resume")  # fmt: skip
+FLAGS = ("algo", "num_generations", "model", "template", "eos", "dtype", "device", "trust_remote_code", "verifier",
+         "prompt_column", "answer_column", "max_prompt_tokens", "max_new_tokens", "batch_size", "mini_batch_size",
+         "ppo_epochs", "epochs", "max_steps", "kl_coef", "value_coef", "aggregation", "lr", "lora_r", "seed",
+         "save_steps", "resume")  # fmt: skip
 
 
 def register(subparsers) -> None:
     d = RLSettings()
     parser = subparsers.add_parser(
-        "rl", help="reinforce a warm-up model with a verifier's reward (PPO with a value head, as ReFT)",
+        "rl", help="reinforce a warm-up model with a verifier's reward (PPO with a value head as ReFT, or GRPO)",
         description="PPO on questions with gold answers (ReFT): one answer per question sampled at temperature 1, "
         "rewarded 1 if the verifier finds it right, 0.1 if it found an answer that is wrong, 0 if it found none; "
         "per-token KL penalty against the warm-up model; GAE on a value head; clipped policy and value losses. "
-        "OUTDIR gets the trained model (LoRA merged), grape-rl.yaml (resolved settings), rl-history.jsonl and "
-        "checkpoints/ (a re-run resumes). Settings: defaults < --config YAML < flags.",
+        "--algo grpo: TRL's GRPOTrainer with the same prompts and reward, --num-generations answers per question "
+        "and advantages relative to the group. OUTDIR gets the trained model (LoRA merged), README.md (a model "
+        "card), grape-rl.yaml (resolved settings), rl-history.jsonl and checkpoints/ (a re-run resumes). "
+        "Settings: defaults < --config YAML < flags.",
     )  # fmt: skip
     parser.add_argument("data", help="questions (.jsonl, .parquet, datasets directory): prompt and gold answer")
     parser.add_argument("-o", "--output-dir", required=True, help="where the trained model is written")
     add_config_option(parser)
     add_model_options(parser)
+    parser.add_argument("--algo", choices=ALGORITHMS, help=f"ppo: our loop with a value head (ReFT); grpo: TRL's "
+                        f"GRPOTrainer. Default: {d.algo}")  # fmt: skip
+    parser.add_argument("--num-generations", type=int, help=f"GRPO: answers per question, the group its advantages "
+                        f"are relative to. Default: {d.num_generations}")  # fmt: skip
     parser.add_argument("--verifier", help=f"math, number, exact, regex:PATTERN, code, python:module:function. "
                         f"Default: {d.verifier}")  # fmt: skip
     parser.add_argument("--prompt-column", help=f"the question (text or chat). Default: {d.prompt_column}")
@@ -37,8 +43,9 @@ def register(subparsers) -> None:
     parser.add_argument("--max-prompt-tokens", type=int, help=f"longer keep their end. Default: {d.max_prompt_tokens}")
     parser.add_argument("--max-new-tokens", type=int, help=f"answers are cut here. Default: {d.max_new_tokens}")
     parser.add_argument("--batch-size", type=int, help=f"questions per rollout batch. Default: {d.batch_size}")
-    parser.add_argument("--mini-batch-size", type=int, help="rollouts per optimizer step. Default: the whole batch")
-    parser.add_argument("--ppo-epochs", type=int, help=f"passes over each rollout batch. Default: {d.ppo_epochs}")
+    parser.add_argument("--mini-batch-size", type=int, help="questions per optimizer step. Default: the whole batch")
+    parser.add_argument("--ppo-epochs", type=int, help=f"passes over each rollout batch (GRPO's μ). "
+                        f"Default: {d.ppo_epochs}")  # fmt: skip
     parser.add_argument("--epochs", type=float, help=f"passes over the questions. Default: {d.epochs:g}")
     parser.add_argument("--max-steps", type=int, help="rollout batches; > 0 overrides --epochs")
     parser.add_argument("--kl-coef", type=float, help=f"β of the KL penalty (ReFT: 0.05 text, 0.01 programs). "
@@ -60,17 +67,18 @@ def rl_settings(args: argparse.Namespace) -> RLSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grape.rl.ppo import rl
+    from grape.rl.run import rl
 
     result = rl(args.data, args.output_dir, rl_settings(args))
     m, s = result.metrics, result.settings
     print_table(
-        "PPO",
-        ["steps", "reward first", "reward last", "KL last", "value loss last", "LoRA r", "lr", "seconds"],
-        [(m["steps"], m["reward_first"], m["reward_last"], m["kl_last"], m["value_loss_last"], s.lora_r, s.lr,
-          m["seconds"])],
+        s.algo.upper(),
+        ["steps", "reward first", "reward last", "right last", "KL last", "value loss last", "LoRA r", "lr",
+         "seconds"],
+        [(m["steps"], m["reward_first"], m["reward_last"], m["right_last"], m["kl_last"], m["value_loss_last"],
+          s.lora_r, s.lr, m["seconds"])],
     )  # fmt: skip
     if m["resumed_from"]:
         console.print(f"resumed from {m['resumed_from']}")
-    console.print(f"model written to [bold]{args.output_dir}[/]")
+    console.print(f"model written to [bold]{args.output_dir}[/] (model card: README.md)")
     return 0

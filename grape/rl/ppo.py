@@ -1,72 +1,32 @@
-"""`grape rl`: PPO with a verifier's reward on top of a warm-up (SFT) model, as ReFT does it.
+"""PPO with a verifier's reward on top of a warm-up (SFT) model, as ReFT does it (`grape rl --algo ppo`).
 
 Each step: take ``batch_size`` questions, sample one answer each from the policy (temperature 1), score the
 answers with the verifier (1 right, 0.1 answered but wrong, 0 no answer), shape the rewards with a per-token
 KL penalty against the warm-up model, estimate advantages with GAE on the value head, and fit
-``ppo_epochs`` passes of the clipped PPO loss. LoRA or full fine-tuning; checkpoints and resume.
-
-OUTDIR holds, when done: the policy (LoRA merged in) and tokenizer as a plain transformers directory,
-``value_head.pt``, ``grape-rl.yaml`` (the resolved settings; ``--config`` takes it back), ``rl-history.jsonl``
-(one line of statistics per step), ``grape-rl.json`` (what was run, on which model, with which versions)
-and ``checkpoints/`` (a re-run with the same OUTDIR resumes from the newest).
+``ppo_epochs`` passes of the clipped PPO loss. LoRA or full fine-tuning; a checkpoint every ``save_steps``
+rollout batches in OUTDIR/checkpoints, from which a re-run resumes bit for bit (grape.rl.checkpoint).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from grape.config import settings_dict, with_overrides, write_settings
 from grape.console import console, progress_bar
-from grape.data.output_lock import OutputLock
-from grape.data.tables import package_versions
-from grape.models.load import LoadedModel, load_model
+from grape.models.load import LoadedModel
 from grape.rl.checkpoint import checkpoints, load_checkpoint, save_checkpoint
-from grape.rl.policy import Policy, build_policy, plain_model
+from grape.rl.outputs import CHECKPOINTS, Trained
+from grape.rl.policy import build_policy, plain_model
 from grape.rl.ppo_step import ppo_update
-from grape.rl.prompts import Question, read_questions
+from grape.rl.prompts import Question, stop_ids
 from grape.rl.reward import reward_function
 from grape.rl.rollout import sample_rollouts
-from grape.rl.settings import RLSettings, check, resolved
+from grape.rl.settings import RLSettings
 from grape.text import Renderer
-
-CONFIG_NAME, DONE_NAME, HISTORY_NAME, CHECKPOINTS = "grape-rl.yaml", "grape-rl.json", "rl-history.jsonl", "checkpoints"
-
-
-@dataclass
-class RLResult:
-    output_dir: Path
-    model: Any  # the trained policy as a plain transformers model (LoRA merged in)
-    value_head: torch.nn.Linear
-    settings: RLSettings  # resolved: the learning rate and LoRA alpha filled in
-    history: list[dict[str, float]]  # one entry per rollout batch
-    metrics: dict[str, Any]
-
-
-def rl(data: str | Path, output_dir: str | Path, settings: RLSettings | None = None, **overrides: Any) -> RLResult:
-    """Run PPO on the questions in ``data`` (rows with a prompt and the gold answer the verifier reads).
-
-    ``overrides`` set fields of `RLSettings`, e.g. ``rl("train.jsonl", "out", verifier="number", max_steps=50)``.
-    """
-    settings = with_overrides(RLSettings, settings, overrides)
-    check(settings)
-    settings = resolved(settings)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with OutputLock(out):
-        loaded = load_model(settings.model, settings.dtype, settings.device, settings.trust_remote_code)
-        renderer = Renderer(loaded.tokenizer, settings.template, settings.eos)
-        answer_required = not settings.verifier.startswith(("code", "python:", "regex:"))
-        questions = read_questions(data, renderer, settings.prompt_column, settings.answer_column,
-                                   settings.max_prompt_tokens, answer_required)  # fmt: skip
-        write_settings(settings, out / CONFIG_NAME, header=f"grape rl {data} -o {out} --config {out / CONFIG_NAME}")
-        return _train(loaded, renderer, questions, settings, out, str(data))
 
 
 def batch_rows(n_questions: int, batch_size: int, step: int, seed: int) -> list[int]:
@@ -85,21 +45,10 @@ def total_steps(settings: RLSettings, n_questions: int) -> int:
     return max(1, math.ceil(settings.epochs * n_questions / settings.batch_size))
 
 
-def stop_ids(renderer: Renderer, tokenizer: Any) -> list[int]:
-    """The tokens that end an answer: EOS, and the chat template's end-of-turn marker when it is one token."""
-    ids = list(renderer.end_ids)
-    if renderer.end_text:
-        marker = tokenizer(renderer.end_text.strip(), add_special_tokens=False)["input_ids"]
-        ids += marker if len(marker) == 1 else []
-    if tokenizer.eos_token_id is not None:
-        ids.append(tokenizer.eos_token_id)
-    return sorted(set(ids))
-
-
-def _train(
-    loaded: LoadedModel, renderer: Renderer, questions: list[Question], settings: RLSettings, out: Path, data: str
-) -> RLResult:
-    started = time.time()
+def train_ppo(
+    loaded: LoadedModel, renderer: Renderer, questions: list[Question], settings: RLSettings, out: Path
+) -> Trained:
+    """Run PPO on ``questions`` from ``loaded`` (trained in place), resuming from OUTDIR/checkpoints if allowed."""
     torch.manual_seed(settings.seed)
     reward = reward_function(settings.verifier, settings.partial_reward)
     policy = build_policy(loaded.model, settings.lora_r, settings.lora_alpha, settings.lora_targets)
@@ -137,27 +86,9 @@ def _train(
                                              f"value loss {stats['value_loss']:.4f}")  # fmt: skip
             if (step + 1) % settings.save_steps == 0 or step + 1 == steps:
                 save_checkpoint(out / CHECKPOINTS, step + 1, policy, optimizer, sampler, history)
-    return _write(loaded, policy, settings, out, data, history, resumed, time.time() - started)
+    return Trained(plain_model(policy), history, resumed, policy.value_head)
 
 
 def _response_texts(tokenizer: Any, ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
     lengths = mask.sum(dim=1).long().tolist()
     return [tokenizer.decode(row[:n].tolist(), skip_special_tokens=True) for row, n in zip(ids, lengths, strict=True)]
-
-
-def _write(
-    loaded: LoadedModel, policy: Policy, settings: RLSettings, out: Path, data: str, history: list, resumed, seconds
-) -> RLResult:
-    last = history[-1] if history else {}
-    metrics = {"steps": len(history), "reward_first": history[0]["reward"] if history else None,
-               "reward_last": last.get("reward"), "kl_last": last.get("kl"), "value_loss_last": last.get("value_loss"),
-               "resumed_from": str(resumed) if resumed else None, "seconds": round(seconds, 1)}  # fmt: skip
-    (out / HISTORY_NAME).write_text("".join(json.dumps(h) + "\n" for h in history), encoding="utf-8")
-    torch.save(policy.value_head.state_dict(), out / "value_head.pt")
-    model = plain_model(policy)
-    model.save_pretrained(out)
-    loaded.tokenizer.save_pretrained(out)
-    meta = {"stage": "rl", "algorithm": "ppo", "data": data, "settings": settings_dict(settings),
-            "model": loaded.identity, "metrics": metrics, "versions": package_versions()}  # fmt: skip
-    (out / DONE_NAME).write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
-    return RLResult(out, model, policy.value_head, settings, history, metrics)

@@ -1,4 +1,5 @@
-"""The questions PPO learns on: each row's prompt ids (through the one Renderer) and the item its verifier reads."""
+"""The questions RL learns on: each row's prompt ids (through the one Renderer) and the item its verifier reads,
+and the tokens that end an answer."""
 
 from __future__ import annotations
 
@@ -60,3 +61,14 @@ def _is_messages(value: Any) -> bool:
         and bool(value)
         and all(isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m for m in value)
     )
+
+
+def stop_ids(renderer: Renderer, tokenizer: Any) -> list[int]:
+    """The tokens that end an answer: EOS, and the chat template's end-of-turn marker when it is one token."""
+    ids = list(renderer.end_ids)
+    if renderer.end_text:
+        marker = tokenizer(renderer.end_text.strip(), add_special_tokens=False)["input_ids"]
+        ids += marker if len(marker) == 1 else []
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return sorted(set(ids))

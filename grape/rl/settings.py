@@ -1,4 +1,12 @@
-"""The settings of `grape rl`: PPO with a value head and a verifier's reward, ReFT's defaults."""
+"""The settings of `grape rl`: PPO with a value head and a verifier's reward (ReFT's defaults), or GRPO.
+
+``algo: grpo`` runs TRL's GRPOTrainer on the same questions, ids and reward: ``num_generations`` answers per
+question, advantages relative to the group. It reads ``batch_size`` (questions per rollout batch),
+``mini_batch_size`` (questions per optimizer step), ``ppo_epochs`` (GRPO's μ), ``kl_coef`` (β of the k3 KL
+term in the loss, not a reward penalty), ``clip_ratio`` (ε) and ``aggregation`` (sequence: TRL's
+``loss_type="grpo"``; token: ``"dapo"``); ``gamma``, ``lam``, ``clip_value``, ``value_coef`` and
+``whiten_advantages`` are PPO's only (GRPO has no value head).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,12 @@ from grape.errors import GrapeError
 from grape.models.embedded import DEFAULT_TARGET
 from grape.rl.aggregations import AGGREGATIONS
 
+ALGORITHMS = ("ppo", "grpo")
+
 
 @dataclass
 class RLSettings:
+    algo: str = "ppo"  # ppo: our loop with a value head (ReFT) | grpo: TRL's GRPOTrainer, group-relative advantages
     model: str = DEFAULT_TARGET  # the warm-up (SFT) model: the policy starts here and it stays the reference
     template: str = "paper"  # the template the warm-up model was trained with
     eos: bool = True
@@ -22,8 +33,9 @@ class RLSettings:
     # rollouts: one sample per prompt at temperature 1, top-k 0, top-p 1 (the policy's own distribution)
     max_prompt_tokens: int = 512  # longer prompts keep their last tokens (ReFT truncates prompts)
     max_new_tokens: int = 300  # answers are cut here; the score then falls on the last token
-    batch_size: int = 8  # prompts (= rollouts) per PPO batch
-    mini_batch_size: int | None = None  # rollouts per optimizer step; None: the whole batch
+    batch_size: int = 8  # prompts per rollout batch (PPO: one rollout each; GRPO: num_generations each)
+    num_generations: int = 8  # GRPO: answers sampled per question, the group its advantages are relative to
+    mini_batch_size: int | None = None  # prompts (with their rollouts) per optimizer step; None: the whole batch
     ppo_epochs: int = 2  # passes over each rollout batch
     epochs: float = 1.0  # passes over the prompts
     max_steps: int = -1  # rollout batches; > 0 overrides epochs
@@ -65,6 +77,10 @@ def resolved(settings: RLSettings) -> RLSettings:
 
 def check(settings: RLSettings) -> None:
     """Reject settings that would fail deep inside the loop with a less helpful message."""
+    if settings.algo not in ALGORITHMS:
+        raise GrapeError(f"unknown algo '{settings.algo}': use one of {', '.join(ALGORITHMS)}")
+    if settings.algo == "grpo" and settings.num_generations < 2:
+        raise GrapeError("num_generations must be at least 2: GRPO's advantage is relative to the other answers")
     for name in ("batch_size", "ppo_epochs", "save_steps", "max_new_tokens", "max_prompt_tokens"):
         if getattr(settings, name) < 1:
             raise GrapeError(f"{name} must be at least 1")

@@ -10,7 +10,8 @@ from safetensors.torch import load_file
 from grape.config import load_settings
 from grape.errors import InputError
 from grape.models.load import load_model
-from grape.rl.ppo import batch_rows, rl
+from grape.rl.ppo import batch_rows
+from grape.rl.run import rl
 from grape.rl.settings import RLSettings
 
 # A user's verifier, as `--verifier python:module:function` imports it: right when the answer's length in

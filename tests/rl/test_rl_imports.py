@@ -1,15 +1,15 @@
-"""grape/rl stands on the base (data, models, text, config, console, errors) and one public function of
-another stage: the verifier registry."""
+"""grape/rl stands on the base (data, models, text, config, console, errors) and two public functions of
+other stages: the verifier registry and the tool-call judgement's reward (TL-Training's IRM)."""
 
 import ast
 from pathlib import Path
 
 RL = Path(__file__).resolve().parents[2] / "grape" / "rl"
 BASE = {"data", "models", "text", "config", "cli_options", "console", "errors"}
-PUBLIC = {"grape.verification.registry"}
+PUBLIC = {"grape.verification.registry", "grape.tools.verifier"}
 
 
-def test_rl_imports_only_the_base_and_the_verifier_registry():
+def test_rl_imports_only_the_base_the_verifier_registry_and_the_tool_call_reward():
     borrowed = {}
     for file in RL.glob("*.py"):
         for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
