@@ -27,6 +27,7 @@ COMMANDS = [
     "grape.pipeline.cli",
     "grape.rl.cli",
     "grape.training.cli",
+    "grape.training.reward_model_cli",
     "grape.training.dpo_cli",
     "grape.tools.cli",
     "grape.tta.cli",
