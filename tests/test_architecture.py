@@ -6,11 +6,12 @@ from pathlib import Path
 GRAPE = Path(__file__).resolve().parents[1] / "grape"
 BASE = {"data", "models", "text", "config", "cli_options", "console", "errors"}
 STAGES = {"scoring", "selection", "generation", "verification", "report", "training", "evaluation", "rl", "tta",
-          "tools"}  # fmt: skip
+          "tools", "decoding"}  # fmt: skip
 # The real uses of another stage, each through that stage's public function (docs/architecture.md):
 ALLOWED = {
     ("evaluation", "generation"),  # eval answers with the hf generation backend
     ("evaluation", "verification"),  # and judges the answers with a verifier
+    ("evaluation", "decoding"),  # or answers with a reward-guided decoder (EvalSettings.decode)
     ("report", "selection"),  # the report marks the GRAPE choice when no selection is given
     ("rl", "verification"),  # PPO's reward comes from a verifier
     ("training", "scoring"),  # dpo's reference log-probs are a scoring job (training/reference_pass.py)

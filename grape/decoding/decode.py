@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from grape.config import with_overrides
+from grape.config import load_settings, with_overrides
 from grape.console import progress_bar
 from grape.data.pool import SKIP_KEY, prompt_of, read_pool
 from grape.data.read_rows import source_name
@@ -65,11 +65,11 @@ def decode(
     return rows, summary
 
 
-def build_decoder(settings: DecodeSettings) -> Decoder:
-    """Load the models the method needs (π_sft; ρ_BL for tq; r; r_BL for indirect transfer)."""
+def build_decoder(settings: DecodeSettings, policy: LoadedModel | None = None) -> Decoder:
+    """Load the models the method needs (π_sft unless given as ``policy``; ρ_BL for tq; r; r_BL for indirect)."""
     check(settings)
     options = dict(dtype=settings.dtype, device=settings.device, trust_remote_code=settings.trust_remote_code)
-    policy = load_model(settings.model, **options)
+    policy = policy or load_model(settings.model, **options)
     baseline = None
     if settings.method == "tq":
         baseline = policy if settings.baseline == settings.model else load_model(settings.baseline, **options)
@@ -83,6 +83,15 @@ def build_decoder(settings: DecodeSettings) -> Decoder:
     return Decoder(settings, policy, baseline, reward, baseline_reward)
 
 
+def eval_decoder(config: str | Path, policy: LoadedModel, template: str, max_new_tokens: int, stop: Any) -> Decoder:
+    """The decoder of `grape eval` with ``decode: FILE``: that file's settings (method, baseline, reward, ...),
+    answering with the model under evaluation as π_sft, in its template, within its token budget."""
+    settings = load_settings(DecodeSettings, config)
+    settings = replace(settings, model=policy.identity.get("spec") or settings.model, template=template,
+                       max_new_tokens=max_new_tokens, stop=stop)  # fmt: skip
+    return build_decoder(settings, policy)
+
+
 def check_same_tokens(policy: LoadedModel, baseline: LoadedModel) -> None:
     """ρ_BL continues π_sft's token sequence: both must read the same ids as the same tokens."""
     if baseline is not policy and policy.tokenizer.get_vocab() != baseline.tokenizer.get_vocab():
@@ -94,9 +103,12 @@ def check_same_tokens(policy: LoadedModel, baseline: LoadedModel) -> None:
 def decode_answers(decoder: Decoder, prompts: list[Any], seed: int = 0) -> list[tuple[str, int, str]]:
     """(text, tokens, finish reason) per prompt, in order: what `grape eval` takes from a generator."""
     out = []
-    for prompt in prompts:
-        decoded = decoder.decode(prompt, seed_for(seed, prompt))
-        out.append((decoded.text, len(decoded.tokens), decoded.finish_reason))
+    with progress_bar() as bar:
+        task = bar.add_task(f"Decoding ({decoder.settings.method})", total=len(prompts), rate="")
+        for number, prompt in enumerate(prompts):
+            decoded = decoder.decode(prompt, seed_for(seed, number))
+            out.append((decoded.text, len(decoded.tokens), decoded.finish_reason))
+            bar.update(task, advance=1)
     return out
 
 

@@ -47,7 +47,9 @@ def evaluate(
     if not items:
         raise GrapeError(f"{data}: no items to evaluate")
     loaded = loaded or load_model(settings.model, settings.dtype, settings.device, settings.trust_remote_code)
-    texts = generate_answers(loaded, [prompt_of(item) for item in items], settings)
+    prompts = [prompt_of(item) for item in items]
+    answer = decoded_answers if settings.decode else generate_answers  # decode: reward-guided (grape decode)
+    texts = answer(loaded, prompts, settings)
     rows = []
     for item, (text, n_tokens, finish) in zip(items, texts, strict=True):
         verdict = check(text, item_of(item)) if text else None
@@ -79,6 +81,14 @@ def generate_answers(loaded: LoadedModel, prompts: list[Any], settings: EvalSett
             answers[int(completion.request.id)] = (completion.text, completion.n_tokens, completion.finish_reason)
             bar.update(task, advance=1)
     return [answers[i] for i in range(len(requests))]
+
+
+def decoded_answers(loaded: LoadedModel, prompts: list[Any], settings: EvalSettings) -> list[tuple[str, int, str]]:
+    """(text, tokens, finish reason) per prompt from the reward-guided decoder of ``settings.decode`` (grape decode)."""
+    from grape.decoding.decode import decode_answers, eval_decoder
+
+    decoder = eval_decoder(settings.decode, loaded, settings.template, settings.max_new_tokens, settings.stop)
+    return decode_answers(decoder, prompts)
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ class EvalSettings:
     batch_size: int = 16
     stop: list[str] | None = None  # None: "\nQuestion:" with the paper template, nothing otherwise
     limit: int | None = None  # evaluate the first N items only
+    decode: str | None = None  # a `grape decode` YAML (method, baseline, reward, ...): answer with it, not greedily
     columns: Columns = field(default_factory=Columns)
     dtype: str = "auto"
     device: str = "auto"

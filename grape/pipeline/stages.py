@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grape.decoding.settings import DecodeSettings
+from grape.decoding.settings import check as check_decode
 from grape.errors import GrapeError
 from grape.evaluation.settings import EvalSettings
 from grape.generation.generate import generate
@@ -22,6 +24,7 @@ from grape.scoring.settings import ScoreSettings
 from grape.selection.pairs import pairs
 from grape.selection.select import select
 from grape.selection.settings import PairsSettings, SelectSettings, check_pairs
+from grape.training.reward_model_settings import RewardModelSettings, check_reward_model
 from grape.training.settings import DPOSettings, SFTSettings, check_dpo
 from grape.training.settings import check as check_sft
 from grape.verification.settings import VerifySettings
@@ -86,6 +89,18 @@ def _dpo(settings: DPOSettings, inputs: Inputs, output: Path) -> None:
     dpo(inputs["input"], output, settings)
 
 
+def _reward_model(settings: RewardModelSettings, inputs: Inputs, output: Path) -> None:
+    from grape.training.reward_model import reward_model
+
+    reward_model(inputs["input"], output, settings)
+
+
+def _decode(settings: DecodeSettings, inputs: Inputs, output: Path) -> None:
+    from grape.decoding.decode import decode
+
+    decode(inputs["input"], output, settings)
+
+
 def _eval(settings: EvalSettings, inputs: Inputs, output: Path) -> None:
     from grape.evaluation.evaluate import evaluate
 
@@ -104,6 +119,10 @@ STAGES: dict[str, Stage] = {
     "sft": Stage(SFTSettings, "model", _sft, links={"input": ("select",)}, check=check_sft),
     "dpo": Stage(DPOSettings, "model", _dpo, links={"input": ("pairs",)}, check=check_dpo),
     "eval": Stage(EvalSettings, "eval.jsonl", _eval, files=("data",), links={"model": ("sft", "dpo")}),
+    "reward-model": Stage(RewardModelSettings, "model", _reward_model, links={"input": ("pairs",)},
+                           check=check_reward_model),
+    "decode": Stage(DecodeSettings, "decoded.jsonl", _decode, check=check_decode,
+                     links={"model": ("sft",), "baseline": ("dpo",), "reward": ("reward-model",)}),
 }
 # fmt: on
 # The order of the older `stages:` mapping form, in which each type appears at most once.
