@@ -8,7 +8,7 @@ from pathlib import Path
 
 from grape.console import console, print_table
 from grape.data.tables import read_sidecar
-from grape.pipeline.preview import preview_pipeline
+from grape.pipeline.preview import Preview, preview_pipeline
 from grape.pipeline.run import Outcome, run_pipeline
 
 
@@ -39,8 +39,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         previews = preview_pipeline(args.pipeline, args.force, args.overrides)
-        rows = [(p.step, p.type, "\n".join(p.inputs), p.status, p.reason) for p in previews]
-        print_table(f"{args.pipeline} (dry run)", ["step", "type", "inputs", "status", "why"], rows)
+        rows = [(p.step, p.type, "\n".join(p.inputs), p.status, p.reason, _seconds(p.last_seconds)) for p in previews]
+        print_table(f"{args.pipeline} (dry run)", ["step", "type", "inputs", "status", "why", "last run"], rows)
+        console.print(time_to_run(previews), highlight=False)
         return 0
     outcomes = run_pipeline(args.pipeline, args.force, args.overrides)
     rows = [(o.step, o.type, o.status, f"{o.seconds:.0f}", headline(o), str(o.output)) for o in outcomes]
@@ -48,6 +49,25 @@ def run(args: argparse.Namespace) -> int:
     if outcomes:
         console.print(f"resolved pipeline and run log in [bold]{outcomes[0].output.parent.parent}[/]")
     return 0
+
+
+def time_to_run(previews: list[Preview]) -> str:
+    """A line on what would run and how long those steps took the last time they ran here."""
+    would = [p for p in previews if p.status != "cached"]
+    if not would:
+        return "every step is cached: a run does nothing"
+    known = [p.last_seconds for p in would if p.last_seconds is not None]
+    line = f"{len(would)} of {len(previews)} steps would run or may run (depends)"
+    if known:
+        line += f"; {len(known)} of them took {_seconds(sum(known))} in all when they last ran here"
+    unknown = len(would) - len(known)
+    return line + (f"; {unknown} never finished here (no time known)" if unknown else "")
+
+
+def _seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def headline(outcome: Outcome) -> str:

@@ -1,5 +1,6 @@
 """`grape run --dry-run`: each step, its type, where its inputs come from, and whether it is cached or
-would run, and why, without running anything.
+would run, and why, without running anything; and how long the step's last finished run took (its
+``stage.json``), the one measured time there is for a step that would run again.
 
 A step that reads the output of a step that would run cannot know its key yet: unless it is new, it
 runs only if that output comes out different (a changed setting that leaves an output as it was stops
@@ -26,6 +27,7 @@ class Preview:
     inputs: list[str]  # "input: data.jsonl", "model ← sft"
     status: str  # cached | runs | depends
     reason: str  # why it runs ("settings changed: max_steps"), or what it waits on
+    last_seconds: float | None = None  # how long its last finished run in this workdir took (any settings)
 
 
 def preview_pipeline(path: str | Path, force: Sequence[str] = (), overrides: Sequence[str] = ()) -> list[Preview]:
@@ -45,9 +47,11 @@ def preview_pipeline(path: str | Path, force: Sequence[str] = (), overrides: Seq
         else:
             problem = reason_to_run(plan, step_identity(plan, hashes))  # type: ignore[arg-type]  (no None here)
             status, reason = ("cached", "") if problem is None else ("runs", problem)
-        state = cache.finished_state(plan.folder) if status == "cached" else None
+        finished = cache.finished_state(plan.folder)
+        state = finished if status == "cached" else None
         hashes[plan.name] = state["output_hash"] if state else None
-        previews.append(Preview(plan.name, plan.type, _inputs(plan), status, reason))
+        last = finished.get("seconds") if finished else None
+        previews.append(Preview(plan.name, plan.type, _inputs(plan), status, reason, last))
     return previews
 
 

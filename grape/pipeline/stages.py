@@ -28,6 +28,7 @@ from grape.training.reward_model_settings import RewardModelSettings, check_rewa
 from grape.training.settings import DPOSettings, SFTSettings, check_dpo
 from grape.training.settings import check as check_sft
 from grape.verification.settings import VerifySettings
+from grape.verification.settings import check as check_verify
 from grape.verification.verify import verify
 
 Inputs = dict[str, Path]
@@ -110,7 +111,7 @@ def _eval(settings: EvalSettings, inputs: Inputs, output: Path) -> None:
 # fmt: off
 STAGES: dict[str, Stage] = {
     "generate": Stage(GenerateSettings, "candidates.jsonl", _generate, check=_check_generate),
-    "verify": Stage(VerifySettings, "verified.jsonl", _verify, links={"input": ("generate",)}),
+    "verify": Stage(VerifySettings, "verified.jsonl", _verify, links={"input": ("generate",)}, check=check_verify),
     "score": Stage(ScoreSettings, "scores.parquet", _score, links={"input": ("verify", "generate")}),
     "select": Stage(SelectSettings, "selected.jsonl", _select, links={"input": ("score",)}),
     "pairs": Stage(PairsSettings, "pairs.jsonl", _pairs, links={"input": ("score",)}, check=check_pairs),

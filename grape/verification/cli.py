@@ -10,7 +10,8 @@ from grape.verification.registry import NAMES
 from grape.verification.settings import VerifySettings
 from grape.verification.verify import verify
 
-FLAGS = ("verifier", "workers", "unsafe_sandbox", "layout", "columns", "split", "subset", "revision", "on_error")
+FLAGS = ("verifier", "workers", "unsafe_sandbox", "sandbox_timeout", "sandbox_memory_mb", "limit", "layout", "columns",
+         "split", "subset", "revision", "on_error")  # fmt: skip
 
 
 def register(subparsers) -> None:
@@ -42,6 +43,19 @@ def register(subparsers) -> None:
         "--unsafe-sandbox", action="store_const", const=True,
         help="code verifier: where no sandbox wall can be built (no user namespaces, no bwrap), run candidates "
         "with the in-process guard anyway. It is no wall against hostile code (docs/security.md)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sandbox-timeout", type=float, metavar="SECONDS",
+        help="code verifier: wall-clock seconds per check, after which the sandbox is killed (CPU time: this + 1). "
+        "Default: 10",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sandbox-memory-mb", type=int, metavar="MB",
+        help="code verifier: address space per check, in MB (more than the resident memory). Default: 1024",
+    )  # fmt: skip
+    parser.add_argument(
+        "--limit", type=int, metavar="N",
+        help="verify only the first N instructions (a trial run; the whole input is still read and checked)",
     )  # fmt: skip
     add_input_options(parser)
     add_config_option(parser)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from grape.verification.sandbox import SandboxResult, SandboxSettings, run_python, sandbox_mode
+from grape.console import console
+from grape.verification.sandbox import SandboxResult, SandboxSettings, describe, run_python, sandbox_mode, summary
 from grape.verification.verdict import Verdict, Verifier
 
 _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
@@ -21,9 +22,11 @@ _FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
 def code_verifier(settings: SandboxSettings | None = None) -> Verifier:
     """A `code` verifier with its own sandbox limits (time, memory, processes). Picks the sandbox mode
-    now: a GrapeError here, before any candidate, when there is no wall and no ``allow_unsafe``."""
+    now: a GrapeError here, before any candidate, when there is no wall and no ``allow_unsafe``; then says
+    in one line which wall the candidates will run in."""
     settings = settings or SandboxSettings()
-    mode = sandbox_mode(settings)
+    sandbox = describe(sandbox_mode(settings), settings)
+    console.print(summary(sandbox), highlight=False)
 
     def verify_code(response_text: str, item: dict[str, Any]) -> Verdict:
         tests = tests_program(item)
@@ -34,7 +37,7 @@ def code_verifier(settings: SandboxSettings | None = None) -> Verifier:
             return Verdict(False, "no code in the response")
         return verdict_of(run_python(code, settings, tests=tests), settings)
 
-    verify_code.sandbox = {"mode": mode, "unsafe": mode == "guard"}  # for the verify stage's sidecar
+    verify_code.sandbox = sandbox  # for the verify stage's sidecar
     return verify_code
 
 

@@ -20,6 +20,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from grape.errors import GrapeError
 
@@ -28,14 +29,25 @@ MODES = ("auto", "namespaces", "bwrap", "guard")
 WALLS = ("namespaces", "bwrap")  # the modes that are a wall; guard is not
 
 
+MIN_MEMORY_MB = 32  # the interpreter alone takes 10-16 MB of address space (at 8 MB it dies of MemoryError)
+
+
 @dataclass
 class SandboxSettings:
     timeout_s: float = 10.0
     memory_mb: int = 1024  # address space, which is larger than the resident memory
     max_processes: int = 32
     max_file_mb: int = 16
-    mode: str = "auto"  # auto: namespaces, else bwrap, else guard if allow_unsafe, else refuse
+    mode: str = "auto"  # auto: the first wall of `auto_order` that works, else guard if allow_unsafe, else refuse
     allow_unsafe: bool = False  # run in guard mode (no wall) where no wall can be built: --unsafe-sandbox
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.timeout_s, (int, float)) or not 0 < self.timeout_s < float("inf"):
+            raise GrapeError(f"the sandbox timeout (--sandbox-timeout) must be a number of seconds above 0, "
+                             f"not {self.timeout_s!r}")  # fmt: skip
+        if not isinstance(self.memory_mb, int) or self.memory_mb < MIN_MEMORY_MB:
+            raise GrapeError(f"the sandbox memory (--sandbox-memory-mb) must be a whole number of MB, at least "
+                             f"{MIN_MEMORY_MB} (Python itself needs 10-16), not {self.memory_mb!r}")  # fmt: skip
 
 
 @dataclass
@@ -70,7 +82,7 @@ def sandbox_mode(settings: SandboxSettings) -> str:
             raise GrapeError(f"sandbox mode '{settings.mode}' is unavailable here: {reason}")
         return settings.mode
     if settings.mode == "auto":
-        reasons = {mode: wall_unavailable(mode) for mode in WALLS}
+        reasons = {mode: wall_unavailable(mode) for mode in auto_order(os.geteuid() == 0, _bwrap())}
         for mode, reason in reasons.items():
             if reason is None:
                 return mode
@@ -86,6 +98,35 @@ def sandbox_mode(settings: SandboxSettings) -> str:
     _warn_once(f"UNSAFE SANDBOX: the code verifier runs candidates with the in-process guard only ({why}). "
                "Code that means harm can escape it; see docs/security.md.")  # fmt: skip
     return "guard"
+
+
+def auto_order(root: bool, bwrap: str | None) -> tuple[str, ...]:
+    """The walls ``auto`` tries, best first. For a normal user, bubblewrap where it is installed: the separately
+    maintained, widely used tool (Flatpak's) builds the same wall as grape's own code. As root, grape's own
+    namespaces first (the launcher gives each sandbox a uid of its own before either wall is built)."""
+    return ("bwrap", "namespaces") if bwrap and not root else ("namespaces", "bwrap")
+
+
+def describe(mode: str, settings: SandboxSettings) -> dict[str, Any]:
+    """What the verify sidecar records about the sandbox its candidates ran in."""
+    return {"mode": mode, "unsafe": mode not in WALLS, "seccomp": seccomp_available(), "timeout_s": settings.timeout_s,
+            "memory_mb": settings.memory_mb, "max_processes": settings.max_processes}  # fmt: skip
+
+
+def summary(sandbox: dict[str, Any]) -> str:
+    """One line for the terminal: ``sandbox: bwrap + seccomp, 10 s / 1024 MB / 32 processes per check``."""
+    walls = sandbox["mode"] + (" + seccomp" if sandbox["seccomp"] else " (no seccomp filter: libseccomp missing)")
+    if sandbox["unsafe"]:
+        walls += " (UNSAFE: no wall, an audit hook and resource limits only)"
+    limits = f"{sandbox['timeout_s']:g} s / {sandbox['memory_mb']} MB / {sandbox['max_processes']} processes"
+    return f"sandbox: {walls}, {limits} per check"
+
+
+def seccomp_available() -> bool:
+    """Whether the launcher will load its seccomp filter (libseccomp is installed)."""
+    from grape.verification import sandbox_seccomp
+
+    return sandbox_seccomp.libseccomp() is not None
 
 
 @functools.cache

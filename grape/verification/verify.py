@@ -20,7 +20,8 @@ from grape.console import progress_bar
 from grape.data.pool import SKIP_KEY, Row, item_of, read_pool
 from grape.data.tables import write_rows, write_sidecar
 from grape.verification.registry import get_verifier
-from grape.verification.settings import VerifySettings
+from grape.verification.settings import VerifySettings, sandbox_options
+from grape.verification.settings import check as check_settings
 from grape.verification.verdict import Verdict, Verifier
 
 
@@ -42,17 +43,20 @@ def verify(
 
     ``overrides`` set fields of `VerifySettings`, e.g. ``verify("pool.jsonl", "out.jsonl", verifier="number")``;
     ``verifier`` may also be a callable ``(text, item) -> Verdict``. ``unsafe_sandbox``: let the `code`
-    verifier run without a wall where none can be built (docs/security.md).
+    verifier run without a wall where none can be built (docs/security.md); ``sandbox_timeout`` (seconds) and
+    ``sandbox_memory_mb``: its limits per check. ``limit``: only the first N instructions.
     """
     settings = with_overrides(VerifySettings, settings, overrides)
+    check_settings(settings)
     started = time.time()
     verifier = settings.verifier
     name = verifier if isinstance(verifier, str) else getattr(verifier, "__name__", "custom")
-    options = {"allow_unsafe": True} if settings.unsafe_sandbox and name == "code" else {}
+    options = sandbox_options(settings) if name == "code" else {}
     check = get_verifier(verifier, **options) if isinstance(verifier, str) else verifier
     workers = settings.workers or (min(8, os.cpu_count() or 1) if name == "code" else 1)
-    rows = read_pool(input, settings.columns, settings.layout, settings.on_error, settings.split,
-                     settings.subset, settings.revision)  # fmt: skip
+    every = read_pool(input, settings.columns, settings.layout, settings.on_error, settings.split,
+                      settings.subset, settings.revision)  # fmt: skip
+    rows = every[: settings.limit]  # the whole input is read and checked; a limit keeps its first N instructions
     jobs = [(row, cand) for row in rows if not row.get(SKIP_KEY) for cand in row["candidates"]]
     with progress_bar() as bar, ThreadPoolExecutor(max_workers=workers) as pool:
         task = bar.add_task(f"Verifying ({name})", total=len(jobs), rate="")
@@ -66,9 +70,13 @@ def verify(
         _count(counts[str(cand.get("source"))], verdict)
     if output is not None:
         write_rows(rows, output)
-        sandbox = {"sandbox": check.sandbox} if hasattr(check, "sandbox") else {}  # the code verifier's mode
+        sandbox = {"sandbox": check.sandbox} if hasattr(check, "sandbox") else {}  # the code verifier's mode, limits
         resolved = {**asdict(settings), "verifier": name, "workers": workers}
+        if sandbox:
+            resolved.update(sandbox_timeout=check.sandbox["timeout_s"], sandbox_memory_mb=check.sandbox["memory_mb"])
+        limit = {"limit": {"instructions": len(rows), "of": len(every), "left_out": len(every) - len(rows)}}
         write_sidecar(output, {"stage": "verify", "input": str(input), "settings": resolved, **sandbox,
+                               **(limit if settings.limit is not None else {}),
                                "counts": {k: vars(v) for k, v in counts.items()},
                                "seconds": round(time.time() - started, 2)})  # fmt: skip
     return rows, dict(counts)

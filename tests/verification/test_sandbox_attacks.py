@@ -25,7 +25,7 @@ import pytest
 from grape.data.tables import read_sidecar
 from grape.errors import GrapeError
 from grape.verification import get_verifier
-from grape.verification.sandbox import wall_unavailable
+from grape.verification.sandbox import seccomp_available, wall_unavailable
 from grape.verification.sandbox_seccomp import libseccomp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -238,7 +238,9 @@ def test_grape_verify_without_cap_sys_admin_uses_the_wall(tmp_path):
     assert verdicts == {"walk": False, "exit": False, "right": True}  # walk: the write failed, so did the program
     assert not target.exists()
     sidecar = read_sidecar(out)
-    assert sidecar["sandbox"] == {"mode": "namespaces", "unsafe": False}
+    assert sidecar["sandbox"] == {"mode": "namespaces", "unsafe": False, "seccomp": seccomp_available(),
+                                  "timeout_s": 10.0, "memory_mb": 1024, "max_processes": 32}  # fmt: skip
+    assert run.stderr.count("sandbox: namespaces") == 1  # said once, before the checks
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or shutil.which("unshare") is None,
@@ -263,7 +265,8 @@ def test_without_a_wall_the_verifier_refuses_unless_told(tmp_path):
                              timeout=120)  # fmt: skip
     assert allowed.returncode == 0, allowed.stderr
     assert "UNSAFE SANDBOX" in allowed.stderr
-    assert read_sidecar(out)["sandbox"] == {"mode": "guard", "unsafe": True}
+    assert {k: read_sidecar(out)["sandbox"][k] for k in ("mode", "unsafe")} == {"mode": "guard", "unsafe": True}
+    assert "sandbox: guard" in allowed.stderr and "UNSAFE" in allowed.stderr
     assert json.loads(out.read_text())["candidates"][0]["correct"] is True
 
 
