@@ -20,6 +20,8 @@ from grape.evaluation.settings import EvalSettings
 from grape.generation.generate import generate
 from grape.generation.settings import GenerateSettings
 from grape.report.settings import ReportSettings
+from grape.rl.settings import RLSettings
+from grape.rl.settings import check as check_rl
 from grape.scoring.settings import ScoreSettings
 from grape.selection.pairs import pairs
 from grape.selection.select import select
@@ -102,6 +104,12 @@ def _decode(settings: DecodeSettings, inputs: Inputs, output: Path) -> None:
     decode(inputs["input"], output, settings)
 
 
+def _rl(settings: RLSettings, inputs: Inputs, output: Path) -> None:
+    from grape.rl.run import rl
+
+    rl(inputs["input"], output, settings)
+
+
 def _eval(settings: EvalSettings, inputs: Inputs, output: Path) -> None:
     from grape.evaluation.evaluate import evaluate
 
@@ -119,7 +127,8 @@ STAGES: dict[str, Stage] = {
                     links={"input": ("score",), "selection": ("select",)}),
     "sft": Stage(SFTSettings, "model", _sft, links={"input": ("select",)}, check=check_sft),
     "dpo": Stage(DPOSettings, "model", _dpo, links={"input": ("pairs",)}, check=check_dpo),
-    "eval": Stage(EvalSettings, "eval.jsonl", _eval, files=("data",), links={"model": ("sft", "dpo")}),
+    "rl": Stage(RLSettings, "model", _rl, links={"model": ("sft",)}, check=check_rl),
+    "eval": Stage(EvalSettings, "eval.jsonl", _eval, files=("data",), links={"model": ("sft", "dpo", "rl")}),
     "reward-model": Stage(RewardModelSettings, "model", _reward_model, links={"input": ("pairs",)},
                            check=check_reward_model),
     "decode": Stage(DecodeSettings, "decoded.jsonl", _decode, check=check_decode,
