@@ -57,6 +57,9 @@ def test_a_run_writes_the_model_its_settings_history_and_checkpoints(tiny_llama_
     assert (settings.lora_r, settings.lora_alpha, settings.lr, settings.max_steps) == (4, 8, 1e-3, 3)
     meta = json.loads((out / "grape-rl.json").read_text())
     assert meta["metrics"]["steps"] == 3 and meta["algorithm"] == "ppo"
+    card = (out / "README.md").read_text()
+    assert "(PPO)" in card and "| lam | 0.95 |" in card and "| lora_r | 4 |" in card
+    assert "- rollout batches: 3" in card and "python:rl_even_length:even_length" in card
     trained = load_model(str(out), dtype="float32", device="cpu").model  # a plain model: LoRA merged in
     original = load_model(str(tiny_llama_dir), dtype="float32", device="cpu").model
     assert not any("lora" in name for name, _ in trained.named_parameters())

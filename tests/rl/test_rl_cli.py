@@ -16,6 +16,8 @@ def test_flags_win_over_the_config_file(tmp_path):
     settings = rl_settings(args)
     assert (settings.verifier, settings.kl_coef, settings.lora_r, settings.max_new_tokens) == ("number", 0.05, 8, 64)
     assert (settings.aggregation, settings.resume, settings.gamma, settings.lam) == ("token", False, 1.0, 0.95)
+    args = build_parser().parse_args(["rl", "q.jsonl", "-o", "out", "--algo", "grpo", "--num-generations", "4"])
+    assert (rl_settings(args).algo, rl_settings(args).num_generations) == ("grpo", 4)
 
 
 def test_a_run_from_the_command_line(tiny_llama_dir, tmp_path):
