@@ -22,3 +22,22 @@ class EvalSettings:
     dtype: str = "auto"
     device: str = "auto"
     trust_remote_code: bool = False
+
+
+HARNESSES = ("lm-eval",)  # the evaluation harnesses `grape eval --harness` hands a model to
+
+
+@dataclass
+class HarnessSettings:
+    """`grape eval --harness lm-eval`: the model handed to lm-evaluation-harness (grape.evaluation.harness)."""
+
+    model: str = DEFAULT_TARGET  # an OUTDIR of grape sft (merged model, or only its adapter), a directory, Hub id, GGUF
+    tasks: list[str] = field(default_factory=list)  # lm-eval task or group names, e.g. [gsm8k]
+    num_fewshot: int | None = None  # None: each task's own (gsm8k: 5)
+    limit: int | None = None  # the first N items of each task only
+    batch_size: str = "auto"  # lm-eval's: a number, auto, or auto:N
+    dtype: str = "auto"  # as grape resolves it: bfloat16 on a GPU that has it, float32 on a CPU
+    device: str = "auto"
+    template: str = "paper"  # chat: lm-eval applies the tokenizer's chat template; otherwise the task's own prompts
+    include_path: str | None = None  # a folder of further task YAML files
+    trust_remote_code: bool = False
