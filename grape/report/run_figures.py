@@ -78,7 +78,10 @@ def accuracy_figure(results: Sequence[Accuracy], title: str = "Accuracy with its
             )
         )  # fmt: skip
     figure.update_layout(title=title, yaxis_title="accuracy")
-    figure.update_yaxes(tickformat=".0%", range=[-0.03, 1.03])  # a point at 0% or 100% shows whole
+    # From 0 to a little above the highest interval (accuracies near the floor are not squashed at the bottom),
+    # with a margin so that a point at 0% or 100% shows whole.
+    top = min(1.0, max([0.1] + [1.2 * r.high for r in judged]))
+    figure.update_yaxes(tickformat=".0%", range=[-0.03 * top, 1.03 * top])
     figure.update_xaxes(type="category", tickangle=-30)
     return _finish(figure, legend=False)
 
