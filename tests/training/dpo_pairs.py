@@ -7,7 +7,6 @@ token, so chosen's prompt is one token longer than rejected's.
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from grape.models.logprobs import head_settings, token_logprobs
@@ -35,19 +34,3 @@ def response_logprob_sum(model, prompt_ids: list[int], response_ids: list[int]) 
         hidden = model.base_model(input_ids=ids).last_hidden_state[0]  # [T, H], after the final norm
         rows = hidden[len(prompt_ids) - 1 : len(prompt_ids) + len(response_ids) - 1]
         return float(token_logprobs(rows, targets=torch.tensor(response_ids), **head_settings(model)).sum())
-
-
-@pytest.fixture(scope="module")
-def smol_base(tmp_path_factory):
-    """A tiny random Llama with SmolLM2's tokenizer (49k entries, a fifth of Gemma's): the trainer's steps are
-    several times faster than the tiny Gemma's, for the tests that only need some real training."""
-    from tiny_models import tiny_llama
-    from transformers import AutoTokenizer
-
-    from grape.models.load import load_model, resolve_model_dir
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir("smollm2-135m-instruct")[0])
-    path = tmp_path_factory.mktemp("tiny-smol")
-    tiny_llama(vocab_size=len(tokenizer)).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return load_model(str(path), "float32", "cpu")

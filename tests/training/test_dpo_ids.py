@@ -9,7 +9,7 @@ import types
 
 import pytest
 import torch
-from dpo_pairs import PAIRS, smol_base, texts  # noqa: F401 (a fixture)
+from dpo_pairs import PAIRS, texts
 from trl import DPOConfig, DPOTrainer
 from trl.experimental.cpo import CPOConfig, CPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
