@@ -6,7 +6,7 @@ from pathlib import Path
 GRAPE = Path(__file__).resolve().parents[1] / "grape"
 BASE = {"data", "models", "text", "config", "cli_options", "console", "errors"}
 STAGES = {"scoring", "selection", "generation", "verification", "report", "training", "evaluation", "rl", "tta",
-          "tools", "decoding"}  # fmt: skip
+          "tools", "decoding", "search"}  # fmt: skip
 # The real uses of another stage, each through that stage's public function (docs/architecture.md):
 ALLOWED = {
     ("evaluation", "generation"),  # eval answers with the hf generation backend
@@ -17,6 +17,8 @@ ALLOWED = {
     ("training", "scoring"),  # dpo's reference log-probs are a scoring job (training/reference_pass.py)
     ("verification", "tools"),  # the tool-call verifier judges calls with grape.tools
     ("rl", "tools"),  # and TL-Training's error-category reward (IRM) comes from the same judgement
+    ("search", "tools"),  # iTool's search rewards calls with the tool-call judgement and reads gold calls
+    ("search", "scoring"),  # and its deficiency step is the scorer's fit of the gold answers
     ("training", "scoring"),  # dpo's reference log-probs are a scoring job (training/reference_pass.py)
 }
 
