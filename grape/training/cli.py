@@ -20,7 +20,7 @@ from grape.training.sft_config import parse_trainer_arg
 # options (`trl sft --learning_rate ...`) are aliases of grape's.
 FLAGS = ("model", "template", "epochs", "max_steps", "lr", "batch_size", "grad_accum", "max_length", "lora_r",
          "precision", "seed", "save_steps", "report_to", "device", "eos", "resume", "padding_free", "loss",
-         "save")  # fmt: skip
+         "ift_lambda", "ift_gamma", "save")  # fmt: skip
 
 
 def register(subparsers) -> None:
@@ -57,6 +57,10 @@ def register(subparsers) -> None:
                         help="longest example in tokens (longer: error). Default: context")  # fmt: skip
     parser.add_argument("--loss", choices=list(OBJECTIVES), help="the objective. Default: nll. "
                         + "; ".join(f"{o.name}: {o.summary}" for o in OBJECTIVES.values()))  # fmt: skip
+    parser.add_argument("--ift-lambda", type=float, help=f"--loss ift: λ, the share of the model's own "
+                        f"prediction in a response token's input. Default: {defaults.ift_lambda}")  # fmt: skip
+    parser.add_argument("--ift-gamma", type=float, help=f"--loss ift: γ, the discount of the later losses that "
+                        f"weigh each token (0: all weights 1). Default: {defaults.ift_gamma}")  # fmt: skip
     parser.add_argument("--lora-r", "--lora_r", dest="lora_r", type=int,
                         help="LoRA rank (PEFT); 0 = full fine-tuning. Default: 0")  # fmt: skip
     parser.add_argument("--use_peft", "--use-peft", dest="use_peft", action="store_true",

@@ -117,6 +117,74 @@ def simpo_loss(chosen: torch.Tensor, rejected: torch.Tensor, beta: float, gamma:
     return -F.logsigmoid(beta * (chosen - rejected) - gamma)
 
 
+def discounted_suffix_sum(values: torch.Tensor, sequence: torch.Tensor, gamma: float) -> torch.Tensor:
+    """y_i = Σ_{j ≥ i in i's sequence} γ^(j−i) x_j: each position's discounted sum of what follows it, itself included.
+
+    Never crosses a sequence end. γ = 1 is the plain suffix sum; γ = 0 returns ``values``.
+
+    Args:
+        values: [N] float, positions in order; a sequence's positions are consecutive (a row-major flattened
+            padded batch, or a padding-free row of concatenated sequences).
+        sequence: [N] int64, the sequence of each position (equal within a run of consecutive positions).
+        gamma: the discount, in [0, 1].
+
+    Returns:
+        [N] float, differentiable in ``values``. Memory: one [L, L] matrix of discounts, L the longest sequence.
+    """
+    _, counts = torch.unique_consecutive(sequence, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    row = torch.repeat_interleave(torch.arange(len(counts), device=values.device), counts)
+    column = torch.arange(len(values), device=values.device) - starts[row]
+    width = int(counts.max()) if len(counts) else 0
+    laid_out = values.new_zeros(len(counts), width).index_put((row, column), values)  # [S, L]
+    distance = torch.arange(width, device=values.device)
+    distance = distance[None, :] - distance[:, None]  # [L, L]: j − i
+    discount = torch.zeros(distance.shape, dtype=values.dtype, device=values.device)
+    ahead = distance >= 0
+    discount[ahead] = 1.0 if gamma == 1 else float(gamma) ** distance[ahead].to(values.dtype)
+    return (laid_out @ discount.T)[row, column]
+
+
+def ift_token_weights(nll: torch.Tensor, mask: torch.Tensor, sequence: torch.Tensor, gamma: float) -> torch.Tensor:
+    """IFT's relation-propagation weights (Hua et al. 2024): each loss token weighs the discounted sum of the
+    losses from it to its sequence's end, normalised to mean 1 over the sequence's loss tokens ("L1").
+
+    w_t = n_s · S_t / Σ_{k∈s} S_k with S_t = Σ_{j ≥ t} γ^(j−t) ℓ_j (ℓ = 0 off the mask), n_s the loss tokens of
+    t's sequence s; 0 off the mask. An early token that leads into a costly continuation weighs more. γ = 0
+    turns the propagation off (all weights 1), as the official code does (``get_cumsum_weight`` returns ones
+    for ``gamma == 0``; its defaults ``propagation_type=loss, propagation_side=left, propagation_norm=L1`` are
+    this function). The weights are not detached: as in the official code, the gradient flows through them.
+
+    Args:
+        nll: [N] float ≥ 0, the negative log-likelihood of each target token (any value off the mask).
+        mask: [N] bool, True on the tokens that carry a loss.
+        sequence: [N] int64, as in `discounted_suffix_sum`.
+        gamma: the discount, in [0, 1] (IFT's default 0.95).
+
+    Returns:
+        [N] float weights, mean 1 over each sequence's loss tokens.
+    """
+    mask = mask.to(nll.dtype)
+    if gamma == 0:
+        return mask
+    suffix = discounted_suffix_sum(nll * mask, sequence, gamma) * mask
+    size = int(sequence.max()) + 1 if sequence.numel() else 0
+    counts = mask.new_zeros(size).index_add(0, sequence, mask)
+    totals = suffix.new_zeros(size).index_add(0, sequence, suffix)
+    return suffix * counts[sequence] / _positive(totals)[sequence]
+
+
+def ift_nll(logprobs: torch.Tensor, mask: torch.Tensor, sequence: torch.Tensor, gamma: float) -> torch.Tensor:
+    """IFT's loss: per sequence Σ_t w_t ℓ_t / n_s with `ift_token_weights`, then the mean over sequences.
+
+    Since the weights average 1 per sequence this is `sequence_weighted_nll` with those weights, and with
+    γ = 0 (all weights 1) the per-sequence mean NLL. Shapes as in `ift_token_weights`; ``logprobs`` [N] are
+    the log-probabilities of the target tokens (any finite value off the mask). Returns a scalar.
+    """
+    weights = ift_token_weights(-logprobs, mask, sequence, gamma)
+    return sequence_weighted_nll(logprobs, weights, sequence)
+
+
 def _positive(count: torch.Tensor) -> torch.Tensor:
     """A divisor that turns 0 / 0 into 0 (a batch without a trainable token) instead of NaN."""
     return torch.where(count > 0, count, torch.ones_like(count))

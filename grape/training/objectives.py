@@ -17,11 +17,19 @@ class Objective:
     # None: TRL's own loss (SFTTrainer.compute_loss, untouched). "token" / "sequence": the token-weighted NLL of
     # the `loss_weights` column, normalised over the tokens of the batch or per sequence (losses.py).
     weights_per: str | None = None
+    # IFT: the training pass sees the model's own predictions at response positions (ift.py) and the loss is
+    # losses.ift_nll, a per-sequence mean (hyperparameters: the settings' ift_lambda and ift_gamma).
+    temporal_residual: bool = False
 
     @property
     def weighted(self) -> bool:
         """Whether the objective reads per-token weights (the `loss_weights` column of the selection)."""
         return self.weights_per is not None
+
+    @property
+    def mean_over(self) -> str | None:
+        """What the loss hook's loss is a mean over, ``"token"`` or ``"sequence"``; None: TRL's own loss."""
+        return self.weights_per or ("sequence" if self.temporal_residual else None)
 
 
 OBJECTIVES: dict[str, Objective] = {
@@ -38,6 +46,13 @@ OBJECTIVES: dict[str, Objective] = {
             "weighted-token",
             "weighted NLL over all response tokens of a step, Σ w·nll / Σ w (all weights 1 = nll)",
             weights_per="token",
+        ),
+        Objective(
+            "ift",
+            "Intuitive Fine-Tuning: response inputs mix the gold token's embedding with the model's own greedy "
+            "prediction's, (1-λ)·E(y*)+λ·E(ŷ), and each token's NLL is weighted by the γ-discounted loss of what "
+            "follows it; per-row means (--ift-lambda 0.2, --ift-gamma 0.95; both 0: the per-row mean NLL)",
+            temporal_residual=True,
         ),
     )
 }

@@ -17,6 +17,8 @@ class SFTSettings:
     template: str | None = None  # must be the template the selection was scored with
     eos: bool | None = None
     loss: str = "nll"  # the objective, a name of grape.training.objectives.OBJECTIVES (nll | weighted | ...)
+    ift_lambda: float = 0.2  # loss ift: λ, the share of the model's own prediction in a response token's input
+    ift_gamma: float = 0.95  # loss ift: γ, the discount of the later losses that weigh a token (0: weights 1)
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
     lr: float | None = None  # None: 2e-5 for full fine-tuning, 1e-4 with LoRA
@@ -94,6 +96,8 @@ def check(settings: SFTSettings) -> None:
         raise GrapeError("lr must be positive")
     if settings.loss not in OBJECTIVES:
         raise GrapeError(f"unknown loss '{settings.loss}': use one of {', '.join(OBJECTIVES)}")
+    if not (0 <= settings.ift_lambda <= 1 and 0 <= settings.ift_gamma <= 1):
+        raise GrapeError("ift_lambda and ift_gamma must be in [0, 1]")
     if settings.save not in SAVE_CHOICES:
         raise GrapeError(f"unknown save '{settings.save}': use one of {', '.join(SAVE_CHOICES)}")
     if settings.save != "merged" and settings.lora_r == 0:

@@ -138,6 +138,8 @@ def _trainer(
     args = sft_config(settings, device, folder, save=out is not None)
     return ObjectiveSFTTrainer(
         objective=OBJECTIVES[settings.loss],
+        ift_lambda=settings.ift_lambda,
+        ift_gamma=settings.ift_gamma,
         model=loaded.model,
         args=args,
         train_dataset=to_dataset(examples),
