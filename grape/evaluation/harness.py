@@ -110,11 +110,16 @@ def run_lm_eval(
     command = shlex.join(lm_eval_argv(settings, args, device))
     tasks = TaskManager(include_path=settings.include_path)
     check_task_names(settings.tasks, tasks)
-    results = lm_eval.simple_evaluate(
-        model="hf", model_args=args, tasks=list(settings.tasks), num_fewshot=settings.num_fewshot,
-        batch_size=settings.batch_size, device=device, limit=settings.limit, task_manager=tasks,
-        apply_chat_template=settings.template == "chat", log_samples=False,
-    )  # fmt: skip
+    try:
+        results = lm_eval.simple_evaluate(
+            model="hf", model_args=args, tasks=list(settings.tasks), num_fewshot=settings.num_fewshot,
+            batch_size=settings.batch_size, device=device, limit=settings.limit, task_manager=tasks,
+            apply_chat_template=settings.template == "chat", log_samples=False,
+        )  # fmt: skip
+    except ConnectionError as exc:  # a task's data set (or metric) is on the Hub, and the Hub is out of reach
+        raise GrapeError(f"lm-eval could not fetch what a task needs: {str(exc).splitlines()[0]}; run where the "
+                         "Hugging Face Hub is reachable (the command above does the same), or give local task "
+                         "files with --include-path") from exc  # fmt: skip
     if results is None:  # a non-zero rank under a distributed launch
         return {}
     kept = {key: value for key, value in results.items() if key != "samples"}

@@ -19,6 +19,7 @@ from grape.evaluation.harness import (
     lm_eval_command,
     metric_rows,
     model_args,
+    run_lm_eval,
 )
 from grape.evaluation.settings import HarnessSettings
 
@@ -117,6 +118,15 @@ def test_task_names_are_checked_against_lm_evals_index():
     check_task_names(["gsm8k", "arc_*"], index)  # the README's example, and a glob
     with pytest.raises(GrapeError, match="unknown lm-eval task 'gsm8kk': did you mean gsm8k"):
         check_task_names(["gsm8k", "gsm8kk"], index)
+
+
+def test_a_hub_task_out_of_reach_is_a_one_line_error(tiny_model_dir, tmp_path, monkeypatch):
+    """gsm8k's data set is on the Hub: offline (and with an empty cache), lm-eval cannot load it."""
+    pytest.importorskip("lm_eval", reason="lm-eval comes with the harness extra: pip install -e .[harness]")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets"))
+    with pytest.raises(GrapeError, match="lm-eval could not fetch what a task needs: Couldn't reach 'openai/gsm8k'"):
+        run_lm_eval(model=str(tiny_model_dir), tasks=["gsm8k"], limit=1, **CPU)
 
 
 # A multiple-choice task on a local file: lm-eval scores each choice's log-likelihood, no Hub, no generation.
