@@ -18,6 +18,7 @@ from grape.report.page import figure_html, render
 from grape.report.png import write_pngs
 from grape.report.run_figures import Accuracy, LossCurve, accuracy_figure, loss_figure
 from grape.report.runs import (
+    TRAINING,
     EvalResult,
     Run,
     Selection,
@@ -43,7 +44,7 @@ class RunReport:
 
     @property
     def figures(self) -> dict[str, go.Figure]:
-        """training_loss when an sft step logged a loss, eval_accuracy when an eval step finished."""
+        """training_loss when a training step logged a loss, eval_accuracy when an eval step finished."""
         figures = {}
         if any(curve.steps for curve in self.curves):
             figures["training_loss"] = loss_figure([c for c in self.curves if c.steps])
@@ -70,8 +71,8 @@ def build_run_report(run_dirs: list[str | Path]) -> RunReport:
     runs = [read_run(path, label) for path, label in zip(paths, arm_labels(paths), strict=True)]
     curves, evals, chosen = [], [], []
     for run in runs:
-        for step in run.of_type("sft"):
-            curve = loss_curve(step.output, run.step_label(step))
+        for step in [s for s in run.steps if s.type in TRAINING]:
+            curve = loss_curve(step.output, run.step_label(step, TRAINING), step.type)
             if curve is not None:
                 curves.append(curve)
         for step in run.of_type("eval"):

@@ -8,8 +8,9 @@ and tests/report checks that they agree). Outputs are found by step folder and f
 absolute paths recorded, so a run directory that was moved or copied still reads.
 
 What is read, and from where:
-- training loss: an sft step's ``grape-sft.json`` (``metrics.loss_curve``, written when it finished), or
-  while it runs (or after it was cut) ``log_history`` of the trainer's last ``checkpoints/*/trainer_state.json``;
+- training loss: a training step's ``grape-<type>.json`` (sft, dpo, reward-model: ``metrics.loss_curve``,
+  written when it finished), or while it runs (or after it was cut) ``log_history`` of the trainer's last
+  ``checkpoints/*/trainer_state.json``;
 - accuracy: an eval step's sidecar (``summary``: correct, judged and the Wilson interval ``ci95``);
 - selections: a select step's output and the scores table its sidecar names; a score step that no
   select step read is reported with the GRAPE choice computed (as `grape report SCORES` does).
@@ -29,7 +30,13 @@ from grape.errors import GrapeError
 from grape.report.run_figures import Accuracy, LossCurve
 
 RESOLVED, STATE = "pipeline.resolved.yaml", "stage.json"  # grape.pipeline.checks.RESOLVED, cache.STATE
-SFT_DONE, CHECKPOINTS, TRAINER_STATE = "grape-sft.json", "checkpoints", "trainer_state.json"  # grape.training
+CHECKPOINTS, TRAINER_STATE = "checkpoints", "trainer_state.json"  # grape.training, and transformers' Trainer
+TRAINING = ("sft", "dpo", "reward-model")  # step types that train with a Trainer and log a loss curve
+
+
+def done_name(kind: str) -> str:
+    """What a training step writes last, with its loss curve: ``grape-sft.json`` (grape.training.sft.DONE_NAME)."""
+    return f"grape-{kind}.json"
 
 
 @dataclass(frozen=True)
@@ -69,9 +76,10 @@ class Run:
     def of_type(self, kind: str) -> list[Step]:
         return [step for step in self.steps if step.type == kind]
 
-    def step_label(self, step: Step) -> str:
-        """The arm's name, plus the step's when the run has several steps of that type."""
-        return self.label if len(self.of_type(step.type)) == 1 else f"{self.label} · {step.name}"
+    def step_label(self, step: Step, kinds: tuple[str, ...] = ()) -> str:
+        """The arm's name, plus the step's when the run has several steps of its type (or of ``kinds``)."""
+        alike = [s for s in self.steps if s.type in (kinds or (step.type,))]
+        return self.label if len(alike) == 1 else f"{self.label} · {step.name}"
 
 
 def read_run(path: str | Path, label: str | None = None) -> Run:
@@ -108,12 +116,13 @@ def arm_labels(paths: list[Path]) -> list[str]:
     return [str(p) for p in paths]  # the same directory given twice
 
 
-def loss_curve(model_dir: Path, label: str) -> LossCurve | None:
-    """The loss curve of an sft output directory: from grape-sft.json, else its last checkpoint; None if neither."""
-    done = _json(model_dir / SFT_DONE)
+def loss_curve(model_dir: Path, label: str, kind: str = "sft") -> LossCurve | None:
+    """The loss curve of a training step's output directory (``kind``: its type): from ``grape-<kind>.json``,
+    else from its last checkpoint; None if neither is there."""
+    done = _json(model_dir / done_name(kind))
     if done is not None:
-        points = (done.get("metrics") or {}).get("loss_curve") or []
-        return LossCurve(label, [int(s) for s, _ in points], [float(v) for _, v in points], finished=True)
+        points = (done.get("metrics") or {}).get("loss_curve") or []  # (step, loss) or (step, loss, accuracy)
+        return LossCurve(label, [int(p[0]) for p in points], [float(p[1]) for p in points], finished=True)
     checkpoints = sorted(model_dir.glob(f"{CHECKPOINTS}/checkpoint-*/{TRAINER_STATE}"), key=_checkpoint_step)
     state = _json(checkpoints[-1]) if checkpoints else None
     if state is None:

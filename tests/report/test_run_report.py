@@ -116,6 +116,24 @@ def test_an_unfinished_sft_shows_its_last_checkpoint_and_numbers_come_from_the_s
     assert [step.name for step in read_run(run).steps] == ["eval"]
 
 
+def test_every_training_step_gets_its_curve_named_by_its_step(tmp_path):
+    run = tmp_path / "arm"
+    curves = {"sft": [[1, 2.0], [2, 1.5]], "dpo": [[1, 0.69], [2, 0.6]], "rm": [[1, 0.7, 0.5], [2, 0.65, 0.75]]}
+    planned = []
+    for name, kind in (("sft", "sft"), ("dpo", "dpo"), ("rm", "reward-model")):
+        output = _step(run, name, kind, "model", finished=True)
+        output.mkdir()
+        (output / f"grape-{kind}.json").write_text(json.dumps({"metrics": {"loss_curve": curves[name]}}))
+        planned.append({"name": name, "type": kind, "output": str(output)})
+    (run / "pipeline.resolved.yaml").write_text(yaml.safe_dump({"steps": planned}))
+    report = build_run_report([run])
+    assert [(c.label, c.steps, c.losses) for c in report.curves] == [
+        ("arm · sft", [1, 2], [2.0, 1.5]),
+        ("arm · dpo", [1, 2], [0.69, 0.6]),
+        ("arm · rm", [1, 2], [0.7, 0.65]),  # (step, loss, accuracy): the loss is plotted
+    ]
+
+
 def test_run_directory_mistakes_are_one_line_errors(tmp_path):
     with pytest.raises(GrapeError, match="no such run directory"):
         read_run(tmp_path / "missing")
@@ -137,7 +155,7 @@ def test_the_file_names_read_are_those_the_pipeline_and_sft_write():
     from grape.training import resume, sft
 
     assert (runs.RESOLVED, runs.STATE) == (checks.RESOLVED, cache.STATE)
-    assert (runs.SFT_DONE, runs.CHECKPOINTS) == (sft.DONE_NAME, resume.CHECKPOINTS)
+    assert (runs.done_name("sft"), runs.CHECKPOINTS) == (sft.DONE_NAME, resume.CHECKPOINTS)
 
 
 def test_figures_carry_the_numbers():
