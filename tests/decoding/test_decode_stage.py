@@ -87,14 +87,15 @@ def test_settings_that_cannot_run_are_one_line_errors(dirs, tmp_path, capsys):
         decode(prompts, None, topk=3)
 
 
-def test_a_baseline_with_another_vocabulary_is_refused(dirs, tmp_path):
+def test_a_baseline_with_another_vocabulary_is_refused(dirs, tokenizer, tmp_path):
+    other = tmp_path / "other"
+    causal(tokenizer, 3).model.save_pretrained(other)
+    tokenizer.save_pretrained(other)
     from transformers import AutoTokenizer
 
-    from grape.models.load import resolve_model_dir
-
-    other = tmp_path / "other"
-    causal(AutoTokenizer.from_pretrained(resolve_model_dir("smollm2-135m-instruct")[0]), 3).model.save_pretrained(other)
-    AutoTokenizer.from_pretrained(resolve_model_dir("gemma-3-270m")[0]).save_pretrained(other)
+    extended = AutoTokenizer.from_pretrained(other)
+    extended.add_tokens(["<one-more-token>"])  # one token more: ids no longer mean the same text everywhere
+    extended.save_pretrained(other)
     with pytest.raises(GrapeError, match="another tokenizer"):
         decode(dirs / "prompts.jsonl", None, method="tq", model=str(dirs / "sft"), baseline=str(other),
                reward=str(dirs / "rm"), device="cpu", limit=1)  # fmt: skip

@@ -57,10 +57,9 @@ def test_the_trained_sequences_are_the_whole_texts_tokens(base_dir):
         whole = tokenizer(prompt + row["chosen"][0]["content"] + "<|im_end|>", add_special_tokens=False)
         assert chosen == whole["input_ids"]
         assert rejected == tokenizer(prompt + row["rejected"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
-    gemma = AutoTokenizer.from_pretrained(resolve_model_dir("gemma-3-270m")[0])
-    paper = tokenise_reward_pairs(PAIRS[:1], Renderer(gemma, "paper"), 512, "pairs")
+    paper = tokenise_reward_pairs(PAIRS[:1], Renderer(tokenizer, "paper"), 512, "pairs")
     text = "Question: Is 0 a number?\nAnswer: Yes, 0 is a number."
-    assert paper.chosen_ids[0] == gemma(text)["input_ids"] + [gemma.eos_token_id]
+    assert paper.chosen_ids[0] == tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
 
 
 def test_the_reward_is_read_at_the_last_real_token(trained):
