@@ -21,6 +21,7 @@ COMMANDS = [
     "grape.evaluation.cli",
     "grape.generation.cli",
     "grape.scoring.cli",
+    "grape.search.cli",
     "grape.selection.cli",
     "grape.selection.pairs_cli",
     "grape.report.cli",
