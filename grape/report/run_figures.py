@@ -53,7 +53,7 @@ def loss_figure(curves: Sequence[LossCurve], title: str = "Training loss") -> go
                 hovertemplate=f"{name}<br>step %{{x}}: loss %{{y:.4f}}<extra></extra>",
             )
         )  # fmt: skip
-    figure.update_layout(title=title, xaxis_title="optimizer step", yaxis_title="training loss (per response token)")
+    figure.update_layout(title=title, xaxis_title="optimizer step", yaxis_title="training loss")
     if max((max(c.steps) for c in curves if c.steps), default=0) <= 12:
         figure.update_xaxes(dtick=1)  # a few steps: one tick each, never a "step 1.5"
     return _finish(figure, legend=len(curves) > 1)
