@@ -21,6 +21,7 @@ The end: EOS for ``paper``/``few-shot``/``raw``/Jinja; the template's own end-of
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,15 +64,18 @@ class Renderer:
         end = self.end_text or (self.tokenizer.eos_token if self.end_ids else None)
         return {"template": self.name, "response_end": end}
 
-    def prompt_text(self, prompt: str | Messages) -> str:
-        return self.template.text(prompt)
+    def prompt_text(self, prompt: str | Messages, fields: Mapping[str, Any] | None = None) -> str:
+        """``fields``: the row's other fields (``answer``, ``tests``, ...), seen by a Jinja template only."""
+        return self.template.text(prompt, fields)
 
-    def encode(self, prompt: str | Messages, responses: list[str]) -> list[Encoded]:
+    def encode(
+        self, prompt: str | Messages, responses: list[str], fields: Mapping[str, Any] | None = None
+    ) -> list[Encoded]:
         """Each response's (prompt ids, response ids), split from the whole text's ids.
 
         Raises `PromptError` when the template cannot render the prompt.
         """
-        text = self.prompt_text(prompt)
+        text = self.prompt_text(prompt, fields)
         whole = [text + r + (self.end_text or "") for r in responses]
         special = self._adds_special_tokens(text)
         if not getattr(self.tokenizer, "is_fast", False):
@@ -87,13 +91,13 @@ class Renderer:
             out.append(Encoded(ids[:cut], ids[cut:] + self.end_ids))
         return out
 
-    def generation_ids(self, prompt: str | Messages) -> list[int]:
+    def generation_ids(self, prompt: str | Messages, fields: Mapping[str, Any] | None = None) -> list[int]:
         """The ids a generator continues from: the prompt's tokens that no answer's first word merges with.
 
         With ``paper`` that is ``…Answer:`` (the model writes `` The…`` itself, as in natural text); with a
         chat template the whole generation prompt (its ``\\n`` is a token of its own).
         """
-        return self.encode(prompt, [_GENERATION_PROBE])[0].prompt
+        return self.encode(prompt, [_GENERATION_PROBE], fields)[0].prompt
 
     def _adds_special_tokens(self, text: str) -> bool:
         """BOS is added unless the rendered text already carries it (chat templates write it themselves)."""

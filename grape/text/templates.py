@@ -6,11 +6,15 @@
 - ``chat``: the tokenizer's chat template with the generation prompt; the response then ends with the
   template's own end-of-turn marker (``<|im_end|>``, ``<end_of_turn>``), found by rendering a turn.
 - ``raw``: the instruction as it is.
-- a ``.jinja`` file: it receives ``prompt`` (the string, or None), ``messages`` and ``instruction``.
+- a ``.jinja`` file: it receives ``prompt`` (the string, or None), ``messages`` and ``instruction``, and,
+  where the caller passes them (generation does), the row's other fields by name (``answer``, ``tests``, any
+  column): a template that sees the gold answer can ask a model to paraphrase it (S3FT). A name the row
+  does not have is an error (`PromptError`), not an empty string; ``{% if answer is defined %}`` tests for one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +56,18 @@ class PromptTemplate:
         if template not in BUILTIN_TEMPLATES:
             self._jinja = _load_jinja(template)
 
-    def text(self, prompt: str | Messages) -> str:
-        """The prompt as the model will see it, before tokenisation (trailing whitespace included)."""
+    def text(self, prompt: str | Messages, fields: Mapping[str, Any] | None = None) -> str:
+        """The prompt as the model will see it, before tokenisation (trailing whitespace included).
+
+        ``fields``: the row's other fields, which only a Jinja template sees (``prompt``, ``messages`` and
+        ``instruction`` keep their meaning whatever the row holds).
+        """
         if self.name == "chat":
             return self.tokenizer.apply_chat_template(as_messages(prompt), add_generation_prompt=True, tokenize=False)
         if self._jinja is not None:
             text = prompt if isinstance(prompt, str) else None
-            return self._jinja.render(prompt=text, messages=as_messages(prompt), instruction=_instruction(prompt, None))
+            names = {**(fields or {}), "prompt": text, "messages": as_messages(prompt)}
+            return _render_jinja(self._jinja, {**names, "instruction": _instruction(prompt, None)})
         instruction = _instruction(prompt, self.name)
         if self.name == "raw":
             return instruction
@@ -107,15 +116,24 @@ def _instruction(prompt: str | Messages, template: str | None) -> str:
     )
 
 
+def _render_jinja(template: Any, names: dict[str, Any]) -> str:
+    from jinja2 import UndefinedError
+
+    try:
+        return template.render(**names)
+    except UndefinedError as exc:  # e.g. "'answer' is undefined": the row has no such field
+        raise PromptError(f"the template uses a field this row does not have ({exc})") from exc
+
+
 def _load_jinja(path: str):
-    from jinja2 import TemplateError
+    from jinja2 import StrictUndefined, TemplateError
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     file = Path(path)
     if not file.is_file():
         raise GrapeError(f"--template {path}: not one of {BUILTIN_TEMPLATES} and not a file")
     try:
-        env = ImmutableSandboxedEnvironment(keep_trailing_newline=True)
+        env = ImmutableSandboxedEnvironment(keep_trailing_newline=True, undefined=StrictUndefined)
         return env.from_string(file.read_text(encoding="utf-8"))
     except TemplateError as exc:
         raise GrapeError(f"{path}: invalid Jinja template ({exc})") from exc
