@@ -62,11 +62,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--dry-run", action="store_true",
         help="write nothing: count instructions, candidates and tokens, rows too long for the model, what a re-run "
-        "would reuse, and estimate the time (from this output's last run, else from two batches timed now)",
+        "would reuse, and estimate the time (from this output's last run, else from about one batch timed now)",
     )  # fmt: skip
     parser.add_argument(
         "--no-measure", action="store_true",
-        help="with --dry-run: do not load the model to time two batches when no earlier rate is recorded",
+        help="with --dry-run: do not load the model to time a batch when no earlier rate is recorded",
     )  # fmt: skip
     add_ray_options(parser)
     parser.set_defaults(run=run)

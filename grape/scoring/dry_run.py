@@ -3,8 +3,8 @@
 It reads and checks the input as the run does (the same errors), tokenises every candidate with the target's
 tokenizer through the scorer's own code (`render_item`: whole-text ids, grouped by shared prompt, too-long
 candidates set aside), looks at the saved parts to say what a re-run would reuse, and estimates the time
-from a rate: the one this output's previous run recorded in its sidecar, else one measured now on two
-batches of the real work (that loads the model; ``measure=False`` skips it and says no rate is known).
+from a rate: the one this output's previous run recorded in its sidecar, else one measured now on about a
+batch of the real work (that loads the model; ``measure=False`` skips it and says no rate is known).
 """
 
 from __future__ import annotations
@@ -177,26 +177,31 @@ def _find_rate(plan: ScorePlan, output: str | Path | None, fingerprint: str, dty
 
 def _measure(plan: ScorePlan, settings: ScoreSettings, pending: list[WorkItem], tokens: dict[str, int],
              loaded: LoadedModel | None) -> None:  # fmt: skip
-    """Time the engine on the first pending instructions: about three batches, the first one a warm-up."""
+    """Time the scorer on one batch's worth of the first pending instructions, after a warm-up on the first one
+    alone (a GPU's first forward pass sets up its kernels). About one batch: on a busy 2-core CPU a batch of
+    8,192 tokens took minutes, so the dry run measures the least that gives a rate at the run's batch size."""
     loaded = loaded or load_model(settings.model, settings.dtype, settings.device, settings.trust_remote_code)
     scorer = ChunkScorer(loaded, settings.template, settings.eos, settings.engine)
-    budget, sample = 3 * scorer.engine.settings.batch_tokens, []
-    for item in pending:
+    scorer.score(pending[:1])
+    budget, sample = scorer.engine.settings.batch_tokens, []
+    for item in pending[1:] or pending:  # a one-instruction input is timed on its warm item again
         sample.append(item)
         if sum(tokens[i.key] for i in sample) >= budget:
             break
-    marks: list[tuple[float, int]] = []  # (time a batch ended, its tokens)
+    counted = [0, 0]  # batches, tokens
+
+    def count(_: int, n_tokens: int) -> None:
+        counted[0], counted[1] = counted[0] + 1, counted[1] + n_tokens
+
     started = time.perf_counter()
-    scorer.score(sample, on_batch=lambda _, n: marks.append((time.perf_counter(), n)))
-    if not marks:
+    scorer.score(sample, on_batch=count)
+    seconds = time.perf_counter() - started
+    if not counted[1]:
         plan.rate_source = "no rate: the sample had nothing to score"
         return
-    if len(marks) > 1:
-        n, seconds, how = sum(n for _, n in marks[1:]), marks[-1][0] - marks[0][0], "after one warm-up batch"
-    else:
-        n, seconds, how = marks[0][1], marks[0][0] - started, "one batch, warm-up included: a rough rate"
-    plan.rate = EngineRate(n, seconds, loaded.device.type)
-    plan.rate_source = f"measured now on {len(marks) - (len(marks) > 1)} batches of this input ({how})"
+    plan.rate = EngineRate(counted[1], seconds, loaded.device.type)
+    plan.rate_source = (f"measured now: {counted[1]:,} tokens of this input in {counted[0]} batches, "
+                        f"{seconds:.1f} s after a warm-up")  # fmt: skip
 
 
 def _tokenizer_and_config(settings: ScoreSettings) -> tuple[Any, Any]:

@@ -110,13 +110,15 @@ def test_what_a_rerun_reuses_and_an_estimate_from_the_recorded_rate(tiny, tmp_pa
     assert other.done_instructions == 0 and "no saved part matches" in other.output_state
 
 
-def test_without_a_recorded_rate_two_batches_are_timed(tiny, tmp_path):
+def test_without_a_recorded_rate_about_a_batch_is_timed(tiny, tmp_path):
     rows = [{"id": f"q{i}", "prompt": f"Question number {i}?", "candidates": [{"text": "An answer. " * 8}] * 4}
-            for i in range(12)]  # fmt: skip
-    engine = EngineSettings(batch_tokens=256, max_row_tokens=256)
-    plan = plan_score(write_jsonl(tmp_path / "in.jsonl", rows), None, settings(engine=engine), loaded=tiny)
-    assert plan.rate is not None and plan.rate.device == "cpu" and plan.rate.tokens >= 256
-    assert plan.rate_source.startswith("measured now on ") and "after one warm-up batch" in plan.rate_source
+            for i in range(9)]  # fmt: skip
+    path, engine = write_jsonl(tmp_path / "in.jsonl", rows), EngineSettings(batch_tokens=256, max_row_tokens=256)
+    each = plan_score(path, None, settings(engine=engine, limit=1), measure=False, loaded=tiny).engine_tokens
+    plan = plan_score(path, None, settings(engine=engine), loaded=tiny)
+    # after a warm-up on q0, the instructions from q1 on until a batch's 256 tokens are reached
+    assert plan.rate is not None and plan.rate.device == "cpu" and plan.rate.tokens == -(-256 // each) * each
+    assert plan.rate_source.startswith(f"measured now: {plan.rate.tokens:,} tokens of this input in ")
     assert plan.seconds_left == pytest.approx(plan.engine_tokens / plan.rate.tokens_per_second)
 
 
