@@ -7,14 +7,16 @@ done, so that the caller can write each one at once (an interrupted run loses at
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
+from grape.config import settings_from_dict
 from grape.data.records import Messages
 from grape.errors import GrapeError
 
 BACKENDS = ("hf", "openai", "vllm")
+GENERATOR_KEYS = ("name", "model", "template", "sampling")  # the keys of a generator given as a mapping
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Request:
     id: str  # the instruction id
     sample: int  # 0 .. n-1
     prompt: str | Messages
+    fields: Mapping[str, Any] | None = field(default=None, compare=False)  # the row's fields, for a Jinja template
 
     def seed(self, base: int) -> int:
         """A seed of its own, so that a sample does not depend on which others share its batch or run."""
@@ -68,7 +71,9 @@ class Backend(Protocol):
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """A parsed ``--model`` value: ``[NAME=][BACKEND:]MODEL[@BASE_URL]``.
+    """A parsed ``--model`` value: a string ``[NAME=][BACKEND:]MODEL[@BASE_URL]``, or a mapping that gives
+    the generator its own template and sampling: ``{name: paraphrase, model: smollm2-135m-instruct,
+    template: paraphrase.jinja, sampling: {temperature: 0}}`` (``model`` is the string form without NAME).
 
     Examples: ``smollm2-135m-instruct`` (hf), ``small=hf:./my-model``, ``vllm:Qwen/Qwen2.5-0.5B-Instruct``,
     ``openai:gpt-4o-mini@https://api.openai.com/v1``. The name (the candidates' ``source``) defaults to
@@ -79,9 +84,19 @@ class GeneratorSpec:
     backend: str
     model: str
     base_url: str | None = None
+    template: str | None = None  # its own template; None: the settings' prompt_format
+    sampling: Mapping[str, Any] = field(default_factory=dict)  # its own sampling settings over the shared ones
+
+    def sampling_over(self, shared: Sampling) -> Sampling:
+        """The shared sampling settings with this generator's own on top."""
+        return settings_from_dict(Sampling, {**asdict(shared), **self.sampling}, f"generator {self.name}: sampling")
 
     @classmethod
-    def parse(cls, spec: str) -> GeneratorSpec:
+    def parse(cls, spec: str | Mapping[str, Any]) -> GeneratorSpec:
+        if isinstance(spec, Mapping):
+            return cls._from_mapping(spec)
+        if not isinstance(spec, str):
+            raise GrapeError(f"--model {spec!r}: expected a string or a mapping of {', '.join(GENERATOR_KEYS)}")
         name, sep, rest = spec.partition("=")
         if not sep or "/" in name or ":" in name:  # '=' inside a path or URL is not a name
             name, rest = "", spec
@@ -95,6 +110,26 @@ class GeneratorSpec:
         if not model:
             raise GrapeError(f"--model '{spec}': no model named (expected [NAME=][BACKEND:]MODEL[@BASE_URL])")
         return cls(name or default_name(model), backend, model, base_url)
+
+    @classmethod
+    def _from_mapping(cls, entry: Mapping[str, Any]) -> GeneratorSpec:
+        where = f"generator {dict(entry)}"
+        unknown = sorted(set(entry) - set(GENERATOR_KEYS))
+        if unknown:
+            names = ", ".join(map(str, unknown))
+            raise GrapeError(f"{where}: unknown key(s) {names}; a generator has {', '.join(GENERATOR_KEYS)}")
+        model, name, template = entry.get("model"), entry.get("name"), entry.get("template")
+        if not isinstance(model, str) or not model:
+            raise GrapeError(f"{where}: `model` must name a model: [BACKEND:]MODEL[@BASE_URL]")
+        for key, value in (("name", name), ("template", template)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise GrapeError(f"{where}: `{key}` must be a non-empty string")
+        sampling = entry.get("sampling") or {}
+        if not isinstance(sampling, Mapping):
+            raise GrapeError(f"{where}: `sampling` must be a mapping, e.g. {{temperature: 0}}")
+        settings_from_dict(Sampling, dict(sampling), f"{where}: sampling")  # unknown keys and types: one line
+        parsed = cls.parse(model)
+        return replace(parsed, name=name or parsed.name, template=template, sampling=dict(sampling))
 
 
 def default_name(model: str) -> str:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from grape.cli_options import add_config_option, add_input_options, settings_from_args
 from grape.console import console, print_table
-from grape.generation.backend import Sampling
+from grape.data.tables import read_sidecar
+from grape.generation.backend import GENERATOR_KEYS, Sampling
 from grape.generation.generate import generate, summary_rows
 from grape.generation.openai_backend import HTTPSettings
 from grape.generation.prompts import PROMPT_FORMATS
@@ -14,9 +19,18 @@ from grape.generation.settings import GenerateSettings
 from grape.models.dtypes import ACCEPTED
 from grape.models.embedded import EMBEDDED
 
+if TYPE_CHECKING:
+    from grape.generation.dry_run import GenerationPlan
+
 # GenerateSettings fields with a flag; the sampling and HTTP flags fill its nested `sampling:` and `http:`.
 FLAGS = ("models", "prompt_format", "batch_size", "dtype", "device", "trust_remote_code", "base_url", "api_key_env",
-         "on_error", "layout", "columns", "split", "subset", "revision")  # fmt: skip
+         "on_error", "layout", "columns", "split", "subset", "revision", "reference_field", "limit")  # fmt: skip
+EXAMPLES = """examples:
+  grape generate prompts.jsonl -o pool.jsonl -n 2 --model smollm2-135m-instruct --model gemma-3-270m
+  grape generate train.jsonl -o pool.jsonl --limit 16 --reference-field answer \\
+      --model '{name: self, model: smollm2-135m-instruct, template: chat, sampling: {temperature: 0}}' \\
+      --model '{name: paraphrase, model: smollm2-135m-instruct, template: examples/s3ft_paraphrase.jinja}'
+  grape generate train.jsonl -o pool.jsonl --model smollm2-135m-instruct --dry-run"""
 SAMPLING_FLAGS = ("n", "temperature", "top_p", "max_new_tokens", "seed", "stop")
 HTTP_FLAGS = {"concurrency": "concurrency", "timeout": "timeout_s", "max_retries": "max_retries"}
 
@@ -26,17 +40,21 @@ def register(subparsers) -> None:
         "generate", help="sample candidate responses from one or more models",
         description="Sample N responses per instruction from each generator and add them to the candidate pool "
         "(grouped layout, source = the generator's name). Resumable: a re-run skips every (instruction, "
-        "generator, sample) already in the output. Settings: defaults < --config YAML < flags.",
+        "generator, sample) already in the output, and an output of the input's first rows (--limit) is extended. "
+        "Settings: defaults < --config YAML < flags.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("input", help="prompts (.jsonl/.parquet rows, or a .txt with one per line), or a "
                         "grouped/long file with candidates (new ones are added)")  # fmt: skip
     parser.add_argument("-o", "--output", required=True, help="the candidate pool: .jsonl (or .parquet)")
     add_config_option(parser)
     parser.add_argument(
-        "--model", action="append", metavar="SPEC", dest="models",
+        "--model", action="append", metavar="SPEC", dest="models", type=generator_value,
         help="a generator, repeatable: [NAME=][BACKEND:]MODEL[@BASE_URL]. BACKEND is hf (default: a local "
         f"directory, .gguf, Hub id or embedded alias: {', '.join(EMBEDDED)}), openai (an OpenAI-compatible "
-        "server) or vllm. NAME (the candidates' source) defaults to the model's name.",
+        "server) or vllm. NAME (the candidates' source) defaults to the model's name. A generator with its own "
+        "template and sampling is a YAML mapping, as in a --config file: '{name: self, model: MODEL, "
+        "template: chat, sampling: {temperature: 0}}'",
     )  # fmt: skip
     defaults = Sampling()
     parser.add_argument("-n", type=int, help="samples per instruction and generator. Default: 1")
@@ -46,9 +64,23 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, help="Default: 0")
     parser.add_argument("--stop", action="append", help="a stop string (repeatable)")
     parser.add_argument(
-        "--prompt-format", metavar="|".join(PROMPT_FORMATS),
-        help="hf/vllm: auto = the chat template where the model has one, else a few-shot Question:/Answer: "
-        "prefix (base models); paper, raw, or a .jinja file as in `grape score --template`. Default: auto",
+        "--template", "--prompt-format", dest="prompt_format", metavar="|".join(PROMPT_FORMATS),
+        help="the template of every generator without its own. hf/vllm: auto = the chat template where the model "
+        "has one, else a few-shot Question:/Answer: prefix (base models); paper, chat, raw, or a .jinja file as in "
+        "`grape score --template`, which here also sees the row's fields (answer, tests, any column). openai: "
+        "a .jinja file renders the user message, else the server's chat template. --prompt-format is the old "
+        "name; the settings key is prompt_format. Default: auto",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference-field", metavar="FIELD",
+        help="add each row's FIELD (e.g. answer: the gold solution) as one more candidate, source 'reference'; "
+        "rows without it are counted in the sidecar",
+    )  # fmt: skip
+    parser.add_argument("--limit", type=int, metavar="N", help="generate for the first N input rows only")
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="write nothing, load no model: rows, generators, candidates to make, prompt tokens per generator, rows "
+        "too long for the context, and the time at the rate earlier runs into OUTPUT measured",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, help="hf: prompts per batch. Default: 16")
     parser.add_argument("--dtype", choices=ACCEPTED, help="hf: weights dtype. Default: auto")
@@ -76,13 +108,66 @@ def generate_settings(args: argparse.Namespace) -> GenerateSettings:
     return settings_from_args(GenerateSettings, args, (*FLAGS, "sampling", "http"))
 
 
+def generator_value(text: str) -> str | dict[str, Any]:
+    """A --model value: the spec string as it is, or a YAML mapping ``{name: ..., model: ..., ...}``."""
+    if not text.lstrip().startswith("{"):
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise argparse.ArgumentTypeError(f"not a YAML mapping ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a mapping of {', '.join(GENERATOR_KEYS)}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
-    rows, reports = generate(args.input, args.output, generate_settings(args))
+    settings = generate_settings(args)
+    if args.dry_run:
+        from grape.generation.dry_run import plan_generation
+
+        print_plan(plan_generation(args.input, args.output, settings), args.output)
+        return 0
+    rows, reports = generate(args.input, args.output, settings)
     header = ["generator", "new", "had", "failed", "mean tok", "mean chars", "tok/s"]
     print_table("Generation per generator", header, summary_rows(reports))
     for report in reports:
         for error in report.errors:
             console.print(f"[red]{report.name}[/] failed: {error}", highlight=False)
+    reference = read_sidecar(args.output).get("reference")
+    if reference:
+        console.print(_reference_line(reference), highlight=False)
     total = sum(len(r["candidates"]) for r in rows)
     console.print(f"{len(rows)} instructions, {total} candidates written to [bold]{args.output}[/]")
     return 1 if any(r.failed for r in reports) else 0
+
+
+def print_plan(plan: GenerationPlan, output: str) -> None:
+    """The dry run's answer: the rows, what each generator would make, its prompt tokens and the time."""
+    from grape.generation.dry_run import plan_rows
+
+    rows = plan.rows
+    line = f"{rows['input']} input rows; {rows['generated_for']} to generate for"
+    if rows["past_limit"] or rows["output"] > rows["generated_for"]:
+        line += f" (--limit; the output would hold {rows['output']})"
+    console.print(line + (f"; {rows['unreadable']} unreadable" if rows["unreadable"] else ""), highlight=False)
+    header = ["", *(g.name for g in plan.generators)]
+    print_table(f"grape generate --dry-run → {output} (nothing written)", header, plan_rows(plan))
+    for generator in plan.generators:
+        if generator.note:
+            console.print(f"{generator.name}: {generator.note}", highlight=False)
+    if any(g.seconds is None and g.to_make for g in plan.generators):
+        console.print("est. time unknown: no rate measured yet for that generator in this output (a run with "
+                      "--limit N measures one; then --dry-run again)", highlight=False)  # fmt: skip
+    elif plan.generators:
+        console.print("est. time: generation only, at the rate earlier runs into this output measured, "
+                      "plus loading each model", highlight=False)  # fmt: skip
+    if plan.reference is not None:
+        console.print(_reference_line(asdict(plan.reference)).replace(" added", " to add"), highlight=False)
+
+
+def _reference_line(reference: dict[str, Any]) -> str:
+    line = f"reference ({reference['field']}): {reference['added']} added, {reference['existing']} already there"
+    if reference["missing"]:
+        line += f", {reference['missing']} rows without it (e.g. {', '.join(reference['missing_ids'])})"
+    return line

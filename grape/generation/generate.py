@@ -1,9 +1,14 @@
 """The generate stage: sample candidates from several generators and add them to the pool.
 
+Each generator may have its own template (a Jinja file that sees the row's fields, e.g. the gold answer
+to paraphrase) and its own sampling (greedy for the target's own answer, sampled for the others);
+``reference_field`` adds the row's gold answer as one more candidate, source ``reference`` (S3FT's
+self / paraphrase / reference pool in one run); ``limit`` works on the first N input rows.
+
 Resumable: every finished completion is appended at once to ``<output>.journal.jsonl``; a re-run reads
 the output and the journal and skips each (instruction, generator, sample) that is already there, so
-nothing is generated twice. The grouped output is written (atomically) at the end, and the journal
-removed. Generators run one after another, so that only one model is in memory at a time.
+nothing is generated twice (work.py). The grouped output is written (atomically) at the end, and the
+journal removed. Generators run one after another, so that only one model is in memory at a time.
 """
 
 from __future__ import annotations
@@ -16,11 +21,23 @@ from typing import Any
 
 from grape.config import with_overrides
 from grape.console import console, progress_bar
-from grape.data.pool import SKIP_KEY, Row, prompt_of, read_pool, same_instructions
-from grape.data.tables import read_sidecar, write_rows, write_sidecar
-from grape.errors import GrapeError
-from grape.generation.backend import Backend, Completion, GeneratorSpec, Request
+from grape.data.pool import Row
+from grape.data.tables import write_rows, write_sidecar
+from grape.generation.backend import Backend, Completion, GeneratorSpec, Sampling
+from grape.generation.reference import add_references
 from grape.generation.settings import GenerateSettings
+from grape.generation.work import (
+    Work,
+    candidate_of,
+    close_journal,
+    generator_specs,
+    journal_path,
+    pending,
+    prepare,
+    row_counts,
+)
+
+__all__ = ["GeneratorReport", "generate", "journal_path", "open_backend", "summary_rows"]
 
 
 @dataclass
@@ -43,79 +60,42 @@ def generate(
     backends: dict[str, Backend] | None = None,
     **overrides: Any,
 ) -> tuple[list[Row], list[GeneratorReport]]:
-    """Add ``settings.sampling.n`` samples per instruction from each generator; return (rows, reports).
+    """Add ``sampling.n`` samples per instruction from each generator; return (the output's rows, reports).
 
     ``overrides`` set fields of `GenerateSettings`, e.g. ``generate("p.jsonl", "pool.jsonl", models=["gemma-3-270m"])``;
     ``backends`` maps a generator's name to a backend already built (e.g. a model loaded once in tests).
     """
     settings = with_overrides(GenerateSettings, settings, overrides)
-    specs = [GeneratorSpec.parse(m) for m in settings.models]
-    if not specs:
-        raise GrapeError("no generator: pass at least one --model")
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise GrapeError(f"two generators share a name in {names}: name them, e.g. --model small=hf:MODEL")
-    if settings.sampling.n < 1:
-        raise GrapeError("-n must be at least 1")
+    specs = generator_specs(settings)
     output, journal = Path(output), journal_path(output)
-    rows = read_pool(input, settings.columns, settings.layout, settings.on_error, settings.split,
-                     settings.subset, settings.revision)  # fmt: skip
-    if output.is_file():  # extend (or resume) what is there; it already holds the input's candidates
-        existing = read_pool(output, on_error="skip")
-        same_instructions(existing, rows, str(output))
-        rows = existing
-    by_id = {r["id"]: r for r in rows if not r.get(SKIP_KEY)}
-    done = {(i, c.get("source"), c.get("sample")) for i, r in by_id.items() for c in r["candidates"]}
-    for entry in read_journal(journal):
-        key = (entry["id"], entry["source"], entry["sample"])
-        if entry["id"] in by_id and key not in done:
-            done.add(key)
-            by_id[entry["id"]]["candidates"].append(_candidate(entry))
-    meta = read_sidecar(output) if output.is_file() else {}
-    generators = dict(meta.get("generators", {}))
+    work = prepare(input, output, settings)
+    reference = add_references(work.todo.values(), settings.reference_field) if settings.reference_field else None
+    generators = dict(work.meta.get("generators", {}))
     reports = []
     for spec in specs:
-        report, identity = _run_generator(spec, settings, by_id, done, journal, (backends or {}).get(spec.name))
+        sampling = spec.sampling_over(settings.sampling)
+        backend = (backends or {}).get(spec.name)
+        report, identity = _run_generator(spec, sampling, settings, work, journal, backend)
         reports.append(report)
         if identity is not None:
-            generators[spec.name] = {**identity, "spec": f"{spec.backend}:{spec.model}",
-                                     "sampling": asdict(settings.sampling)}  # fmt: skip
-    write_rows(rows, output)
-    write_sidecar(output, {"stage": "generate", "input": str(input), "settings": asdict(settings),
-                           "generators": generators, "reports": [asdict(r) for r in reports]})  # fmt: skip
-    journal.unlink(missing_ok=True)  # everything is in the output now
-    return rows, reports
+            text = f"{spec.backend}:{spec.model}"
+            generators[spec.name] = {**identity, "spec": text, "sampling": asdict(sampling),
+                                     "measured": _measured(generators.get(spec.name), text, report)}  # fmt: skip
+    write_rows(work.rows, output)
+    meta = {"stage": "generate", "input": str(input), "settings": asdict(settings), "generators": generators,
+            "reports": [asdict(r) for r in reports], "rows": row_counts(work)}  # fmt: skip
+    if reference is not None:
+        meta["reference"] = asdict(reference)
+    write_sidecar(output, meta)
+    close_journal(journal, work.leftover)  # everything this output holds is in it now
+    return work.rows, reports
 
 
-def journal_path(output: str | Path) -> Path:
-    output = Path(output)
-    return output.with_name(output.name + ".journal.jsonl")
-
-
-def read_journal(path: Path) -> list[Row]:
-    """Completions written by an earlier (interrupted) run; a torn last line is ignored."""
-    if not path.is_file():
-        return []
-    entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # the line being written when the run was killed
-    return entries
-
-
-def _run_generator(spec, settings, by_id, done, journal: Path, backend: Backend | None):
+def _run_generator(spec: GeneratorSpec, sampling: Sampling, settings: GenerateSettings, work: Work, journal: Path,
+                   backend: Backend | None):  # fmt: skip
     report = GeneratorReport(spec.name)
-    sampling = settings.sampling
-    requests = []
-    for ident, row in by_id.items():
-        for sample in range(sampling.n):
-            report.requested += 1
-            if (ident, spec.name, sample) in done:
-                report.existing += 1
-            else:
-                requests.append(Request(ident, sample, prompt_of(row)))
+    requests, report.existing = pending(work, spec.name, sampling.n)
+    report.requested = report.existing + len(requests)
     if not requests:
         console.print(f"{spec.name}: all {report.requested} samples already there")
         return report, None
@@ -129,7 +109,7 @@ def _run_generator(spec, settings, by_id, done, journal: Path, backend: Backend 
         with progress_bar() as bar, journal.open("a", encoding="utf-8") as sink:
             task = bar.add_task(f"Generating with {spec.name}", total=len(requests), rate="")
             for completion in backend.generate(requests, sampling):
-                _record(completion, spec.name, report, by_id, done, sink)
+                _record(completion, spec.name, report, work, sink)
                 rate = f"{report.tokens / max(time.time() - started, 1e-9):,.1f} tok/s"
                 bar.update(task, advance=1, rate=rate)
     finally:
@@ -139,7 +119,7 @@ def _run_generator(spec, settings, by_id, done, journal: Path, backend: Backend 
     return report, identity
 
 
-def _record(completion: Completion, name: str, report: GeneratorReport, by_id, done, sink) -> None:
+def _record(completion: Completion, name: str, report: GeneratorReport, work: Work, sink) -> None:
     request = completion.request
     if completion.text is None:
         report.failed += 1
@@ -150,31 +130,38 @@ def _record(completion: Completion, name: str, report: GeneratorReport, by_id, d
              "n_tokens": completion.n_tokens, "finish_reason": completion.finish_reason}  # fmt: skip
     sink.write(json.dumps(entry, ensure_ascii=False) + "\n")
     sink.flush()  # on disk before it counts as done: a kill loses at most the line being written
-    done.add((request.id, name, request.sample))
-    by_id[request.id]["candidates"].append(_candidate(entry))
+    work.done.add((request.id, name, request.sample))
+    work.todo[request.id]["candidates"].append(candidate_of(entry))
     report.generated += 1
     report.tokens += completion.n_tokens or 0
     report.characters += len(completion.text)
 
 
-def _candidate(entry: Row) -> Row:
-    return {k: entry.get(k) for k in ("text", "source", "sample", "n_tokens", "finish_reason")}
+def _measured(previous: dict[str, Any] | None, spec: str, report: GeneratorReport) -> dict[str, Any]:
+    """Candidates, tokens and generation seconds of every run of this generator into this output (loading
+    excluded): the rate a dry run estimates from. A generator that now names another model starts anew."""
+    before = (previous or {}).get("measured") if (previous or {}).get("spec") == spec else None
+    before = before or {"candidates": 0, "tokens": 0, "seconds": 0.0}
+    return {"candidates": before["candidates"] + report.generated, "tokens": before["tokens"] + report.tokens,
+            "seconds": round(before["seconds"] + report.seconds, 3)}  # fmt: skip
 
 
 def open_backend(spec: GeneratorSpec, settings: GenerateSettings) -> Backend:
-    """Build the backend a generator spec names (loading its model)."""
+    """Build the backend a generator spec names (loading its model), in its own template or the shared one."""
+    template = spec.template or settings.prompt_format
     if spec.backend == "hf":
         from grape.generation.hf_backend import HFBackend
 
-        return HFBackend(spec.model, settings.prompt_format, settings.batch_size, settings.dtype, settings.device,
+        return HFBackend(spec.model, template, settings.batch_size, settings.dtype, settings.device,
                          settings.trust_remote_code)  # fmt: skip
     if spec.backend == "openai":
         from grape.generation.openai_backend import OpenAIBackend
 
-        return OpenAIBackend(spec.model, spec.base_url or settings.base_url, settings.api_key_env, settings.http)
+        jinja = template if Path(template).is_file() else None  # the server applies its chat template otherwise
+        return OpenAIBackend(spec.model, spec.base_url or settings.base_url, settings.api_key_env, settings.http, jinja)
     from grape.generation.vllm_backend import VLLMBackend
 
-    return VLLMBackend(spec.model, settings.prompt_format)
+    return VLLMBackend(spec.model, template)
 
 
 def summary_rows(reports: list[GeneratorReport]) -> list[tuple[Any, ...]]:

@@ -6,7 +6,7 @@ request, so a re-run with the same batches gives the same samples.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -46,14 +46,19 @@ class HFBackend:
     def close(self) -> None:
         self.loaded = None
 
-    def prompt_ids(self, prompt: Any) -> list[int]:
+    def prompt_ids(self, prompt: Any, fields: Mapping[str, Any] | None = None) -> list[int]:
         try:
-            return self.renderer.generation_ids(prompt)
+            return self.renderer.generation_ids(prompt, fields)
         except PromptError as exc:
             raise GrapeError(f"prompt format '{self.prompt_format}': {exc}") from exc
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[Completion]:
-        encoded = [(r, self.prompt_ids(r.prompt)) for r in requests]
+        encoded = []
+        for request in requests:
+            try:
+                encoded.append((request, self.prompt_ids(request.prompt, request.fields)))
+            except GrapeError as exc:  # this row's prompt cannot be rendered (e.g. it lacks a field the template uses)
+                yield Completion(request, None, error=str(exc))
         encoded.sort(key=lambda pair: -len(pair[1]))
         stops = generation_stops(self.prompt_format, sampling.stop)
         for start in range(0, len(encoded), self.batch_size):

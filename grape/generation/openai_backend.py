@@ -1,5 +1,8 @@
 """The `openai` backend: any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp, hosted APIs).
 
+The server applies the model's own chat template to the messages; a ``.jinja`` template, where given,
+renders the one user message instead (it sees the row's fields, as on the other backends).
+
 Stdlib HTTP in a bounded thread pool: at most ``concurrency`` requests in flight, each with a timeout.
 429 and 5xx answers, timeouts and dropped connections are retried with exponential backoff (a
 ``Retry-After`` header is honoured); any other 4xx is a mistake in the settings and stops the run with
@@ -21,7 +24,7 @@ from typing import Any
 
 from grape.errors import GrapeError
 from grape.generation.backend import Completion, Request, Sampling
-from grape.text.templates import as_messages
+from grape.text.templates import PromptError, PromptTemplate, as_messages
 
 RETRIED_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -37,17 +40,25 @@ class HTTPSettings:
 
 class OpenAIBackend:
     def __init__(
-        self, model: str, base_url: str, api_key_env: str = "OPENAI_API_KEY", http: HTTPSettings | None = None
+        self,
+        model: str,
+        base_url: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        http: HTTPSettings | None = None,
+        template: str | None = None,
     ):
         if not base_url:
             raise GrapeError(f"openai:{model}: no server: pass --base-url or write openai:{model}@URL")
         self.model, self.base_url, self.api_key_env = model, base_url.rstrip("/"), api_key_env
         self.http = http or HTTPSettings()
+        self.template = PromptTemplate(None, template) if template else None  # a .jinja file: the user message
         self.api_key = os.environ.get(api_key_env)  # may be absent: local servers often need none
         self._stop = threading.Event()
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": "openai", "model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env}
+        identity = {"backend": "openai", "model": self.model, "base_url": self.base_url}
+        identity["api_key_env"] = self.api_key_env
+        return {**identity, "prompt_format": self.template.name} if self.template else identity
 
     def close(self) -> None:
         self._stop.set()
@@ -73,9 +84,13 @@ class OpenAIBackend:
 
     def complete(self, request: Request, sampling: Sampling) -> Completion:
         """One chat completion, retried on transient failures; a failed one carries its error."""
+        try:
+            prompt = self.template.text(request.prompt, request.fields) if self.template else request.prompt
+        except PromptError as exc:
+            return Completion(request, None, error=f"template '{self.template.name}': {exc}")
         body = {
             "model": self.model,
-            "messages": as_messages(request.prompt),
+            "messages": as_messages(prompt),
             "max_tokens": sampling.max_new_tokens,
             "temperature": max(sampling.temperature, 0.0),
             "top_p": sampling.top_p,

@@ -1,8 +1,15 @@
-"""The settings of `grape generate` (torch-free, so that `grape --help` and pipeline checks stay fast)."""
+"""The settings of `grape generate` (torch-free, so that `grape --help` and pipeline checks stay fast).
+
+``prompt_format`` is what ``--template`` (alias ``--prompt-format``) sets: the template of every generator
+that has none of its own. It keeps a name of its own in YAML because a pipeline's ``template`` is the
+target's one text format, given by ``defaults`` to every step that has the setting and checked to agree
+along the data path (score, sft, eval); generators are other models, each prompted in its own format.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from grape.data.layout import Columns
 from grape.generation.backend import Sampling
@@ -11,9 +18,12 @@ from grape.generation.openai_backend import HTTPSettings
 
 @dataclass
 class GenerateSettings:
-    models: list[str] = field(default_factory=list)  # --model values: [NAME=][BACKEND:]MODEL[@BASE_URL]
-    sampling: Sampling = field(default_factory=Sampling)
-    prompt_format: str = "auto"  # auto | paper | few-shot | chat | raw | a .jinja file
+    # --model values: "[NAME=][BACKEND:]MODEL[@BASE_URL]", or {name, model, template, sampling} (backend.py)
+    models: list[str | dict[str, Any]] = field(default_factory=list)
+    sampling: Sampling = field(default_factory=Sampling)  # shared; a generator's own `sampling` goes on top
+    prompt_format: str = "auto"  # --template: auto | paper | few-shot | chat | raw | a .jinja file
+    reference_field: str | None = None  # add this field of each row (e.g. answer) as a candidate, source `reference`
+    limit: int | None = None  # generate for the first N input rows only
     batch_size: int = 16  # hf
     dtype: str = "auto"
     device: str = "auto"

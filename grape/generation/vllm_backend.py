@@ -13,7 +13,7 @@ from grape.errors import GrapeError
 from grape.generation.backend import Completion, Request, Sampling
 from grape.generation.prompts import generation_stops, resolve_format
 from grape.models.load import resolve_model_dir
-from grape.text import Renderer
+from grape.text import PromptError, Renderer
 
 
 def vllm_available() -> bool:
@@ -46,7 +46,15 @@ class VLLMBackend:
 
         stops = generation_stops(self.prompt_format, sampling.stop)
         for start in range(0, len(requests), self.chunk_size):
-            chunk = requests[start : start + self.chunk_size]
+            chunk, prompts = [], []
+            for request in requests[start : start + self.chunk_size]:
+                try:  # grape's ids, not vLLM's own rendering: the prompt the candidates are later scored after
+                    prompts.append({"prompt_token_ids": self.renderer.generation_ids(request.prompt, request.fields)})
+                    chunk.append(request)
+                except PromptError as exc:  # this row's prompt cannot be rendered
+                    yield Completion(request, None, error=f"prompt format '{self.prompt_format}': {exc}")
+            if not chunk:
+                continue
             params = [
                 SamplingParams(
                     n=1,
@@ -58,8 +66,6 @@ class VLLMBackend:
                 )
                 for r in chunk
             ]
-            # grape's ids, not vLLM's own rendering: the prompt the candidates are later scored after
-            prompts = [{"prompt_token_ids": self.renderer.generation_ids(r.prompt)} for r in chunk]
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
             for request, output in zip(chunk, outputs, strict=True):
                 best = output.outputs[0]

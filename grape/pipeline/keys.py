@@ -79,7 +79,7 @@ def _model_specs(plan: StepPlan, linked: set[str]) -> list[tuple[str, str]]:
         specs.append(("model", model))
     for index, text in enumerate(getattr(plan.settings, "models", None) or []):
         generator = GeneratorSpec.parse(text)
-        if generator.backend == "hf" and f"models[{index}]" not in linked:
+        if generator.backend == "hf" and not {f"models[{index}]", f"models[{index}].model"} & linked:
             specs.append((f"models[{index}]", generator.model))
     return specs
 

@@ -140,6 +140,11 @@ class _Planner:
             value = values.get(key)
             if key not in linked and isinstance(value, str) and (self.base / value).exists():
                 values[key] = str(self.base / value)
+        for entry in values.get("models") or []:  # a generator given as a mapping: its own model and template
+            for key in RELATIVE_TO_YAML if isinstance(entry, dict) else ():
+                value = entry.get(key)
+                if isinstance(value, str) and "${" not in value and (self.base / value).exists():
+                    entry[key] = str(self.base / value)
         inputs = {}
         for key in stage.files:
             value = values.pop(key, None)

@@ -19,6 +19,7 @@ from grape.errors import GrapeError
 from grape.evaluation.settings import EvalSettings
 from grape.generation.generate import generate
 from grape.generation.settings import GenerateSettings
+from grape.generation.work import generator_specs
 from grape.report.settings import ReportSettings
 from grape.rl.settings import RLSettings
 from grape.rl.settings import check as check_rl
@@ -54,6 +55,7 @@ def _generate(settings: GenerateSettings, inputs: Inputs, output: Path) -> None:
 def _check_generate(settings: GenerateSettings) -> None:
     if not settings.models:
         raise GrapeError("no generator: give `models: [...]`")
+    generator_specs(settings)  # names, templates, sampling, limit
 
 
 def _verify(settings: VerifySettings, inputs: Inputs, output: Path) -> None:

@@ -141,3 +141,23 @@ def test_cli_generate_with_the_openai_backend(model_server, tmp_path):
     assert [r["prompt"] for r in rows] == ["Name a colour.", "What is 2 + 3?"]
     assert [[c["source"] for c in r["candidates"]] for r in rows] == [["tiny-model"] * 2] * 2
     assert not (tmp_path / "pool.jsonl.journal.jsonl").exists()
+
+
+def test_a_jinja_template_renders_the_user_message_sent_to_the_server(model_server, tmp_path):
+    template = tmp_path / "para.jinja"
+    template.write_text("Rewrite in your own words: {{ answer }}\n(question: {{ instruction }})")
+    rows = [{"id": "a", "prompt": "2 + 3?", "answer": "2 + 3 = 5"}, {"id": "b", "prompt": "No gold."}]
+    generator = {"name": "para", "model": f"openai:tiny-model@{model_server.url}", "template": str(template),
+                 "sampling": {"temperature": 0}}  # fmt: skip
+    patient = HTTPSettings(concurrency=1, timeout_s=300.0, max_retries=1, backoff_s=0.01)  # a busy machine
+    settings = GenerateSettings(models=[generator], sampling=Sampling(max_new_tokens=4), http=patient)
+    out = tmp_path / "pool.jsonl"
+    _, (report,) = generate(_write(tmp_path / "in.jsonl", rows), out, settings)
+    assert (report.generated, report.failed) == (1, 1) and "'answer' is undefined" in report.errors[0]
+    # the row without an answer was never sent
+    expected = [{"role": "user", "content": "Rewrite in your own words: 2 + 3 = 5\n(question: 2 + 3?)"}]
+    assert [b["messages"] for b in model_server.received] == [expected]
+    assert model_server.received[0]["temperature"] == 0.0
+    assert json.loads((tmp_path / "pool.jsonl.meta.json").read_text())["generators"]["para"]["prompt_format"] == str(
+        template
+    )

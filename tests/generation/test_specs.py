@@ -1,4 +1,5 @@
-"""Parsing --model values, input checks, and the optional vllm backend."""
+"""Parsing --model values (strings and mappings), the command line's settings, input checks, and the optional
+vllm backend."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import json
 
 import pytest
 
+from grape.cli import build_parser
 from grape.errors import GrapeError, InputError
-from grape.generation.backend import GeneratorSpec, Request
+from grape.generation.backend import GeneratorSpec, Request, Sampling
+from grape.generation.cli import generate_settings
 from grape.generation.generate import generate
 from grape.generation.prompts import cut_at_stop
 from grape.generation.settings import GenerateSettings
 from grape.generation.vllm_backend import VLLMBackend, vllm_available
+from grape.generation.work import generator_specs
 
 
 @pytest.mark.parametrize(
@@ -75,3 +79,78 @@ def test_vllm_backend_generates_when_present():
     backend = VLLMBackend("smollm2-135m-instruct", gpu_memory_utilization=0.3)
     (done,) = backend.generate([Request("a", 0, "Name a colour.")], Sampling(max_new_tokens=8))
     assert done.text and done.n_tokens <= 8
+
+
+def test_a_generator_mapping_carries_its_own_template_and_sampling():
+    spec = GeneratorSpec.parse({"name": "self", "model": "hf:smollm2-135m-instruct", "template": "chat",
+                                "sampling": {"temperature": 0, "n": 1}})  # fmt: skip
+    assert (spec.name, spec.backend, spec.model, spec.template) == ("self", "hf", "smollm2-135m-instruct", "chat")
+    shared = Sampling(n=4, temperature=0.7, max_new_tokens=64, seed=3)
+    assert spec.sampling_over(shared) == Sampling(n=1, temperature=0.0, max_new_tokens=64, seed=3)
+    assert GeneratorSpec.parse({"model": "openai:m@http://h/v1"}).name == "m"  # the name defaults as in a string
+    plain = GeneratorSpec.parse("smollm2-135m-instruct")
+    assert (plain.template, plain.sampling_over(shared)) == (None, shared)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"name": "x", "model": "m", "temprature": 0}, r"unknown key\(s\) temprature; a generator has name, model"),
+        ({"name": "x"}, "`model` must name a model"),
+        ({"model": "m", "template": ""}, "`template` must be a non-empty string"),
+        ({"model": "m", "sampling": {"temprature": 0}}, r"sampling: unknown setting\(s\) temprature"),
+        ({"model": "m", "sampling": {"n": "two"}}, "sampling: n: expected int"),
+        ({"model": "m", "sampling": 0.5}, "`sampling` must be a mapping"),
+        (3, "expected a string or a mapping"),
+    ],
+)
+def test_a_wrong_generator_mapping_is_a_one_line_error(entry, message):
+    with pytest.raises(GrapeError, match=message):
+        GeneratorSpec.parse(entry)
+
+
+def test_generators_are_checked_before_any_model_loads(tmp_path):
+    template = tmp_path / "t.jinja"
+    template.write_text("{{ instruction }}")
+    openai = "openai:m@http://127.0.0.1:9/v1"
+    fine = GenerateSettings(models=[{"name": "a", "model": openai, "template": str(template)}])
+    assert [s.name for s in generator_specs(fine)] == ["a"]  # a .jinja file renders an openai user message
+    wrong = [
+        ({"models": [{"model": "m", "template": "nope.jinja"}]}, "generator m: unknown prompt format 'nope.jinja'"),
+        ({"models": [{"model": openai, "template": "paper"}]}, "an openai server applies its own chat template"),
+        ({"models": [{"model": "m", "sampling": {"n": 0}}]}, "m: -n must be at least 1"),
+        ({"models": ["m"], "prompt_format": "nope"}, "unknown prompt format 'nope'"),
+        ({"models": ["m"], "limit": 0}, "--limit must be at least 1"),
+    ]
+    for fields, message in wrong:
+        with pytest.raises(GrapeError, match=message):
+            generator_specs(GenerateSettings(**fields))
+
+
+def test_template_is_the_flag_and_prompt_format_its_alias_and_the_settings_key(tmp_path):
+    parser = build_parser()
+    base = ["generate", "p.jsonl", "-o", "x.jsonl", "--model", "m"]
+    for flag in ("--template", "--prompt-format"):
+        assert generate_settings(parser.parse_args([*base, flag, "paper"])).prompt_format == "paper"
+    config = tmp_path / "g.yaml"
+    config.write_text("prompt_format: raw\nlimit: 5\nreference_field: answer\n")
+    settings = generate_settings(parser.parse_args([*base, "--config", str(config)]))
+    assert (settings.prompt_format, settings.limit, settings.reference_field) == ("raw", 5, "answer")
+    settings = generate_settings(parser.parse_args([*base, "--config", str(config), "--template", "chat",
+                                                    "--limit", "2"]))  # fmt: skip
+    assert (settings.prompt_format, settings.limit) == ("chat", 2)
+
+
+def test_a_model_flag_takes_a_yaml_mapping_as_a_config_file_does(tmp_path, capsys):
+    args = build_parser().parse_args(["generate", "p.jsonl", "-o", "x.jsonl", "--model", "a=smollm2-135m-instruct",
+                                      "--model", "{name: self, model: m, sampling: {temperature: 0}}"])  # fmt: skip
+    assert generate_settings(args).models == [
+        "a=smollm2-135m-instruct", {"name": "self", "model": "m", "sampling": {"temperature": 0}}
+    ]  # fmt: skip
+    config = tmp_path / "g.yaml"
+    config.write_text("models:\n  - {name: self, model: m, template: chat}\n  - plain-model\n")
+    args = build_parser().parse_args(["generate", "p.jsonl", "-o", "x.jsonl", "--config", str(config)])
+    assert generate_settings(args).models == [{"name": "self", "model": "m", "template": "chat"}, "plain-model"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "p.jsonl", "-o", "x.jsonl", "--model", "{name: [unclosed"])
+    assert "not a YAML mapping" in capsys.readouterr().err
