@@ -87,6 +87,8 @@ VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "batch_size": at_least(1),
     "n": at_least(1),
 }
+# A setting that means something else in one step type, whose own check (stages.py) covers it there.
+OWN_VALUES = {("PrepareSettings", "format")}  # the tools step's format: auto | plain | chat
 
 
 def check_pipeline(pipeline: Pipeline) -> None:
@@ -126,7 +128,7 @@ def _check_values(settings: Any, where: str) -> None:
         if dataclasses.is_dataclass(value):
             _check_values(value, f"{where}: {field.name}")
             continue
-        check = VALUE_CHECKS.get(field.name)
+        check = None if (type(settings).__name__, field.name) in OWN_VALUES else VALUE_CHECKS.get(field.name)
         problem = check(value) if check is not None and value is not None else None
         if problem:
             raise GrapeError(f"{where}: {field.name}: {problem}")

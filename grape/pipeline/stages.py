@@ -24,9 +24,13 @@ from grape.report.settings import ReportSettings
 from grape.rl.settings import RLSettings
 from grape.rl.settings import check as check_rl
 from grape.scoring.settings import ScoreSettings
+from grape.search.settings import DeficiencySettings, MCTSSettings, check_deficiency, check_mcts
 from grape.selection.pairs import pairs
 from grape.selection.select import select
 from grape.selection.settings import PairsSettings, SelectSettings, check_pairs
+from grape.tools.curriculum_settings import CurriculumSettings, check_curriculum
+from grape.tools.settings import PrepareSettings
+from grape.tools.settings import check as check_prepare
 from grape.training.reward_model_settings import RewardModelSettings, check_reward_model
 from grape.training.settings import DPOSettings, SFTSettings, check_dpo
 from grape.training.settings import check as check_sft
@@ -112,6 +116,30 @@ def _rl(settings: RLSettings, inputs: Inputs, output: Path) -> None:
     rl(inputs["input"], output, settings)
 
 
+def _tools(settings: PrepareSettings, inputs: Inputs, output: Path) -> None:
+    from grape.tools.prepare import prepare
+
+    prepare(inputs["input"], output, settings)
+
+
+def _curriculum(settings: CurriculumSettings, inputs: Inputs, output: Path) -> None:
+    from grape.tools.curriculum import curriculum
+
+    curriculum(inputs["input"], output, settings)
+
+
+def _deficiency(settings: DeficiencySettings, inputs: Inputs, output: Path) -> None:
+    from grape.search.deficiency import deficiency
+
+    deficiency(inputs["input"], output, settings)
+
+
+def _mcts(settings: MCTSSettings, inputs: Inputs, output: Path) -> None:
+    from grape.search.run import mcts
+
+    mcts(inputs["input"], output, settings)
+
+
 def _eval(settings: EvalSettings, inputs: Inputs, output: Path) -> None:
     from grape.evaluation.evaluate import evaluate
 
@@ -135,6 +163,13 @@ STAGES: dict[str, Stage] = {
                            check=check_reward_model),
     "decode": Stage(DecodeSettings, "decoded.jsonl", _decode, check=check_decode,
                      links={"model": ("sft",), "baseline": ("dpo",), "reward": ("reward-model",)}),
+    # iTool (docs/tools.md, examples/itool.yaml): tool rows, the warm-up's order, deficient rows, MCTS pairs
+    "tools": Stage(PrepareSettings, "rows.jsonl", _tools, check=check_prepare),
+    "curriculum": Stage(CurriculumSettings, "ordered.jsonl", _curriculum, links={"input": ("tools",)},
+                        check=check_curriculum),
+    "deficiency": Stage(DeficiencySettings, "deficient.jsonl", _deficiency, links={"input": ("tools",)},
+                        check=check_deficiency),
+    "mcts": Stage(MCTSSettings, "pairs.jsonl", _mcts, links={"input": ("deficiency",)}, check=check_mcts),
 }
 # fmt: on
 # The order of the older `stages:` mapping form, in which each type appears at most once.
