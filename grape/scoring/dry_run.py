@@ -73,7 +73,7 @@ def plan_score(
     measure: bool = True,
     loaded: LoadedModel | None = None,
 ) -> ScorePlan:
-    """Count what `score(input, output, settings, loaded)` would do; ``measure``: time two batches when no rate
+    """Count what `score(input, output, settings, loaded)` would do; ``measure``: time about a batch when no rate
     is recorded (loads the model). Raises the run's own one-line errors for a bad input, model or template."""
     settings = settings or ScoreSettings()
     instructions, n_input = read_instructions(input, settings)
