@@ -12,27 +12,28 @@ import importlib
 import sys
 
 from grape import __version__
+from grape.cli_options import ExamplesHelpFormatter
 from grape.console import console
 from grape.errors import FILE_SYSTEM_ERRNOS, GrapeError, file_system_error
 
-COMMANDS = [
-    "grape.decoding.cli",
-    "grape.demo.cli",
-    "grape.evaluation.cli",
-    "grape.generation.cli",
-    "grape.scoring.cli",
-    "grape.search.cli",
-    "grape.selection.cli",
-    "grape.selection.pairs_cli",
-    "grape.report.cli",
-    "grape.pipeline.cli",
-    "grape.rl.cli",
-    "grape.training.cli",
-    "grape.training.reward_model_cli",
-    "grape.training.dpo_cli",
-    "grape.tools.cli",
-    "grape.tta.cli",
-    "grape.verification.cli",
+COMMANDS = [  # in the order of the data path, as `grape --help` lists them
+    "grape.demo.cli",  # demo
+    "grape.pipeline.cli",  # run
+    "grape.generation.cli",  # generate
+    "grape.verification.cli",  # verify
+    "grape.scoring.cli",  # score
+    "grape.selection.cli",  # select
+    "grape.selection.pairs_cli",  # pairs
+    "grape.report.cli",  # report
+    "grape.training.cli",  # sft
+    "grape.training.dpo_cli",  # dpo
+    "grape.training.reward_model_cli",  # reward-model
+    "grape.rl.cli",  # rl
+    "grape.evaluation.cli",  # eval
+    "grape.decoding.cli",  # decode
+    "grape.tools.cli",  # tools
+    "grape.search.cli",  # itool
+    "grape.tta.cli",  # tta
 ]
 
 
@@ -46,7 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(name).register(subparsers)
+    _with_examples(parser)
     return parser
+
+
+def _with_examples(parser: argparse.ArgumentParser, examples: str | None = None) -> None:
+    """Every subcommand's help ends with its examples (a nested one's, without its own, with its parent's)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.formatter_class = ExamplesHelpFormatter
+                command.epilog = command.epilog or examples
+                _with_examples(command, command.epilog)
 
 
 def main(argv: list[str] | None = None) -> int:

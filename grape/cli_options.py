@@ -14,6 +14,15 @@ from grape.models.embedded import DEFAULT_TARGET, EMBEDDED
 T = TypeVar("T")
 
 
+class ExamplesHelpFormatter(argparse.HelpFormatter):
+    """`--help` as argparse writes it, except that an epilog of examples keeps its lines (one command each)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that loads a target model (each defaults to None: \"not given\")."""
     parser.add_argument(

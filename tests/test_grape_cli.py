@@ -33,6 +33,33 @@ def test_top_level_help_lists_every_command():
         assert grape(name, "--help").returncode == 0
 
 
+def _commands(parser, prefix=()):
+    """(words, parser) of every subcommand, nested ones (grape tools prepare) too."""
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield (*prefix, name), sub
+                yield from _commands(sub, (*prefix, name))
+
+
+def test_every_help_ends_with_examples_of_that_command():
+    for words, sub in _commands(build_parser()):
+        tail = sub.format_help().rstrip().split("examples:\n")
+        assert len(tail) == 2, f"grape {' '.join(words)} --help has no examples at its end"
+        lines = tail[1].replace("\\\n", " ").splitlines()  # a long example goes on over lines ending in \\
+        assert len(lines) >= 2, f"grape {' '.join(words)}: fewer than two examples"
+        assert all(line.strip().startswith("grape ") for line in lines), lines
+        assert any(line.strip().startswith(f"grape {words[0]}")
+                   or line.strip().startswith("grape run") for line in lines), lines  # fmt: skip
+
+
+def test_top_level_help_lists_the_commands_in_data_path_order():
+    listed = list(build_parser()._subparsers._group_actions[0].choices)
+    path = ["generate", "verify", "score", "select", "pairs", "sft", "dpo", "rl", "eval"]
+    assert [name for name in listed if name in path] == path
+    assert listed[:2] == ["demo", "run"]
+
+
 def test_help_exits_cleanly():
     result = grape("score", "--help")
     assert result.returncode == 0

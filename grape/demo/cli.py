@@ -20,11 +20,17 @@ def demo_data_path() -> Path:
     return Path(str(files("grape.demo").joinpath("demo.jsonl")))
 
 
+EXAMPLES = """examples:
+  grape demo                                   # the embedded gemma-3-270m on the bundled candidates
+  grape demo -o demo-out --model smollm2-135m-instruct"""
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="run score + select on the bundled demo data with the embedded target model",
         description="Score the bundled demo candidates with the embedded target model, select the best fit per "
         "instruction, and write the scores table, the selection and an HTML report.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("-o", "--output-dir", default="grape-demo", help="where to write. Default: ./grape-demo")
     parser.add_argument("--model", default=DEFAULT_TARGET, help=f"target model. Default: {DEFAULT_TARGET}")

@@ -34,7 +34,6 @@ def register(subparsers) -> None:
         "  grape eval --model runs/sft --data heldout.jsonl --verifier math\n"
         "  grape eval --harness lm-eval --tasks gsm8k --model runs/sft           # lm-eval's GSM8K (5-shot)\n"
         "  grape eval --harness lm-eval --tasks gsm8k --model runs/sft --limit 50 --template chat",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--data", help="items: JSONL/Parquet with a prompt (or question) and answer")
     parser.add_argument(

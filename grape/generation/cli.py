@@ -42,7 +42,7 @@ def register(subparsers) -> None:
         "(grouped layout, source = the generator's name). Resumable: a re-run skips every (instruction, "
         "generator, sample) already in the output, and an output of the input's first rows (--limit) is extended. "
         "Settings: defaults < --config YAML < flags.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("input", help="prompts (.jsonl/.parquet rows, or a .txt with one per line), or a "
                         "grouped/long file with candidates (new ones are added)")  # fmt: skip

@@ -11,15 +11,22 @@ from grape.data.tables import read_sidecar
 from grape.pipeline.preview import Preview, preview_pipeline
 from grape.pipeline.run import Outcome, run_pipeline
 
+EXAMPLES = """examples:
+  grape run examples/pipeline.yaml --dry-run   # what would run, what is cached, last run's times
+  grape run examples/pipeline.yaml
+  grape run examples/s3ft.yaml steps.sft.max_steps=20 --force sft"""
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "run", help="run a YAML pipeline of named steps (generate, verify, score, select, report, sft, eval), cached",
+        "run", help="run a YAML pipeline of named steps (generate, verify, score, select, pairs, sft, dpo, rl, eval, "
+        "…), cached",
         description="Run the steps of a pipeline file in order; a `repeat: N` block runs its steps N times. Each "
         "step is cached by a hash of its settings and inputs: a re-run does only what changed, and an interrupted "
         "run resumes (sft from its last checkpoint, score from its parts, generate from its journal). The whole "
         "pipeline is checked before the first step. Relative paths in the file are relative to it. The resolved "
         "pipeline and a run log are written into the workdir; grape never clears a folder it did not make.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("pipeline", help="pipeline YAML (see examples/pipeline.yaml)")
     parser.add_argument(

@@ -23,7 +23,6 @@ def register(subparsers) -> None:
         "  grape report scores.parquet --selection selected.jsonl -o report.html\n"
         "  grape report runs/pipeline -o run.html                 # one pipeline run\n"
         "  grape report runs/grape runs/lowest -o arms.html --png figures/   # two arms side by side",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument(
         "paths", nargs="+", metavar="SCORES | RUN_DIR",

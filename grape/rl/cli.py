@@ -16,6 +16,12 @@ FLAGS = ("algo", "num_generations", "model", "template", "eos", "dtype", "device
          "save_steps", "resume")  # fmt: skip
 
 
+EXAMPLES = """examples:
+  grape rl svamp_train.jsonl -o runs/reft --model runs/sft --verifier number   # ReFT: PPO
+  grape rl svamp_train.jsonl -o runs/grpo --model runs/sft --verifier number --algo grpo --num-generations 4
+  grape rl bfcl_rows.jsonl -o runs/irm --model runs/sft --verifier tool-call    # TL-Training's reward"""
+
+
 def register(subparsers) -> None:
     d = RLSettings()
     parser = subparsers.add_parser(
@@ -27,6 +33,7 @@ def register(subparsers) -> None:
         "and advantages relative to the group. OUTDIR gets the trained model (LoRA merged), README.md (a model "
         "card), grape-rl.yaml (resolved settings), rl-history.jsonl and checkpoints/ (a re-run resumes). "
         "Settings: defaults < --config YAML < flags.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("data", help="questions (.jsonl, .parquet, datasets directory): prompt and gold answer")
     parser.add_argument("-o", "--output-dir", required=True, help="where the trained model is written")

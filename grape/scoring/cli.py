@@ -18,11 +18,18 @@ if TYPE_CHECKING:
     from grape.scoring.dry_run import ScorePlan
 
 
+EXAMPLES = """examples:
+  grape score pool.jsonl -o scores.parquet --dry-run          # counts, too-long rows, an estimated time
+  grape score pool.jsonl -o scores.parquet --model gemma-3-270m
+  grape score model_outputs.json -o scores.parquet --layout long --template chat --model smollm2-135m-instruct"""
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "score", help="score every candidate response with the target model",
         description="Score every candidate with the target model: mean log-probability per response token. "
         "Writes one row per candidate (Parquet, or JSONL by extension) and a .meta.json sidecar.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument(
         "input", help="JSONL, JSON array, CSV, Parquet, a datasets dir or a Hub id (grouped or long layout)"

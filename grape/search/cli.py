@@ -17,12 +17,19 @@ MCTS_FLAGS = (*MODEL_FLAGS, "simulations", "samples", "max_new_tokens", "tempera
               "seed")  # fmt: skip
 
 
+EXAMPLES = """examples:
+  grape itool curriculum rows.jsonl -o warmup.jsonl
+  grape itool deficiency rows.jsonl -o weak.jsonl --model runs/warmup
+  grape run examples/itool.yaml                # warm-up, then iterations of deficiency -> mcts -> simpo"""
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "itool", help="iTool: easy-to-hard order, deficient rows by fit, MCTS step-level preference pairs",
         description="iTool's steps on rows of `grape tools prepare`. One iteration: deficiency -> mcts -> "
         "grape dpo --loss simpo; the warm-up: curriculum -> grape sft. examples/itool.yaml runs it all "
         "(grape run) with a repeat: block.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     commands = parser.add_subparsers(dest="itool_command", metavar="COMMAND", required=True,
                                      help="curriculum, deficiency, mcts")  # fmt: skip

@@ -13,11 +13,18 @@ from grape.selection.strategies import STRATEGIES
 FLAGS = ("strategy", "top_k", "format", "require_correct", "seed")  # SelectSettings fields with a flag
 
 
+EXAMPLES = """examples:
+  grape select scores.parquet -o selected.jsonl                 # best fit per instruction
+  grape select verified_scores.parquet -o selected.jsonl --require-correct
+  grape select scores.parquet -o s3ft.jsonl --strategy priority:self,paraphrase,reference --require-correct"""
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "select", help="choose the best-fitting candidate(s) per instruction",
         description="Choose candidates per instruction from a scores table and write an SFT dataset in TRL's "
         "formats; every row carries id, source and score. Settings: defaults < --config YAML < flags.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("scores", help="scores table written by `grape score`")
     parser.add_argument("-o", "--output", required=True, help="selection: .jsonl or .parquet")

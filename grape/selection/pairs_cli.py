@@ -12,12 +12,19 @@ from grape.selection.settings import PairsSettings
 FLAGS = ("chosen", "chosen_from", "rejected", "rejected_from", "min_margin", "seed")  # PairsSettings fields
 
 
+EXAMPLES = """examples:
+  grape pairs scores.parquet -o pairs.jsonl                     # best fit vs lowest fit
+  grape pairs verified_scores.parquet -o pairs.jsonl --chosen-from correct --rejected-from incorrect
+  grape pairs scores.parquet -o pairs.jsonl --chosen source:gpt-4 --rejected random --min-margin 0.1"""
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "pairs", help="chosen/rejected preference pairs per instruction (for DPO)",
         description="Make one chosen/rejected pair per instruction from a scores table (optionally verified) and "
         "write TRL's prompt/chosen/rejected rows with id, sources and scores; instructions left without a pair are "
         "listed in the sidecar with the reason. Settings: defaults < --config YAML < flags.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("scores", help="scores table written by `grape score` (after `grape verify` for correctness)")
     parser.add_argument("-o", "--output", required=True, help="pairs: .jsonl or .parquet")

@@ -12,12 +12,18 @@ FLAGS = ("answers", "docs", "format", "model", "template", "eos", "weights", "ma
          "no_call_response", "trust_remote_code")  # fmt: skip
 
 
+EXAMPLES = """examples:
+  grape tools prepare BFCL_v4_live_simple.json --answers possible_answer/BFCL_v4_live_simple.json -o rows.jsonl
+  grape tools prepare trajectories.jsonl -o rows.jsonl --weights key-tokens --model smollm2-135m-instruct"""
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "tools", help="tool-calling data: BFCL or chat trajectories into grape's rows (docs/tools.md)",
         description="Tool calls as data. The `tool-call` verifier (grape verify --verifier tool-call) judges "
         "calls against these rows' answers; grape rl --verifier tool-call rewards them with TL-Training's "
         "error-category reward.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     commands = parser.add_subparsers(dest="tools_command", metavar="COMMAND", required=True, help="prepare")
     prepare = commands.add_parser(

@@ -23,6 +23,12 @@ FLAGS = ("model", "template", "epochs", "max_steps", "lr", "batch_size", "grad_a
          "ift_lambda", "ift_gamma", "save")  # fmt: skip
 
 
+EXAMPLES = """examples:
+  grape sft selected.jsonl -o runs/sft                       # model and template from the selection's sidecar
+  grape sft selected.jsonl -o runs/sft --use_peft --lora-r 16 --max-steps 200 --lr 2e-4
+  grape sft tool_rows.jsonl -o runs/tl --loss weighted       # TL-Training's key-token weights"""
+
+
 def register(subparsers) -> None:
     defaults = SFTSettings()
     parser = subparsers.add_parser(
@@ -34,6 +40,7 @@ def register(subparsers) -> None:
         "model card), grape-sft.yaml (resolved settings) and checkpoints/ (a re-run with the same settings "
         "resumes). TRL's flag names work too (--model_name_or_path, --learning_rate, --use_peft, ...). "
         "Several GPUs: accelerate launch -m grape.cli sft ...",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("selected", help="selection written by `grape select` (.jsonl or .parquet)")
     parser.add_argument("-o", "--output-dir", "--output_dir", dest="output_dir", required=True,

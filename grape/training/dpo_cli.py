@@ -20,6 +20,12 @@ FLAGS = ("model", "template", "eos", "loss", "ref", "beta", "gamma", "epochs", "
          "save")  # fmt: skip
 
 
+EXAMPLES = """examples:
+  grape dpo pairs.jsonl -o runs/dpo --model runs/sft --use_peft
+  grape dpo pairs.jsonl -o runs/simpo --model runs/sft --loss simpo --beta 2.5 --gamma 0.5
+  grape dpo pairs.jsonl -o runs/dpo --model runs/sft --ref runs/sft-frozen --max-steps 100"""
+
+
 def register(subparsers) -> None:
     defaults = DPOSettings()
     parser = subparsers.add_parser(
@@ -31,6 +37,7 @@ def register(subparsers) -> None:
         "once, before training (OUTDIR/reference.parquet). Settings: defaults < --config YAML < flags. OUTDIR gets "
         "the model and/or the PEFT adapter (--save), README.md (a model card), grape-dpo.yaml (resolved settings) "
         "and checkpoints/ (a re-run with the same settings resumes).",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("pairs", help="pairs written by `grape pairs` (.jsonl or .parquet)")
     parser.add_argument("-o", "--output-dir", "--output_dir", dest="output_dir", required=True,

@@ -11,6 +11,12 @@ from grape.tta.settings import METHODS, TTASettings
 FLAGS = ("data", "heldout", "method", "seed", "steps", "lr", "test_batch")  # TTASettings fields with a flag
 
 
+EXAMPLES = """examples:
+  grape tta -o runs/itta --data digits --heldout 45 --method itta --seed 0
+  grape tta -o runs/erm --data digits --heldout 0 --method erm
+  grape tta -o runs/mine --data my_domains.npz --heldout 2 --method itta"""
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "tta", help="domain generalisation with test-time adaptation (ITTA) on domain-labelled images",
@@ -18,6 +24,7 @@ def register(subparsers) -> None:
         "checkpoint is chosen on the training domains' validation rows), then measure accuracy on the held-out "
         "domain; ttt and itta also take one optimiser step per test batch, online. Writes DIR/accuracy.jsonl "
         "and its sidecar (resolved settings and metrics). Settings: defaults < --config YAML < flags.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("-o", "--output", required=True, help="output folder")
     add_config_option(parser)

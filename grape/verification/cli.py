@@ -14,11 +14,18 @@ FLAGS = ("verifier", "workers", "unsafe_sandbox", "sandbox_timeout", "sandbox_me
          "split", "subset", "revision", "on_error")  # fmt: skip
 
 
+EXAMPLES = """examples:
+  grape verify pool.jsonl -o verified.jsonl --verifier math
+  grape verify pool.jsonl -o verified.jsonl --verifier code --sandbox-timeout 5 --sandbox-memory-mb 512
+  grape verify pool.jsonl -o first.jsonl --verifier math --limit 20"""
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "verify", help="mark each candidate correct, incorrect or unknown",
         description="Add `correct` (true/false/null) and `verify_reason` to every candidate (grouped layout out). "
         "`grape score` carries `correct` into the scores table; `grape select --require-correct` uses it.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument(
         "input", help="candidates, grouped or long: .jsonl, .json, .csv, .parquet, a datasets dir or a Hub id"
