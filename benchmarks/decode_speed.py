@@ -5,7 +5,8 @@
 π_sft and ρ_BL are --model (smollm2-135m-instruct: the same weights serve for speed), r is a one-output head on
 the same model (a random head: only its cost matters); the prompts are the first --prompts AlpacaEval
 instructions (../shared/data/alpaca_eval/model_outputs.jsonl; a fixed pair of prompts when it is absent) in the
-chat template. Defaults as the released code: k = 10 candidates, one greedy rollout of 20 tokens each, α = 1.
+chat template (``--min-prompt-tokens N``: the first of at least N tokens, for longer prefixes). Defaults as the
+released code: k = 10 candidates, one greedy rollout of 20 tokens each, α = 1.
 
 The plain loop is what the released code does at each step: a full forward pass of π_sft over the whole
 prefix, ρ_BL's rollouts by transformers' ``generate`` from [prefix, z] for each of the k candidates (the prefix
@@ -42,18 +43,21 @@ FALLBACK = ["Give three tips for staying healthy.", "Explain why the sky is blue
 PATHS = ("cached", "plain")
 
 
-def prompts(count: int) -> tuple[list[str], str]:
+def prompts(count: int, min_tokens: int, tokenizer) -> tuple[list[str], str]:
+    """The first ``count`` AlpacaEval instructions of at least ``min_tokens`` tokens (as the tokenizer splits them)."""
     if not ALPACA.is_file():
         return FALLBACK[:count], "fixed prompts (AlpacaEval data absent)"
     seen: list[str] = []
     with ALPACA.open(encoding="utf-8") as handle:
         for line in handle:
             instruction = json.loads(line)["instruction"]
-            if instruction not in seen:
+            long_enough = len(tokenizer(instruction)["input_ids"]) >= min_tokens
+            if instruction not in seen and long_enough:
                 seen.append(instruction)
             if len(seen) == count:
                 break
-    return seen, f"first {count} AlpacaEval instructions"
+    lengths = f", the first of at least {min_tokens} tokens" if min_tokens else ""
+    return seen, f"first {len(seen)} AlpacaEval instructions{lengths}"
 
 
 def reward_on(model_name: str, dtype: torch.dtype, device: torch.device, tokenizer) -> RewardModel:
@@ -80,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--prompts", type=int, default=2)
+    parser.add_argument("--min-prompt-tokens", type=int, default=0, help="take longer instructions (longer prefixes)")
     parser.add_argument("--max-new-tokens", type=int, default=8)
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--rollout-tokens", type=int, default=20)
@@ -91,7 +96,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model, "float32", args.device)
     reward = reward_on(args.model, torch.float32, loaded.device, loaded.tokenizer)
-    texts, source = prompts(args.prompts)
+    texts, source = prompts(args.prompts, args.min_prompt_tokens, loaded.tokenizer)
+    prefix = [len(Decoder(DecodeSettings(template="chat"), loaded).renderer.generation_ids(t)) for t in texts]
     common = dict(method="tq", model=args.model, baseline=args.model, reward="r", template="chat",
                   top_k=args.top_k, rollout_tokens=args.rollout_tokens, max_new_tokens=args.max_new_tokens)  # fmt: skip
     decoders = {path: Decoder(DecodeSettings(**common, cache=path == "cached"), loaded, loaded, reward)
@@ -123,6 +129,7 @@ def main() -> None:
     spreads = [spread_of(cached), spread_of(plain), spread_of(ratios)]
     summary = {
         "benchmark": "decode_speed", "model": args.model, "prompts": source, "prompt_count": len(texts),
+        "prompt_ids": prefix,
         "top_k": args.top_k, "rollout_tokens": args.rollout_tokens, "max_new_tokens": args.max_new_tokens,
         "machine": machine_state(loaded.device), "rounds": rounds,
         "cached_tok_s": spreads[0].as_dict(), "plain_tok_s": spreads[1].as_dict(), "ratio": spreads[2].as_dict(),

@@ -161,3 +161,15 @@ def test_best_of_n_answers_with_the_sample_the_reward_scores_highest(sft):
     assert decoded.text == max(seen[:4], key=len) and decoded.reward == float(len(decoded.text))
     assert Decoder(settings(method="bon", n=4, max_new_tokens=6), sft, None, longest).decode(PROMPT, 3).text == \
         decoded.text  # fmt: skip
+
+
+def test_the_sampling_choice_is_seeded_and_at_a_low_temperature_is_the_greedy_one(sft, baseline, reward):
+    def run(**chosen):
+        seed = chosen.pop("seed", 5)
+        return Decoder(settings(method="tq", max_new_tokens=4, **chosen), sft, baseline, reward).decode(PROMPT, seed)
+
+    greedy = run()
+    assert run(choice="sample", temperature=1e-4).tokens == greedy.tokens  # softmax(scores / T) → the argmax
+    hot = [run(choice="sample", temperature=50.0).tokens for _ in range(2)]
+    assert hot[0] == hot[1]  # the prompt's seed fixes every draw
+    assert any(run(choice="sample", temperature=50.0, seed=s).tokens != hot[0] for s in (1, 2, 3))
