@@ -160,8 +160,9 @@ def print_plan(plan: GenerationPlan, output: str) -> None:
         console.print("est. time unknown: no rate measured yet for that generator in this output (a run with "
                       "--limit N measures one; then --dry-run again)", highlight=False)  # fmt: skip
     elif plan.generators:
-        console.print("est. time: generation only, at the rate earlier runs into this output measured, "
-                      "plus loading each model", highlight=False)  # fmt: skip
+        console.print("est. time: generation only, linear in the candidates at the rate earlier runs into "
+                      "this output measured (fuller batches go faster), plus loading each model",
+                      highlight=False)  # fmt: skip
     if plan.reference is not None:
         console.print(_reference_line(asdict(plan.reference)).replace(" added", " to add"), highlight=False)
 

@@ -5,7 +5,8 @@ Per generator: the rows it answers, the candidates to make and those already the
 rows whose prompt plus ``max_new_tokens`` exceed the model's context, the rows its template cannot
 render (e.g. a field the Jinja file uses is missing), and an estimated time from the rate measured by
 earlier runs into the same output (the sidecar's ``measured``: generation seconds per candidate, model
-loading excluded). Where no rate is known it says so: a ``--limit 10`` run into the output measures one.
+loading excluded; linear in the candidates, so fuller batches make a large run faster than it says). Where
+no rate is known it says so: a ``--limit 10`` run into the output measures one.
 """
 
 from __future__ import annotations
