@@ -71,9 +71,14 @@ def remove_temporaries(target: str | Path) -> None:
             leftover.unlink()
 
 
-def read_table_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Read a table written by `write_rows` (either format) back as a list of dicts."""
-    path = Path(path)
+def read_table_rows(source: Any) -> list[dict[str, Any]]:
+    """The rows of a table written by `write_rows` (either format) as a list of dicts; rows already in memory
+    (a list of dicts, or a ``datasets.Dataset``) are taken as they are."""
+    if isinstance(source, list):
+        return source
+    if table_file(source) is None and hasattr(source, "to_list"):  # a datasets.Dataset
+        return source.to_list()
+    path = Path(source)
     if not path.is_file():
         raise InputError(str(path), None, None, "no such file")
     if path.suffix in (".jsonl", ".json"):
@@ -90,6 +95,11 @@ def read_table_rows(path: str | Path) -> list[dict[str, Any]]:
         return pq.read_table(path).to_pylist()
     except Exception as exc:
         raise InputError(str(path), None, None, f"cannot read as Parquet ({exc})") from exc
+
+
+def table_file(source: Any) -> Path | None:
+    """The file a stage's input was read from (None for rows given in memory: a list or a datasets.Dataset)."""
+    return Path(source) if isinstance(source, (str, Path)) else None
 
 
 def sidecar_path(path: str | Path) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 from grape.config import with_overrides
 from grape.console import progress_bar
 from grape.data.pool import item_of, prompt_of, read_pool
+from grape.data.read_rows import source_name
 from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.evaluation.metrics import wilson_interval
@@ -62,7 +63,7 @@ def evaluate(
     summary["seconds"] = round(time.time() - started, 2)
     if output is not None:
         write_rows(rows, output)
-        write_sidecar(output, {"stage": "eval", "data": str(data), "settings": asdict(settings),
+        write_sidecar(output, {"stage": "eval", "data": source_name(data), "settings": asdict(settings),
                                "model": loaded.identity, "summary": summary})  # fmt: skip
     return rows, summary
 

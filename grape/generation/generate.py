@@ -22,6 +22,7 @@ from typing import Any
 from grape.config import with_overrides
 from grape.console import console, progress_bar
 from grape.data.pool import Row
+from grape.data.read_rows import source_name
 from grape.data.tables import write_rows, write_sidecar
 from grape.generation.backend import Backend, Completion, GeneratorSpec, Sampling
 from grape.generation.reference import add_references
@@ -82,7 +83,7 @@ def generate(
             generators[spec.name] = {**identity, "spec": text, "sampling": asdict(sampling),
                                      "measured": _measured(generators.get(spec.name), text, report)}  # fmt: skip
     write_rows(work.rows, output)
-    meta = {"stage": "generate", "input": str(input), "settings": asdict(settings), "generators": generators,
+    meta = {"stage": "generate", "input": source_name(input), "settings": asdict(settings), "generators": generators,
             "reports": [asdict(r) for r in reports], "rows": row_counts(work)}  # fmt: skip
     if reference is not None:
         meta["reference"] = asdict(reference)

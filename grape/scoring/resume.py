@@ -19,6 +19,7 @@ import pyarrow as pa
 from grape.console import console
 from grape.data.layout import load_instructions
 from grape.data.output_lock import OutputLock
+from grape.data.read_rows import source_name
 from grape.data.records import Instruction
 from grape.data.tables import remove_temporaries, write_rows, write_sidecar
 from grape.errors import GrapeError
@@ -129,7 +130,8 @@ class ScoreJob:
         if self.output is not None:
             write_rows(rows, self.output, SCORES_SCHEMA)
             write_sidecar(self.output, {
-                "stage": "score", "input": str(self.input), "settings": asdict(self.settings), "model": identity,
+                "stage": "score", "input": source_name(self.input), "settings": asdict(self.settings),
+                "model": identity,
                 "counts": status_counts(rows), "seconds": round(time.time() - self.started, 2),
                 **self._limit_note(),
                 "parts": {"directory": str(self.store.directory), "settings_key": self.key,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from grape.config import with_overrides
+from grape.data.read_rows import source_name
 from grape.data.records import SCORED
 from grape.data.tables import read_sidecar, read_table_rows, write_rows, write_sidecar
 from grape.errors import GrapeError
@@ -90,7 +91,7 @@ def deficiency(input: str | Path, output: str | Path | None = None, settings: De
                "seconds": round(time.time() - started, 2)}  # fmt: skip
     if output is not None:
         write_rows(out, output)
-        write_sidecar(output, {"stage": "itool-deficiency", "input": str(input), "settings": asdict(settings),
+        write_sidecar(output, {"stage": "itool-deficiency", "input": source_name(input), "settings": asdict(settings),
                                "summary": summary, "model": loaded.identity, "left_out": left_out,
                                "score_settings": {"model": settings.model, "template": template,
                                                   "eos": settings.eos}})  # fmt: skip

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from grape.config import with_overrides
+from grape.data.read_rows import source_name
 from grape.data.records import SCORED
-from grape.data.tables import read_sidecar, read_table_rows, write_rows, write_sidecar
+from grape.data.tables import read_sidecar, read_table_rows, table_file, write_rows, write_sidecar
 from grape.errors import GrapeError, InputError
 from grape.selection.settings import PairsSettings, check_pairs
 from grape.selection.strategies import Row, Strategy, get_strategy, rank_by_lowest_fit, rank_random
@@ -55,8 +56,8 @@ def pairs(
     """
     settings = with_overrides(PairsSettings, settings, overrides)
     check_pairs(settings)
-    name = "rows" if isinstance(input, list) else str(input)
-    rows = input if isinstance(input, list) else read_table_rows(input)
+    name = source_name(input)
+    rows = read_table_rows(input)
     _check_table(rows, name)
     rules = resolve(settings, verified=any(r.get("correct") is not None for r in rows))
     by_instruction: dict[str, list[Row]] = defaultdict(list)
@@ -78,10 +79,10 @@ def pairs(
     summary = _summary(rows, made, unpaired, len(by_instruction), rules)
     if output is not None:
         write_rows(made, output)
-        meta = {"stage": "pairs", "scores": None if isinstance(input, list) else name,
+        meta = {"stage": "pairs", "scores": None if table_file(input) is None else name,
                 "settings": asdict(rules), "summary": summary,
                 "instructions_without_pair": unpaired}  # fmt: skip
-        if not isinstance(input, list):
+        if table_file(input) is not None:
             meta["score_settings"] = read_sidecar(input).get("settings")  # `grape dpo` renders the same text
         write_sidecar(output, meta)
     return made, summary

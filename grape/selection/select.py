@@ -15,7 +15,7 @@ from typing import Any
 
 from grape.config import with_overrides
 from grape.data.records import SCORED
-from grape.data.tables import read_sidecar, read_table_rows, write_rows, write_sidecar
+from grape.data.tables import read_sidecar, read_table_rows, table_file, write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.selection.dataset_card import write_dataset_card
 from grape.selection.settings import FORMATS, SelectSettings
@@ -42,7 +42,7 @@ def select(
         raise GrapeError("--top-k must be at least 1")
     rank = get_strategy(strategy)
     scores = input
-    rows = read_table_rows(scores) if not isinstance(scores, list) else scores
+    rows = read_table_rows(scores)
     if require_correct and not any(r.get("correct") is not None for r in rows):
         raise GrapeError("--require-correct: the scores table has no 'correct' column values (run grape verify)")
     by_instruction: dict[str, list[Row]] = defaultdict(list)
@@ -65,10 +65,10 @@ def select(
     summary = _summary(rows, chosen, empty, len(order), strategy)
     if output is not None:
         write_rows(chosen, output)
-        meta = {"stage": "select", "scores": None if isinstance(scores, list) else str(scores),
+        meta = {"stage": "select", "scores": None if table_file(scores) is None else str(scores),
                 "settings": {**asdict(settings), "top_k": limit},
                 "summary": summary, "instructions_without_candidate": empty}  # fmt: skip
-        if not isinstance(scores, list):
+        if table_file(scores) is not None:
             meta["score_settings"] = read_sidecar(scores).get("settings")
         write_sidecar(output, meta)
         write_dataset_card(output, meta)

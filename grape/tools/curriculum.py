@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from grape.config import with_overrides
+from grape.data.read_rows import source_name
 from grape.data.tables import read_sidecar, read_table_rows, write_rows, write_sidecar
 from grape.errors import InputError
 from grape.tools.calls import OPTIONAL, GoldError, read_gold
@@ -75,8 +76,8 @@ def curriculum(input: str | Path, output: str | Path | None = None, settings: Cu
                "seconds": round(time.time() - started, 2)}  # fmt: skip
     if output is not None:
         write_rows(out, output)
-        meta = {"stage": "itool-curriculum", "input": str(input), "settings": asdict(settings), "summary": summary,
-                "left_out": left_out}  # fmt: skip
+        meta = {"stage": "itool-curriculum", "input": source_name(input), "settings": asdict(settings),
+                "summary": summary, "left_out": left_out}  # fmt: skip
         scored = read_sidecar(input).get("score_settings")
         if scored:  # what `grape sft` takes as its defaults, as from the rows themselves
             meta["score_settings"] = scored

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from grape.config import with_overrides
-from grape.data.read_rows import read_rows
+from grape.data.read_rows import read_rows, source_name
 from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError, InputError
 from grape.text import Renderer
@@ -60,7 +60,7 @@ def prepare(
                "without_answer": sum(r["answer"] is None for r in rows)}  # fmt: skip
     if output is not None:
         write_rows(rows, output)
-        meta: dict[str, Any] = {"stage": "tools-prepare", "input": str(input), "settings": asdict(settings),
+        meta: dict[str, Any] = {"stage": "tools-prepare", "input": source_name(input), "settings": asdict(settings),
                                 "counts": summary, "excluded": [vars(e) for e in excluded],
                                 "seconds": round(time.time() - started, 2)}  # fmt: skip
         if settings.model:  # what `grape sft` takes as its defaults, so the weights fall on its tokens

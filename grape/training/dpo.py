@@ -28,6 +28,7 @@ from typing import Any
 
 from grape.config import settings_dict, with_overrides, write_settings
 from grape.console import console
+from grape.data.read_rows import source_name
 from grape.data.tables import package_versions, read_table_rows
 from grape.errors import GrapeError
 from grape.models.context import context_length
@@ -70,14 +71,14 @@ def dpo(
     settings = with_overrides(DPOSettings, settings, overrides)
     check_dpo(settings)
     started = time.time()
-    file = "pairs" if isinstance(pairs, list) else str(pairs)
+    file = source_name(pairs)
     meta = selection_meta(pairs)
     if loaded is not None and settings.model is None:  # the model trained is the one given
         settings = replace(settings, model=loaded.identity.get("spec"))
     settings, warnings = with_scoring_defaults(settings, meta, stage="dpo", data="pairs")
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    rows = pairs if isinstance(pairs, list) else read_table_rows(pairs)
+    rows = read_table_rows(pairs)
     if not rows:
         raise GrapeError(f"{file}: no pairs; nothing to train on")
     texts = read_pairs(rows, file)  # a bad row stops here, before any model is loaded

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from grape.data.tables import read_sidecar
+from grape.data.tables import read_sidecar, table_file
 from grape.training.settings import DEFAULTS_WITHOUT_SIDECAR
 
 T = TypeVar("T")
@@ -26,7 +26,7 @@ WHY = {
 
 def selection_meta(selected: Any) -> dict[str, Any]:
     """The sidecar of a selection file (empty for rows given in memory, or a file without one)."""
-    return read_sidecar(selected) if isinstance(selected, (str, Path)) else {}
+    return read_sidecar(selected) if table_file(selected) is not None else {}
 
 
 def with_scoring_defaults(

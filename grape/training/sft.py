@@ -29,6 +29,7 @@ from typing import Any
 
 from grape.config import settings_dict, with_overrides, write_settings
 from grape.console import console
+from grape.data.read_rows import source_name
 from grape.data.tables import package_versions, read_table_rows
 from grape.errors import GrapeError
 from grape.models.context import context_length
@@ -72,14 +73,14 @@ def sft(
     settings = with_overrides(SFTSettings, settings, overrides)
     check(settings)
     started = time.time()
-    file = "selection" if isinstance(selected, list) else str(selected)
+    file = source_name(selected)
     meta = selection_meta(selected)
     if loaded is not None and settings.model is None:  # the model trained is the one given
         settings = replace(settings, model=loaded.identity.get("spec"))
     settings, warnings = with_scoring_defaults(settings, meta)
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    rows = selected if isinstance(selected, list) else read_table_rows(selected)
+    rows = read_table_rows(selected)
     if not rows:
         raise GrapeError(f"{file}: the selection is empty; nothing to train on")
     # fp32 master weights on the CPU: the trainer moves the model to its device (one GPU per process

@@ -18,6 +18,7 @@ from typing import Any
 from grape.config import with_overrides
 from grape.console import progress_bar
 from grape.data.pool import SKIP_KEY, Row, item_of, read_pool
+from grape.data.read_rows import source_name
 from grape.data.tables import write_rows, write_sidecar
 from grape.verification.registry import get_verifier
 from grape.verification.settings import VerifySettings, sandbox_options
@@ -75,7 +76,7 @@ def verify(
         if sandbox:
             resolved.update(sandbox_timeout=check.sandbox["timeout_s"], sandbox_memory_mb=check.sandbox["memory_mb"])
         limit = {"limit": {"instructions": len(rows), "of": len(every), "left_out": len(every) - len(rows)}}
-        write_sidecar(output, {"stage": "verify", "input": str(input), "settings": resolved, **sandbox,
+        write_sidecar(output, {"stage": "verify", "input": source_name(input), "settings": resolved, **sandbox,
                                **(limit if settings.limit is not None else {}),
                                "counts": {k: vars(v) for k, v in counts.items()},
                                "seconds": round(time.time() - started, 2)})  # fmt: skip
