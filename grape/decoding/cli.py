@@ -17,6 +17,12 @@ FLAGS = ("method", "model", "baseline", "reward", "baseline_reward", "transfer",
          "limit", "columns", "on_error", "dtype", "device", "trust_remote_code")  # fmt: skip
 
 
+EXAMPLES = """examples:
+  grape decode prompts.jsonl -o greedy.jsonl --method greedy --model runs/sft
+  grape decode prompts.jsonl -o tq.jsonl --method tq --model runs/sft --baseline runs/dpo --reward runs/rm
+  grape decode prompts.jsonl -o bon.jsonl --method bon -n 8 --model runs/sft --reward runs/rm"""
+
+
 def register(subparsers) -> None:
     d = DecodeSettings()
     parser = subparsers.add_parser(
@@ -27,6 +33,7 @@ def register(subparsers) -> None:
         "exp((r − r_BL)/β). args: log π_sft + α·r([s, z]), no rollout. bon: the best of n samples of π_sft by r. "
         "greedy: π_sft's argmax. Prefix KV caches are kept across steps and expanded to the k candidates. "
         "Settings: defaults < --config YAML < flags.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("input", help="prompts: .jsonl/.parquet rows with a prompt (or messages), or a .txt file")
     parser.add_argument("-o", "--output", required=True, help="the answers: .jsonl (or .parquet)")

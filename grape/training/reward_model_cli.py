@@ -14,6 +14,11 @@ FLAGS = ("model", "template", "eos", "epochs", "max_steps", "lr", "batch_size", 
          "trust_remote_code")  # fmt: skip
 
 
+EXAMPLES = """examples:
+  grape reward-model pairs.jsonl -o runs/rm --model smollm2-135m-instruct            # LoRA r=16
+  grape reward-model pairs.jsonl -o runs/rm --model runs/sft --lora-r 0 --max-steps 200 --lr 1e-5"""
+
+
 def register(subparsers) -> None:
     d = RewardModelSettings()
     parser = subparsers.add_parser(
@@ -24,6 +29,7 @@ def register(subparsers) -> None:
         "whole. OUTDIR gets a transformers model directory, grape-reward-model.yaml (resolved settings, read "
         "by grape decode), grape-reward-model.json (loss curve, accuracies) and README.md. "
         "Settings: defaults < --config YAML < flags.",
+        epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("pairs", help="pairs written by `grape pairs` (prompt/chosen/rejected rows, .jsonl/.parquet)")
     parser.add_argument("-o", "--output-dir", "--output_dir", dest="output_dir", required=True,
@@ -40,7 +46,8 @@ def register(subparsers) -> None:
                         help="Default: 1e-4 with LoRA, 1e-5 for full fine-tuning")  # fmt: skip
     parser.add_argument("--batch-size", "--per_device_train_batch_size", dest="batch_size", type=int,
                         help=f"pairs per device per step. Default: {d.batch_size}")  # fmt: skip
-    parser.add_argument("--grad-accum", "--gradient_accumulation_steps", dest="grad_accum", type=int)
+    parser.add_argument("--grad-accum", "--gradient_accumulation_steps", dest="grad_accum", type=int,
+                        help="gradient accumulation steps. Default: 1")  # fmt: skip
     parser.add_argument("--max-length", "--max_length", dest="max_length", type=int,
                         help="longest prompt + response in tokens (longer: error). Default: context")  # fmt: skip
     parser.add_argument("--lora-r", "--lora_r", dest="lora_r", type=int,
