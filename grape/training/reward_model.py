@@ -29,7 +29,7 @@ from typing import Any
 
 from grape.config import settings_dict, with_overrides, write_settings
 from grape.console import console
-from grape.data.tables import package_versions, read_table_rows
+from grape.data.tables import package_versions, read_table_rows, table_file
 from grape.errors import GrapeError, InputError
 from grape.models.context import context_length
 from grape.models.load import LoadedModel, quiet_transformers, resolve_device, resolve_model_dir
@@ -64,23 +64,24 @@ class RewardPairs:
 
 
 def reward_model(
-    pairs: str | Path | list[dict[str, Any]],
+    pairs: Any,
     output_dir: str | Path | None,
     settings: RewardModelSettings | None = None,
     **overrides: Any,
 ) -> RewardModelResult:
-    """Train a reward model on ``pairs`` (TRL's prompt/chosen/rejected rows); write it to ``output_dir``."""
+    """Train a reward model on ``pairs`` (TRL's prompt/chosen/rejected rows: a file, a list of dicts or a
+    ``datasets.Dataset``); write it to ``output_dir`` (None: keep it in memory)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
     settings = with_overrides(RewardModelSettings, settings, overrides)
     check_reward_model(settings)
     started = time.time()
-    file = "pairs" if isinstance(pairs, list) else str(pairs)
+    file = str(table_file(pairs) or "pairs")
     settings, warnings = with_scoring_defaults(settings, selection_meta(pairs), stage="reward-model", data="pairs")
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    rows = pairs if isinstance(pairs, list) else read_table_rows(pairs)
+    rows = read_table_rows(pairs)  # a file, a list of dicts or a datasets.Dataset
     if not rows:
         raise GrapeError(f"{file}: no pairs to train on")
     quiet_transformers()
