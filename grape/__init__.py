@@ -24,6 +24,7 @@ STAGES = {
     "pairs": "grape.selection.pairs",
     "sft": "grape.training.sft",
     "dpo": "grape.training.dpo",
+    "reward_model": "grape.training.reward_model",
     "evaluate": "grape.evaluation.evaluate",
     "decode": "grape.decoding.decode",
 }
