@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grape.errors import GrapeError
+from grape.training.settings import check_schedule
 
 
 @dataclass
@@ -58,17 +59,7 @@ def reward_learning_rate(settings: RewardModelSettings) -> float:
 
 def check_reward_model(settings: RewardModelSettings) -> None:
     """Reject settings that would fail deep inside the trainer with a less helpful message."""
-    for name in ("batch_size", "grad_accum", "logging_steps"):
-        if getattr(settings, name) < 1:
-            raise GrapeError(f"{name} must be at least 1")
-    if settings.max_steps <= 0 and settings.epochs <= 0:
-        raise GrapeError("set epochs > 0 or max_steps > 0")
-    if settings.lora_r < 0:
-        raise GrapeError("lora_r must be 0 (full fine-tuning) or positive")
-    if not 0 <= settings.warmup_ratio < 1:
-        raise GrapeError("warmup_ratio must be in [0, 1)")
-    if reward_learning_rate(settings) <= 0:
-        raise GrapeError("lr must be positive")
+    check_schedule(settings, reward_learning_rate(settings), counts=("batch_size", "grad_accum", "logging_steps"))
     if settings.precision not in ("auto", "bf16", "fp32"):
         raise GrapeError(f"unknown precision '{settings.precision}': use auto, bf16 or fp32")
     owned = sorted(set(settings.trainer) & set(OWNED))

@@ -81,9 +81,13 @@ def use_bf16(settings: SFTSettings, device: Any) -> bool:
     raise GrapeError(f"unknown precision '{settings.precision}': use auto, bf16 or fp32")
 
 
-def check(settings: SFTSettings) -> None:
-    """Reject settings that would fail deep inside the trainer with a less helpful message."""
-    for name in ("batch_size", "grad_accum", "logging_steps", "save_steps", "save_total_limit"):
+COUNTED = ("batch_size", "grad_accum", "logging_steps", "save_steps", "save_total_limit")  # each at least 1
+
+
+def check_schedule(settings, lr: float, counts: tuple[str, ...] = COUNTED) -> None:
+    """The checks every trainer's settings share (sft, dpo, reward-model): step counts, epochs or steps, LoRA rank,
+    warm-up and the resolved learning rate ``lr``."""
+    for name in counts:
         if getattr(settings, name) < 1:
             raise GrapeError(f"{name} must be at least 1")
     if settings.max_steps <= 0 and settings.epochs <= 0:
@@ -92,8 +96,13 @@ def check(settings: SFTSettings) -> None:
         raise GrapeError("lora_r must be 0 (full fine-tuning) or positive")
     if not 0 <= settings.warmup_ratio < 1:
         raise GrapeError("warmup_ratio must be in [0, 1)")
-    if learning_rate(settings) <= 0:
+    if lr <= 0:
         raise GrapeError("lr must be positive")
+
+
+def check(settings: SFTSettings) -> None:
+    """Reject settings that would fail deep inside the trainer with a less helpful message."""
+    check_schedule(settings, learning_rate(settings))
     if settings.loss not in OBJECTIVES:
         raise GrapeError(f"unknown loss '{settings.loss}': use one of {', '.join(OBJECTIVES)}")
     if not (0 <= settings.ift_lambda <= 1 and 0 <= settings.ift_gamma <= 1):
@@ -166,19 +175,9 @@ def preference_learning_rate(settings: DPOSettings) -> float:
 
 def check_dpo(settings: DPOSettings) -> None:
     """Reject settings that would fail deep inside the trainer with a less helpful message."""
-    for name in ("batch_size", "grad_accum", "logging_steps", "save_steps", "save_total_limit"):
-        if getattr(settings, name) < 1:
-            raise GrapeError(f"{name} must be at least 1")
     if settings.loss not in PREFERENCE_LOSSES:
         raise GrapeError(f"unknown loss '{settings.loss}': use dpo or simpo")
-    if settings.max_steps <= 0 and settings.epochs <= 0:
-        raise GrapeError("set epochs > 0 or max_steps > 0")
-    if settings.lora_r < 0:
-        raise GrapeError("lora_r must be 0 (full fine-tuning) or positive")
-    if not 0 <= settings.warmup_ratio < 1:
-        raise GrapeError("warmup_ratio must be in [0, 1)")
-    if preference_learning_rate(settings) <= 0:
-        raise GrapeError("lr must be positive")
+    check_schedule(settings, preference_learning_rate(settings))
     if preference_beta(settings) <= 0:
         raise GrapeError("beta must be positive")
     if settings.ref is not None and settings.loss == "simpo":
