@@ -15,7 +15,7 @@ from typing import Any
 
 from grape.errors import GrapeError
 from grape.training.sft_config import OWNED as SFT_OWNED
-from grape.training.sft_config import check_config_args
+from grape.training.sft_config import check_config_args, loop_args
 
 _SFT_ONLY = ("padding_free", "completion_only_loss")
 OWNED = {
@@ -53,29 +53,11 @@ def check_preference_trainer_args(loss: str, trainer: dict[str, Any]) -> None:
 def preference_config(settings: Any, device: Any, folder: Path, save: bool) -> Any:
     """The DPOConfig or CPOConfig of a run of resolved ``settings`` (grape.training.settings.DPOSettings)."""
     check_preference_trainer_args(settings.loss, settings.trainer)
-    args: dict[str, Any] = dict(
+    args = loop_args(settings, device) | dict(
         output_dir=str(folder),
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        learning_rate=settings.lr,
-        lr_scheduler_type=settings.lr_scheduler,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a fraction of the steps
-        weight_decay=settings.weight_decay,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        bf16=settings.precision == "bf16",
-        use_cpu=device.type == "cpu",
-        activation_checkpointing=settings.gradient_checkpointing,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        logging_steps=settings.logging_steps,
-        logging_first_step=True,  # the first step's loss is the one a hand computation can check
         save_strategy="steps" if save else "no",
         save_steps=settings.save_steps,
         save_total_limit=settings.save_total_limit,
-        report_to=settings.report_to,
-        dataloader_num_workers=0,
-        disable_tqdm=False,  # see sft_config: grape keeps transformers' log level at ERROR
         beta=settings.beta,
     )
     if settings.loss == "simpo":

@@ -38,6 +38,7 @@ from grape.training.preference import pair_texts
 from grape.training.reward_model_settings import RewardModelSettings, check_reward_model, reward_learning_rate
 from grape.training.scoring_defaults import selection_meta, with_scoring_defaults
 from grape.training.settings import SFTSettings, use_bf16
+from grape.training.sft_config import loop_args
 
 SETTINGS_NAME = "grape-reward-model.yaml"  # grape.decoding.reward reads the template and eos from it
 DONE_NAME = "grape-reward-model.json"
@@ -171,30 +172,12 @@ def _resolved(settings: RewardModelSettings, loaded: LoadedModel, device: Any) -
 def _trainer(model, tokenizer, train: RewardPairs, held_out: RewardPairs | None, settings, device, scratch: str):
     from trl import RewardConfig, RewardTrainer
 
-    args = dict(
+    args = loop_args(settings, device) | dict(
         output_dir=scratch,
         save_strategy="no",
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        learning_rate=settings.lr,
-        lr_scheduler_type=settings.lr_scheduler,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a fraction of the steps
-        weight_decay=settings.weight_decay,
-        per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
         max_length=None,  # lengths were checked: nothing is dropped
-        bf16=settings.precision == "bf16",
-        use_cpu=device.type == "cpu",
-        activation_checkpointing=settings.gradient_checkpointing,  # RewardConfig's default is on
         center_rewards_coefficient=settings.center_rewards,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        logging_steps=settings.logging_steps,
-        logging_first_step=True,
-        report_to=settings.report_to,
-        dataloader_num_workers=0,
-        disable_tqdm=False,
     )
     args.update(settings.trainer)
     try:

@@ -81,16 +81,10 @@ def parse_trainer_arg(text: str) -> tuple[str, Any]:
         return key.strip(), value
 
 
-def sft_config(settings: Any, device: Any, folder: Path, save: bool) -> Any:
-    """The SFTConfig of a run of resolved ``settings`` (grape.training.settings.SFTSettings) on ``device``.
-
-    ``folder`` receives the checkpoints; ``save`` is False when nothing is written (no checkpoints).
-    """
-    from trl import SFTConfig
-
-    check_trainer_args(settings.trainer)
-    args: dict[str, Any] = dict(
-        output_dir=str(folder),
+def loop_args(settings: Any, device: Any) -> dict[str, Any]:
+    """The training-loop arguments sft, dpo and reward-model share (transformers' TrainingArguments names), from
+    their settings (epochs, steps, lr, schedule, batch, precision, seed, logging) and the device."""
+    return dict(
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
         learning_rate=settings.lr,
@@ -101,22 +95,35 @@ def sft_config(settings: Any, device: Any, folder: Path, save: bool) -> Any:
         gradient_accumulation_steps=settings.grad_accum,
         bf16=settings.precision == "bf16",
         use_cpu=device.type == "cpu",
-        padding_free=settings.padding_free,
-        max_length=None,  # lengths were checked before: nothing is cut
-        completion_only_loss=True,  # labels are -100 wherever completion_mask is 0
         activation_checkpointing=settings.gradient_checkpointing,
         seed=settings.seed,
         data_seed=settings.seed,
         logging_steps=settings.logging_steps,
         logging_first_step=True,  # a loss to compare with, even in a run shorter than logging_steps
-        save_strategy="steps" if save else "no",
-        save_steps=settings.save_steps,
-        save_total_limit=settings.save_total_limit,
         report_to=settings.report_to,
         dataloader_num_workers=0,
         # transformers hides its bar whenever its log level is above WARNING, and grape keeps it at ERROR
         # (grape.models.load.quiet_transformers) to silence load-time advice: ask for the bar explicitly.
         disable_tqdm=False,
+    )
+
+
+def sft_config(settings: Any, device: Any, folder: Path, save: bool) -> Any:
+    """The SFTConfig of a run of resolved ``settings`` (grape.training.settings.SFTSettings) on ``device``.
+
+    ``folder`` receives the checkpoints; ``save`` is False when nothing is written (no checkpoints).
+    """
+    from trl import SFTConfig
+
+    check_trainer_args(settings.trainer)
+    args = loop_args(settings, device) | dict(
+        output_dir=str(folder),
+        padding_free=settings.padding_free,
+        max_length=None,  # lengths were checked before: nothing is cut
+        completion_only_loss=True,  # labels are -100 wherever completion_mask is 0
+        save_strategy="steps" if save else "no",
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
     )
     args.update(settings.trainer)
     try:
