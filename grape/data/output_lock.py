@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from grape.errors import GrapeError, file_system_error
@@ -80,8 +81,13 @@ def _acquire(path: Path, output: Path) -> int:
 
 
 def _holder(fd: int) -> str:
-    text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-    return f"PID {text}" if text.isdigit() else "another process (starting up)"
+    """The holder's PID as it wrote it; a holder that has the lock but not yet its PID gets a second to write it."""
+    for _ in range(20):
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if text.isdigit():
+            return f"PID {text}"
+        time.sleep(0.05)
+    return "another process (starting up)"
 
 
 def _is_current(fd: int, path: Path) -> bool:

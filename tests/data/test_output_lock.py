@@ -85,7 +85,10 @@ def test_two_runs_started_together_never_crash(source, tmp_path, tiny_model_dir)
     for (_, _, err), code, (other, _, _) in zip(results, codes, reversed(results), strict=True):
         assert "Traceback" not in err
         if code != 0:
-            assert code == 2 and f"is in use by PID {other} " in err, err
+            # the loser names the winner's PID, or (when the winner has the lock but had not written its PID
+            # within a second, as on a loaded CI machine) says it is starting up
+            assert code == 2, err
+            assert f"is in use by PID {other} " in err or "is in use by another process (starting up) " in err, err
     rows = pq.read_table(output).to_pylist()
     assert len(rows) == len({(r["id"], r["candidate"]) for r in rows}) == 60  # every candidate once
     assert {r["status"] for r in rows} == {"scored"}
