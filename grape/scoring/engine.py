@@ -1,8 +1,8 @@
 """The scoring engine: sum of log p(response | prompt) per candidate, for many groups at once.
 
 The four things that make it fast (DESIGN.md §4): prefix sharing (packing.py), the LM head applied
-only to rows that predict a response token, a chunked log-softmax that never holds [tokens, vocab]
-(grape/models/logprobs.py), and token-budget batches of similar length (packing.py).
+only to rows that predict a response token, a log-softmax by vocabulary tiles that never holds
+[tokens, vocab] (grape/models/logprobs.py), and token-budget batches of similar length (packing.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from grape.errors import GrapeError
-from grape.models.logprobs import chunk_rows_for, head_settings, token_logprobs
+from grape.models.logprobs import chunk_rows_for, head_settings, token_logprobs, vocab_tile_for
 from grape.scoring.packing import (
     PackedBatch,
     TokenGroup,
@@ -43,7 +43,8 @@ class ScoringEngine:
             # dynamic=True: batch shapes change from batch to batch; one graph serves them all. The first
             # batches pay the compilation (about a minute for an 8B model), the rest run fused kernels.
             self.decoder = torch.compile(self.decoder, dynamic=True)
-        self.chunk_rows = chunk_rows_for(self.head["weight"].shape[0], self.settings.logits_budget_bytes)
+        self.vocab_tile = vocab_tile_for(self.head["weight"].shape[0], self.device)
+        self.chunk_rows = chunk_rows_for(self.vocab_tile, self.settings.logits_budget_bytes)
         self.windows = _attention_windows(model.config)
 
     @property
@@ -86,7 +87,9 @@ class ScoringEngine:
             input_ids=batch.input_ids.to(device), attention_mask=mask, position_ids=position, use_cache=False
         ).last_hidden_state
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index.to(device))
-        logprobs = token_logprobs(rows, targets=batch.target_ids.to(device), chunk_rows=self.chunk_rows, **self.head)
+        logprobs = token_logprobs(
+            rows, targets=batch.target_ids.to(device), chunk_rows=self.chunk_rows, vocab_tile=self.vocab_tile, **self.head
+        )
         sums = torch.zeros(len(batch.candidates), dtype=torch.float64, device=device)
         return sums.index_add_(0, batch.candidate_of_token.to(device), logprobs.double())
 

@@ -15,7 +15,7 @@ class EngineSettings:
 
     batch_tokens: int | None = None  # tokens per forward pass (rows x longest row)
     max_row_tokens: int | None = None  # longest packed row; longer groups are split (the prompt repeated)
-    logits_budget_bytes: int | None = None  # memory for one chunk of LM-head logits
+    logits_budget_bytes: int | None = None  # memory for one block of LM-head logits (rows x vocabulary tile)
     compile: bool = False  # torch.compile the decoder: fuses the elementwise work between the matmuls
 
     def for_device(self, device_type: str) -> EngineSettings:
@@ -25,12 +25,12 @@ class EngineSettings:
 
 
 # Measured in docs/performance.md. On a CPU masked attention costs the square of a packed row and
-# dominates, so rows stay short and the logits chunk small. On a GPU the matmuls dominate (cuDNN's
+# dominates, so rows stay short; the LM head works on 1,024 rows x a 4,096-entry vocabulary tile (24 MiB). On a GPU the matmuls dominate (cuDNN's
 # attention handles the packed mask): larger batches keep them busy, and longer rows stop a group of
 # many long candidates from being split into pieces that each repeat its prompt (an 8B target, K=8,
 # 512-token prompts: 40% of the datasheet peak with 4,096-token rows against 24% with 1,024).
 DEVICE_DEFAULTS = {
-    "cpu": EngineSettings(batch_tokens=8192, max_row_tokens=1024, logits_budget_bytes=256 * 2**20),
+    "cpu": EngineSettings(batch_tokens=8192, max_row_tokens=1024, logits_budget_bytes=24 * 2**20),
     "cuda": EngineSettings(batch_tokens=16384, max_row_tokens=4096, logits_budget_bytes=1024 * 2**20),
 }
 

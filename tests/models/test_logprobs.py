@@ -23,9 +23,36 @@ def test_token_logprobs_matches_full_log_softmax_with_softcap_bias_and_chunks():
     logits = 4.0 * torch.tanh(logits / 4.0)
     expected = torch.log_softmax(logits, -1).gather(1, targets[:, None]).squeeze(1)
     for chunk in (1, 5, 37, 100):
-        out = token_logprobs(hidden, weight, targets, bias=bias, softcap=4.0, scale=0.5, chunk_rows=chunk)
-        assert out.dtype == torch.float32
-        torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+        for tile in (1, 7, 16, 50, 64):  # tiles of one entry, tiles that do not divide V, one tile, more than V
+            out = token_logprobs(
+                hidden, weight, targets, bias=bias, softcap=4.0, scale=0.5, chunk_rows=chunk, vocab_tile=tile
+            )
+            assert out.dtype == torch.float32
+            torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+def test_the_running_log_sum_exp_survives_logits_far_apart():
+    """A tile whose max is 200 nats above the first tile's: no overflow, no underflow to -inf."""
+    hidden = torch.tensor([[1.0], [-1.0]])
+    weight = torch.tensor([[-100.0], [0.0], [100.0], [101.0], [-300.0]])
+    expected = torch.log_softmax(hidden @ weight.T, -1).gather(1, torch.tensor([[0], [4]])).squeeze(1)
+    for tile in (1, 2, 3, 5):
+        out = token_logprobs(hidden, weight, torch.tensor([0, 4]), vocab_tile=tile)
+        torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-4)
+
+
+def test_with_gradients_it_is_differentiable_and_equal():
+    torch.manual_seed(2)
+    hidden, weight = torch.randn(9, 8, requires_grad=True), torch.randn(30, 8)
+    targets = torch.randint(0, 30, (9,))
+    out = token_logprobs(hidden, weight, targets, softcap=3.0, chunk_rows=4)
+    with torch.no_grad():
+        torch.testing.assert_close(out, token_logprobs(hidden, weight, targets, softcap=3.0, vocab_tile=7))
+    out.sum().backward()
+    reference = hidden.detach().clone().requires_grad_(True)
+    logits = 3.0 * torch.tanh((reference @ weight.T) / 3.0)
+    torch.log_softmax(logits, -1).gather(1, targets[:, None]).sum().backward()
+    torch.testing.assert_close(hidden.grad, reference.grad)
 
 
 def test_bfloat16_inputs_reduce_in_float32():
@@ -33,9 +60,14 @@ def test_bfloat16_inputs_reduce_in_float32():
     hidden, weight = torch.randn(16, 32), torch.randn(1000, 32)
     targets = torch.randint(0, 1000, (16,))
     exact = token_logprobs(hidden, weight, targets)
-    low = token_logprobs(hidden.bfloat16(), weight.bfloat16(), targets)
-    assert low.dtype == torch.float32
-    assert (low - exact).abs().max() < 0.5  # bf16 matmul noise only, no overflow in the reduction
+    for tile in (64, 1000):
+        low = token_logprobs(hidden.bfloat16(), weight.bfloat16(), targets, vocab_tile=tile)
+        assert low.dtype == torch.float32
+        # the error of bf16 logits only (the reduction is float32): against the log-softmax of those logits
+        rounded = (hidden.bfloat16() @ weight.bfloat16().T).float()
+        reference = torch.log_softmax(rounded, -1).gather(1, targets[:, None]).squeeze(1)
+        assert (low - reference).abs().max() < 0.1
+        assert (low - exact).abs().max() < 0.5  # bf16 matmul noise only, no overflow in the reduction
 
 
 def test_chunk_rows_for_bounds_memory():
