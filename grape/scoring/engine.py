@@ -88,7 +88,11 @@ class ScoringEngine:
         ).last_hidden_state
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index.to(device))
         logprobs = token_logprobs(
-            rows, targets=batch.target_ids.to(device), chunk_rows=self.chunk_rows, vocab_tile=self.vocab_tile, **self.head
+            rows,
+            targets=batch.target_ids.to(device),
+            chunk_rows=self.chunk_rows,
+            vocab_tile=self.vocab_tile,
+            **self.head,
         )
         sums = torch.zeros(len(batch.candidates), dtype=torch.float64, device=device)
         return sums.index_add_(0, batch.candidate_of_token.to(device), logprobs.double())

@@ -25,7 +25,8 @@ class EngineSettings:
 
 
 # Measured in docs/performance.md. On a CPU masked attention costs the square of a packed row and
-# dominates, so rows stay short; the LM head works on 1,024 rows x a 4,096-entry vocabulary tile (24 MiB). On a GPU the matmuls dominate (cuDNN's
+# dominates, so rows stay short; the LM head works on 1,024 rows x a 4,096-entry vocabulary tile
+# (24 MiB). On a GPU the matmuls dominate (cuDNN's
 # attention handles the packed mask): larger batches keep them busy, and longer rows stop a group of
 # many long candidates from being split into pieces that each repeat its prompt (an 8B target, K=8,
 # 512-token prompts: 40% of the datasheet peak with 4,096-token rows against 24% with 1,024).
