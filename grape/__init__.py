@@ -26,6 +26,7 @@ STAGES = {
     "dpo": "grape.training.dpo",
     "reward_model": "grape.training.reward_model",
     "evaluate": "grape.evaluation.evaluate",
+    "budget": "grape.budgeting.run",
     "decode": "grape.decoding.decode",
 }
 

@@ -30,6 +30,7 @@ COMMANDS = [  # in the order of the data path, as `grape --help` lists them
     "grape.training.reward_model_cli",  # reward-model
     "grape.rl.cli",  # rl
     "grape.evaluation.cli",  # eval
+    "grape.budgeting.cli",  # budget: sft, dpo and eval over a grid of data budgets
     "grape.decoding.cli",  # decode
     "grape.tools.cli",  # tools
     "grape.search.cli",  # itool

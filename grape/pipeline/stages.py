@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grape.budgeting.settings import BudgetSettings, check_budget
 from grape.decoding.settings import DecodeSettings
 from grape.decoding.settings import check as check_decode
 from grape.errors import GrapeError
@@ -98,6 +99,12 @@ def _dpo(settings: DPOSettings, inputs: Inputs, output: Path) -> None:
     dpo(inputs["input"], output, settings)
 
 
+def _budget(settings: BudgetSettings, inputs: Inputs, output: Path) -> None:
+    from grape.budgeting.run import budget
+
+    budget(inputs["input"], inputs["pairs"], inputs["data"], output.parent, settings, heldout=inputs.get("heldout"))
+
+
 def _reward_model(settings: RewardModelSettings, inputs: Inputs, output: Path) -> None:
     from grape.training.reward_model import reward_model
 
@@ -159,6 +166,8 @@ STAGES: dict[str, Stage] = {
     "dpo": Stage(DPOSettings, "model", _dpo, links={"input": ("pairs",)}, check=check_dpo),
     "rl": Stage(RLSettings, "model", _rl, links={"model": ("sft",)}, check=check_rl),
     "eval": Stage(EvalSettings, "eval.jsonl", _eval, files=("data",), links={"model": ("sft", "dpo", "rl")}),
+    "budget": Stage(BudgetSettings, "results.jsonl", _budget, files=("input", "pairs", "data", "heldout"),
+                    optional=("heldout",), links={"input": ("select",), "pairs": ("pairs",)}, check=check_budget),
     "reward-model": Stage(RewardModelSettings, "model", _reward_model, links={"input": ("pairs",)},
                            check=check_reward_model),
     "decode": Stage(DecodeSettings, "decoded.jsonl", _decode, check=check_decode,
