@@ -11,9 +11,12 @@ import yaml
 
 import grape.budgeting.run
 import grape.training.sft
+from grape.budgeting.settings import BudgetSettings
 from grape.cli import main
 from grape.data.tables import read_table_rows, write_rows
 from grape.errors import GrapeError
+from grape.evaluation.settings import EvalSettings
+from grape.training.settings import SFTSettings
 
 SFT_POOL = [{"id": f"q{i}", "prompt": f"What is {i} + 1?", "completion": f"{i} + 1 = {i + 1}. The answer is {i + 1}."}
             for i in range(4)]  # fmt: skip
@@ -78,3 +81,16 @@ def test_a_cell_begun_with_other_settings_stops_the_run_naming_them(tmp_path):
     (cell / "cell.started.json").write_text(json.dumps({"key": "other", "identity": {"settings": {"budget": 3}}}))
     with pytest.raises(GrapeError, match=r"share-1-seed-0: begun with other settings or another draw \(.*budget"):
         grape.budgeting.run.budget(sel, pairs, test, out, budget=2, shares=[1.0], model="not-loaded")
+
+
+def test_drop_models_deletes_a_finished_cells_weights_and_keeps_its_results(smol_dir, tmp_path):
+    sel, pairs = write_rows(SFT_POOL, tmp_path / "sel.jsonl"), write_rows(PAIRS, tmp_path / "pairs.jsonl")
+    test, out = write_rows(TEST, tmp_path / "test.jsonl"), tmp_path / "out"
+    evaluation = {"verifier": "number", "max_new_tokens": 2, "device": "cpu"}
+    settings = BudgetSettings(budget=1, shares=[1.0], model=str(smol_dir), keep_models=False,
+                              sft=SFTSettings(**FAST), eval=EvalSettings(**evaluation))  # fmt: skip
+    (row,) = grape.budgeting.run.budget(sel, pairs, test, out, settings)
+    cell = out / row["cell"]
+    assert (cell / "sft" / "grape-sft.json").is_file() and (cell / "sft" / "config.json").is_file()
+    assert not list(cell.rglob("*.safetensors")) and not (cell / "sft" / "checkpoints").exists()
+    assert grape.budgeting.run.budget(sel, pairs, test, out, settings, keep_models=True) == [row]  # same cell key
