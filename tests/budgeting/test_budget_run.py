@@ -94,3 +94,21 @@ def test_drop_models_deletes_a_finished_cells_weights_and_keeps_its_results(smol
     assert (cell / "sft" / "grape-sft.json").is_file() and (cell / "sft" / "config.json").is_file()
     assert not list(cell.rglob("*.safetensors")) and not (cell / "sft" / "checkpoints").exists()
     assert grape.budgeting.run.budget(sel, pairs, test, out, settings, keep_models=True) == [row]  # same cell key
+
+
+def test_a_budget_step_of_grape_run_writes_its_cells_and_results_in_its_folder_and_is_cached(smol_dir, tmp_path):
+    from grape.pipeline.run import run_pipeline
+
+    for rows, name in ((SFT_POOL, "sel.jsonl"), (PAIRS, "pairs.jsonl"), (TEST, "test.jsonl")):
+        write_rows(rows, tmp_path / name)
+    step = {"name": "grid", "type": "budget", "input": "sel.jsonl", "pairs": "pairs.jsonl", "data": "test.jsonl",
+            "budget": 1, "shares": [1], "model": str(smol_dir), "sft": FAST,
+            "eval": {"verifier": "number", "max_new_tokens": 2, "device": "cpu"}}  # fmt: skip
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump({"workdir": "run", "steps": [step]}, sort_keys=False))
+    (outcome,) = run_pipeline(path)
+    assert outcome.status == "ran" and outcome.output == tmp_path / "run" / "grid" / "results.jsonl"
+    (row,) = read_table_rows(outcome.output)
+    assert (row["n_sft"], row["n_pairs"], row["trained"]) == (1, 0, "sft")
+    assert (tmp_path / "run" / "grid" / "share-1-seed-0" / "cell.json").is_file()
+    assert run_pipeline(path)[0].status == "cached"
