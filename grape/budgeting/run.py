@@ -58,6 +58,7 @@ def budget(
     files = (source_name(sft_pool), source_name(pairs))
     sft_rows, pair_rows = read_table_rows(sft_pool), read_table_rows(pairs)
     sft_keys, pair_keys = instruction_keys(sft_rows, pair_rows, files)
+    _check_inputs(sft_rows, pair_rows, files, data, settings)
     settings = _resolved(settings, sft_pool)
     base = _identity_base(settings, data, heldout)
     sft_at, pair_at = {key: i for i, key in enumerate(sft_keys)}, {key: i for i, key in enumerate(pair_keys)}
@@ -89,6 +90,20 @@ def budget(
     rows = [row for row in finished.values() if row is not None]
     _write_tables(rows, out, settings)
     return rows
+
+
+def _check_inputs(sft_rows: list, pair_rows: list, files: tuple[str, str], data: Any, settings: BudgetSettings) -> None:
+    """Every row of both pools and the evaluation items, read as their stages will read them: a bad row stops the
+    run before the first cell trains, not when the cell that draws it comes, hours later."""
+    from grape.data.pool import read_pool
+    from grape.training.dataset import prompt_and_response
+    from grape.training.preference import read_pairs
+
+    for number, row in enumerate(sft_rows, start=1):
+        prompt_and_response(row, files[0], number)
+    read_pairs(pair_rows, files[1])
+    if not read_pool(data, settings.eval.columns):
+        raise GrapeError(f"{source_name(data)}: no items to evaluate")
 
 
 def _resolved(settings: BudgetSettings, sft_pool: Any) -> BudgetSettings:

@@ -94,3 +94,14 @@ def test_a_budget_step_reads_the_nearest_select_and_pairs_outputs(tmp_path):
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     with pytest.raises(GrapeError, match="steps.grid.*sft.model: budget sets it for every cell"):
         load_pipeline(path)
+
+
+def test_a_bad_row_in_a_pool_stops_the_run_before_any_cell_trains(tmp_path, capsys):
+    sel = write_rows([{"id": f"q{i}", "prompt": "p", "completion": "c"} for i in range(3)], tmp_path / "sel.jsonl")
+    pairs = write_rows([{"id": "q7", "prompt": "p", "chosen": "a", "rejected": "b"},
+                        {"id": "q8", "prompt": "p", "chosen": "a"}], tmp_path / "pairs.jsonl")  # fmt: skip
+    code = main(["budget", str(sel), str(pairs), "--data", str(sel), "-o", str(tmp_path / "out"), "--budget", "2",
+                 "--shares", "1", "--model", "no-such-model"])  # fmt: skip
+    assert code == 2  # share 1 draws no pair, but the row is still read before anything runs
+    assert f"{pairs}, row 2, field 'rejected'" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "out").exists()
