@@ -26,11 +26,10 @@ from grape.selection.select import select
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_eval" / "model_outputs.jsonl"
 
 
-def subset(path: Path, n: int, max_chars: int, skip: int = 0) -> Path:
+def subset(path: Path, n: int, max_chars: int, skip: int, out: Path) -> Path:
     """Instructions skip+1 .. skip+n (in file order) with all their candidates (responses cut at
-    max_chars to bound the cost)."""
+    max_chars to bound the cost), written to ``out``."""
     seen: dict[str, int] = {}
-    out = Path(tempfile.mkdtemp()) / "subset.jsonl"
     with path.open() as source, out.open("w") as sink:
         for line in source:
             row = json.loads(line)
@@ -51,17 +50,25 @@ def main() -> None:
     parser.add_argument("--skip", type=int, default=0, help="start after this many instructions (a fresh sample)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads; 0 = torch's default")
     parser.add_argument("--output", default=None, help="write the figures as JSON here")
+    parser.add_argument(
+        "--work",
+        default=None,
+        help="keep the subset and both score tables here: a stopped run resumes from its saved parts",
+    )
     args = parser.parse_args()
     if not DATA.is_file():
         raise SystemExit(f"{DATA} is absent: this benchmark needs the shared AlpacaEval outputs")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    path = subset(DATA, args.instructions, args.max_chars, args.skip)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp())
+    work.mkdir(parents=True, exist_ok=True)
+    path = subset(DATA, args.instructions, args.max_chars, args.skip, work / "subset.jsonl")
     runs, seconds = {}, {}
     for dtype in ("float32", "bfloat16"):
         started = time.perf_counter()
-        runs[dtype] = score(path, None, ScoreSettings(model=args.model, dtype=dtype, device="cpu", on_error="skip"))
-        seconds[dtype] = time.perf_counter() - started
+        settings = ScoreSettings(model=args.model, dtype=dtype, device="cpu", on_error="skip", part_size=20)
+        runs[dtype] = score(path, work / f"{dtype}.parquet", settings)
+        seconds[dtype] = time.perf_counter() - started  # of this process: less than the whole on a resumed run
     exact, low = runs["float32"], runs["bfloat16"]
     pairs = [(a, b) for a, b in zip(exact, low, strict=True) if a["status"] == "scored"]
     delta = np.array([abs(a["mean_logprob"] - b["mean_logprob"]) for a, b in pairs])

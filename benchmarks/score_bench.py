@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/score_bench.py                       # gemma-3-270m, 2 x K=4, P=256, R≈64, fp32
     .venv/bin/python benchmarks/score_bench.py --instructions 8 --json speed.json
     .venv/bin/python benchmarks/score_bench.py --dtype bfloat16
+    .venv/bin/python benchmarks/score_bench.py --alpaca 8 --max-chars 1500   # real text, 15 candidates each
     .venv/bin/python benchmarks/score_bench.py --memory-case --skip-baselines --rounds 1  # 16 x 1,024 tokens
     python benchmarks/score_bench.py --random-shape llama-3.1-8b --dtype bfloat16 --instructions 64  # a GPU
 
@@ -36,6 +37,7 @@ from baseline_scorers import naive_scores, padded_scores
 from flop_count import ModelShape, engine_flops, naive_flops, padded_flops, shape_of
 from measure import load_average, machine_state, matmul_peak_flops, peak_memory
 from random_model import SHAPES, random_model
+from real_groups import alpaca_groups
 from round_stats import MAX_SPREAD_PCT, per_round_ratios, ratio_refusal, rotated_order, spread_of
 
 from grape.models.load import load_model, resolve_device, resolve_dtype
@@ -184,6 +186,13 @@ def main() -> None:
     )
     parser.add_argument("--skip-baselines", action="store_true", help="engine only (e.g. on a large GPU model)")
     parser.add_argument("--memory-case", action="store_true", help="one instruction, 16 candidates x 1,024 tokens")
+    parser.add_argument(
+        "--alpaca",
+        type=int,
+        default=None,
+        help="real text instead of random tokens: this many AlpacaEval instructions x 15 generators",
+    )
+    parser.add_argument("--max-chars", type=int, default=None, help="with --alpaca: cut each answer here")
     args = parser.parse_args()  # fmt: skip
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -196,7 +205,15 @@ def main() -> None:
     else:
         loaded = load_model(args.model, dtype=args.dtype, device=args.device)
     model, device = loaded.model, loaded.device
-    groups = make_groups(model.config.vocab_size, args.instructions, args.k, args.prompt_tokens, args.response_tokens)
+    if args.alpaca:
+        groups = alpaca_groups(loaded.tokenizer, args.alpaca, args.max_chars)
+        args.instructions, args.k = len(groups), max(len(g.responses) for g in groups)
+        args.prompt_tokens = round(sum(len(g.prompt) for g in groups) / len(groups))
+        args.response_tokens = round(sum(len(r) for g in groups for r in g.responses) / sum(args.k for _ in groups))
+    else:
+        groups = make_groups(
+            model.config.vocab_size, args.instructions, args.k, args.prompt_tokens, args.response_tokens
+        )
     if args.memory_case:  # exactly 1,024 tokens each
         groups = [TokenGroup(g.prompt, [(r * 2)[: args.response_tokens] for r in g.responses]) for g in groups]
     tokens = sum(len(g.prompt) * len(g.responses) + sum(map(len, g.responses)) for g in groups)
