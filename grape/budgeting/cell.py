@@ -7,8 +7,8 @@ sidecar, so that sft and dpo render them as they were scored), the stages' own o
 
 Resuming: a finished cell is read back, never rerun; in a cell cut short, each finished stage (``grape-sft.json``,
 ``grape-dpo.json``, the eval sidecar) is reused, and an interrupted sft or dpo continues from its checkpoints, the
-reference pass and held-out scoring from their parts. A cell begun with other settings or another draw is an error
-naming what differs, never silently mixed.
+reference pass and held-out scoring from their parts; a finished stage's checkpoints are deleted (nothing resumes
+it). A cell begun with other settings or another draw is an error naming what differs, never silently mixed.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def run_cell(cell: Cell, settings: BudgetSettings, data: str | Path, heldout: Pa
         if not done.is_file():
             sft(rows, folder / "sft", replace(settings.sft, model=model, template=settings.template,
                                                eos=settings.eos, seed=draw.seed))  # fmt: skip
+        _drop_checkpoints(folder / "sft")
         model = str(folder / "sft")
         row["sft"] = _stage_metrics(done, ("examples", "steps", "loss_first", "loss_last", "seconds"))
     if draw.n_pairs:
@@ -93,6 +94,7 @@ def run_cell(cell: Cell, settings: BudgetSettings, data: str | Path, heldout: Pa
         if not done.is_file():
             dpo(pairs, folder / "dpo", replace(settings.dpo, model=model, template=settings.template,
                                                 eos=settings.eos, seed=draw.seed))  # fmt: skip
+        _drop_checkpoints(folder / "dpo")
         model = str(folder / "dpo")
         keys = ("pairs", "steps", "loss_first", "loss_last", "reward_accuracy_last", "seconds")
         row["dpo"] = _stage_metrics(done, keys)
@@ -145,10 +147,16 @@ def _heldout(candidates: Path, output: Path, model: str, settings: BudgetSetting
     return heldout_metrics(rows)
 
 
+def _drop_checkpoints(stage: Path) -> None:
+    """A finished stage's checkpoints: a budget never resumes a finished stage, and they are three times its model
+    (gemma-3-270m's: 1 GB of weights and 2 GB of optimizer state)."""
+    shutil.rmtree(stage / "checkpoints", ignore_errors=True)
+
+
 def _delete_weights(folder: Path) -> None:
     """A finished cell's model weights and checkpoints (``keep_models: false``); its other files stay."""
     for stage in ("sft", "dpo"):
-        shutil.rmtree(folder / stage / "checkpoints", ignore_errors=True)
+        _drop_checkpoints(folder / stage)
         for weights in [*(folder / stage).glob("*.safetensors"), *(folder / stage).glob("adapter/*.safetensors")]:
             weights.unlink()
 

@@ -45,6 +45,7 @@ def test_budget_cells_train_what_their_share_buys_and_a_rerun_skips_what_finishe
     only_dpo, both, only_sft = (out / f"share-{f}-seed-0" for f in ("0", "0.5", "1"))
     assert (only_dpo / "dpo" / "grape-dpo.json").is_file() and not (only_dpo / "sft").exists()
     assert (only_sft / "sft" / "grape-sft.json").is_file() and not (only_sft / "dpo").exists()
+    assert not list(out.rglob("checkpoints"))  # a finished stage's checkpoints are gone: nothing resumes it
     assert yaml.safe_load((only_dpo / "dpo" / "grape-dpo.yaml").read_text())["model"] == str(smol_dir)
     assert yaml.safe_load((both / "dpo" / "grape-dpo.yaml").read_text())["model"] == str(both / "sft")
     drawn_sft, drawn_pairs = read_table_rows(both / "sft.jsonl"), read_table_rows(both / "pairs.jsonl")
