@@ -25,6 +25,7 @@ from grape.budgeting.results import format_metrics, heldout_metrics
 from grape.budgeting.settings import BudgetSettings
 from grape.data.tables import read_sidecar, read_table_rows, write_atomically, write_rows, write_sidecar
 from grape.errors import GrapeError
+from grape.pipeline.keys import changed_keys
 from grape.training.scoring_defaults import selection_meta
 
 STARTED, DONE = "cell.started.json", "cell.json"
@@ -79,25 +80,23 @@ def run_cell(cell: Cell, settings: BudgetSettings, data: str | Path, heldout: Pa
     folder.mkdir(parents=True, exist_ok=True)
     _write_json(folder / STARTED, {"key": cell.key, "identity": cell.identity})
     model, row = settings.model, _counts_row(cell, settings)
-    if draw.n_sft:
-        rows = _drawn_file(cell.sft_rows, folder / "sft.jsonl", pools[0], draw)
-        done = folder / "sft" / "grape-sft.json"
+    stages = [
+        ("sft", sft, settings.sft, cell.sft_rows, pools[0], draw.n_sft,
+         ("examples", "steps", "loss_first", "loss_last", "seconds")),
+        ("dpo", dpo, settings.dpo, cell.pair_rows, pools[1], draw.n_pairs,
+         ("pairs", "steps", "loss_first", "loss_last", "reward_accuracy_last", "seconds")),
+    ]  # fmt: skip
+    for stage, train, stage_settings, drawn, pool, count, keys in stages:
+        if not count:
+            continue
+        rows = _drawn_file(drawn, folder / ("sft.jsonl" if stage == "sft" else "pairs.jsonl"), pool, draw)
+        done = folder / stage / f"grape-{stage}.json"
         if not done.is_file():
-            sft(rows, folder / "sft", replace(settings.sft, model=model, template=settings.template,
-                                               eos=settings.eos, seed=draw.seed))  # fmt: skip
-        _drop_checkpoints(folder / "sft")
-        model = str(folder / "sft")
-        row["sft"] = _stage_metrics(done, ("examples", "steps", "loss_first", "loss_last", "seconds"))
-    if draw.n_pairs:
-        pairs = _drawn_file(cell.pair_rows, folder / "pairs.jsonl", pools[1], draw)
-        done = folder / "dpo" / "grape-dpo.json"
-        if not done.is_file():
-            dpo(pairs, folder / "dpo", replace(settings.dpo, model=model, template=settings.template,
+            train(rows, folder / stage, replace(stage_settings, model=model, template=settings.template,
                                                 eos=settings.eos, seed=draw.seed))  # fmt: skip
-        _drop_checkpoints(folder / "dpo")
-        model = str(folder / "dpo")
-        keys = ("pairs", "steps", "loss_first", "loss_last", "reward_accuracy_last", "seconds")
-        row["dpo"] = _stage_metrics(done, keys)
+        _drop_checkpoints(folder / stage)
+        model = str(folder / stage)
+        row[stage] = _stage_metrics(done, keys)
     row["model"] = model
     output = folder / "eval.jsonl"
     summary = read_sidecar(output).get("summary") if output.is_file() else None
@@ -166,13 +165,6 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
     write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
-def _differing(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """The dotted keys whose values differ between two nested mappings."""
-    names = []
-    for key in sorted({*old, *new}):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            names += _differing(a, b, f"{prefix}{key}.")
-        elif a != b:
-            names.append(f"{prefix}{key}")
-    return names or ["grape version"]
+def _differing(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The dotted keys whose values differ; equal settings from another grape version name the version."""
+    return changed_keys(old, new) or ["grape version"]

@@ -62,7 +62,7 @@ def reason_to_run(plan: StepPlan, identity: Identity) -> str | None:
         started = cache.marker(plan.folder)
         return "resumes an interrupted run" if started and started.get("key") == identity.key else "new"
     if state.get("key") != identity.key:
-        changed = _changed(state.get("settings") or {}, identity.settings)
+        changed = changed_keys(state.get("settings") or {}, identity.settings)
         if changed:
             return f"settings changed: {', '.join(changed)}"
         inputs = state.get("inputs") or {}
@@ -84,12 +84,13 @@ def _model_specs(plan: StepPlan, linked: set[str]) -> list[tuple[str, str]]:
     return specs
 
 
-def _changed(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested mappings."""
     names = []
     for key in sorted({*old, *new}):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            names += _changed(a, b, f"{prefix}{key}.")
+            names += changed_keys(a, b, f"{prefix}{key}.")
         elif a != b:
             names.append(f"{prefix}{key}")
     return names
