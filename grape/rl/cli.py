@@ -7,13 +7,13 @@ import argparse
 from grape.cli_options import add_config_option, add_model_options, settings_from_args
 from grape.console import console, print_table
 from grape.rl.aggregations import AGGREGATIONS
-from grape.rl.settings import ALGORITHMS, RLSettings
+from grape.rl.settings import ALGORITHMS, ROLLOUTS, RLSettings
 
 # The RLSettings fields that have a flag; each flag defaults to None ("not given"): defaults < --config < flags.
 FLAGS = ("algo", "num_generations", "model", "template", "eos", "dtype", "device", "trust_remote_code", "verifier",
-         "prompt_column", "answer_column", "max_prompt_tokens", "max_new_tokens", "batch_size", "mini_batch_size",
-         "ppo_epochs", "epochs", "max_steps", "kl_coef", "value_coef", "aggregation", "lr", "lora_r", "seed",
-         "save_steps", "resume")  # fmt: skip
+         "prompt_column", "answer_column", "max_prompt_tokens", "max_new_tokens", "rollout", "batch_size",
+         "mini_batch_size", "ppo_epochs", "epochs", "max_steps", "kl_coef", "value_coef", "aggregation", "lr",
+         "lora_r", "seed", "save_steps", "resume")  # fmt: skip
 
 
 EXAMPLES = """examples:
@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     parser.add_argument("--answer-column", help=f"the gold answer's column. Default: {d.answer_column}")
     parser.add_argument("--max-prompt-tokens", type=int, help=f"longer keep their end. Default: {d.max_prompt_tokens}")
     parser.add_argument("--max-new-tokens", type=int, help=f"answers are cut here. Default: {d.max_new_tokens}")
+    parser.add_argument("--rollout", choices=ROLLOUTS, help="PPO's answers: sampled at temperature 1 (ReFT) or "
+                        f"greedy (TL-Training). Default: {d.rollout}")  # fmt: skip
     parser.add_argument("--batch-size", type=int, help=f"questions per rollout batch. Default: {d.batch_size}")
     parser.add_argument("--mini-batch-size", type=int, help="questions per optimizer step. Default: the whole batch")
     parser.add_argument("--ppo-epochs", type=int, help=f"passes over each rollout batch (GRPO's μ). "

@@ -71,7 +71,8 @@ def train_ppo(
             tick = time.time()
             prompts = [q.prompt_ids for q in batch]
             rollouts = sample_rollouts(policy.model, prompts, max_new_tokens=settings.max_new_tokens, stop_ids=stops,
-                                       pad_id=pad_id, generator=sampler)  # fmt: skip
+                                       pad_id=pad_id, generator=sampler,
+                                       greedy=settings.rollout == "greedy")  # fmt: skip
             rollout_seconds = time.time() - tick
             texts = _response_texts(tokenizer, rollouts.response_ids, rollouts.response_mask)
             rewards = [reward(text, q.item) for text, q in zip(texts, batch, strict=True)]

@@ -1,4 +1,5 @@
-"""Rollouts: one response per prompt sampled from the policy itself (temperature 1, no top-k, no top-p).
+"""Rollouts: one response per prompt sampled from the policy itself (temperature 1, no top-k, no top-p: ReFT),
+or its greedy response (TL-Training's rollouts).
 
 The batch layout every later pass uses::
 
@@ -67,8 +68,11 @@ def sample_rollouts(
     stop_ids: list[int],
     pad_id: int,
     generator: torch.Generator,
+    greedy: bool = False,
 ) -> Rollouts:
-    """Sample one response per prompt from ``model`` (a causal LM, or a PeftModel around one).
+    """Sample one response per prompt from ``model`` (a causal LM, or a PeftModel around one); with ``greedy``,
+    take the most likely token at each step instead (the log-probs kept are still the policy's own, at
+    temperature 1: what the training pass computes).
 
     A row stops at its first token in ``stop_ids`` (kept, with its log-prob) or after ``max_new_tokens``.
     """
@@ -82,7 +86,10 @@ def sample_rollouts(
     tokens, logprobs, alive = [], [], []
     for _ in range(max_new_tokens):
         step_logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
-        token = torch.multinomial(step_logprobs.exp(), 1, generator=generator).squeeze(1)
+        if greedy:
+            token = step_logprobs.argmax(dim=-1)
+        else:
+            token = torch.multinomial(step_logprobs.exp(), 1, generator=generator).squeeze(1)
         token = torch.where(done, torch.full_like(token, pad_id), token)
         tokens.append(token)
         logprobs.append(step_logprobs.gather(1, token[:, None]).squeeze(1) * ~done)

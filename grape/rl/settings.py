@@ -18,6 +18,7 @@ from grape.models.embedded import DEFAULT_TARGET
 from grape.rl.aggregations import AGGREGATIONS
 
 ALGORITHMS = ("ppo", "grpo")
+ROLLOUTS = ("sample", "greedy")
 
 
 @dataclass
@@ -30,7 +31,9 @@ class RLSettings:
     prompt_column: str = "prompt"  # a string or chat messages
     answer_column: str = "answer"  # copied to the item's `answer`, which the verifier reads
     partial_reward: float = 0.1  # an answer was extracted (or the program ran) but it is wrong
-    # rollouts: one sample per prompt at temperature 1, top-k 0, top-p 1 (the policy's own distribution)
+    # rollouts: one sample per prompt at temperature 1, top-k 0, top-p 1 (the policy's own distribution: ReFT),
+    # or the policy's greedy answer (TL-Training); PPO only (GRPO's group needs different answers)
+    rollout: str = "sample"  # sample | greedy
     max_prompt_tokens: int = 512  # longer prompts keep their last tokens (ReFT truncates prompts)
     max_new_tokens: int = 300  # answers are cut here; the score then falls on the last token
     batch_size: int = 8  # prompts per rollout batch (PPO: one rollout each; GRPO: num_generations each)
@@ -79,6 +82,10 @@ def check(settings: RLSettings) -> None:
     """Reject settings that would fail deep inside the loop with a less helpful message."""
     if settings.algo not in ALGORITHMS:
         raise GrapeError(f"unknown algo '{settings.algo}': use one of {', '.join(ALGORITHMS)}")
+    if settings.rollout not in ROLLOUTS:
+        raise GrapeError(f"unknown rollout '{settings.rollout}': use one of {', '.join(ROLLOUTS)}")
+    if settings.algo == "grpo" and settings.rollout == "greedy":
+        raise GrapeError("rollout greedy is PPO's: GRPO's advantages compare several sampled answers per question")
     if settings.algo == "grpo" and settings.num_generations < 2:
         raise GrapeError("num_generations must be at least 2: GRPO's advantage is relative to the other answers")
     for name in ("batch_size", "ppo_epochs", "save_steps", "max_new_tokens", "max_prompt_tokens"):
