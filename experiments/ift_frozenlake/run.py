@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--train-maps", type=int, default=3000)
     parser.add_argument("--eval-maps", type=int, default=500)
     parser.add_argument("--max-moves", type=int, default=32)
-    parser.add_argument("--epochs", type=float, default=20)
+    parser.add_argument("--epochs", type=float, default=10)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
