@@ -7,13 +7,13 @@ GSM8K's ``example_model_solutions.jsonl`` holds four model solutions per test pr
 Those 731 are shuffled once (``random.Random(0)``); the first ``--eval`` of them are the evaluation items, the
 rest the pools. Per pool problem: chosen = its first correct solution and rejected = its first wrong one, in
 the file's order (6b_finetuning, 6b_verification, 175b_finetuning, 175b_verification), passing by the few
-degenerate solutions with no final answer line (a problem left without a right or a wrong one is left out); the SFT example is the
-chosen solution, so SFT and DPO learn from the same kind of text. The solutions end with a line ``A: 18``;
-it is rewritten as GSM8K's ``#### 18`` (the form the math verifier and the answer-format rate read first), and
-the ``<<a*b=c>>`` calculator marks are kept as they are (both are in every response, so neither favours an arm).
+degenerate solutions with no final answer line (a problem left without a right or a wrong one is left out); the
+SFT example is the chosen solution, so SFT and DPO learn from the same kind of text. The solutions end with a line
+``A: 18``; it is rewritten as GSM8K's ``#### 18`` (the form the math verifier and the answer-format rate read
+first), and the ``<<a*b=c>>`` calculator marks are kept as they are (they are in every response, chosen or not).
 
 Writes ``sft.jsonl`` (id, prompt, completion), ``pairs.jsonl`` (id, prompt, chosen, rejected), ``eval.jsonl``
-and ``heldout.jsonl`` (id, question, answer; heldout: id, prompt, completion = the gold solution to score).
+(id, question, answer = the gold solution) and ``heldout.jsonl`` (id, prompt, completion = the gold solution).
 Nothing is copied into the project: the files go to ``--out``.
 """
 
@@ -66,12 +66,15 @@ def main() -> None:
     random.Random(0).shuffle(pairs)
     held, pool = pairs[: args.eval], pairs[args.eval :]
     args.out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(args.out / "sft.jsonl", [{"id": p["id"], "prompt": p["question"], "completion": p["chosen"]} for p in pool])
-    write_jsonl(args.out / "pairs.jsonl", [{"id": p["id"], "prompt": p["question"], "chosen": p["chosen"],
-                                            "rejected": p["rejected"]} for p in pool])  # fmt: skip
-    write_jsonl(args.out / "eval.jsonl", [{"id": p["id"], "question": p["question"], "answer": p["gold"]} for p in held])
-    write_jsonl(args.out / "heldout.jsonl", [{"id": p["id"], "prompt": p["question"], "completion": p["gold"]}
-                                              for p in held])  # fmt: skip
+    files = {
+        "sft.jsonl": [{"id": p["id"], "prompt": p["question"], "completion": p["chosen"]} for p in pool],
+        "pairs.jsonl": [{"id": p["id"], "prompt": p["question"], "chosen": p["chosen"], "rejected": p["rejected"]}
+                        for p in pool],
+        "eval.jsonl": [{"id": p["id"], "question": p["question"], "answer": p["gold"]} for p in held],
+        "heldout.jsonl": [{"id": p["id"], "prompt": p["question"], "completion": p["gold"]} for p in held],
+    }  # fmt: skip
+    for name, file_rows in files.items():
+        write_jsonl(args.out / name, file_rows)
     print(f"{len(pairs)} problems with a natural pair: {len(pool)} in the pools, {len(held)} held out -> {args.out}")
 
 
