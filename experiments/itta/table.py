@@ -12,6 +12,8 @@ import math
 import statistics
 from pathlib import Path
 
+from grape.evaluation.metrics import mean_t_interval
+
 HERE = Path(__file__).parent
 # arm -> (method line, accuracy key)
 ARMS = {
@@ -33,20 +35,6 @@ COMPARISONS = [  # (criterion, arm, minus arm, the direction that passes)
     ("(descriptive) naive TTT − ERM", "naive TTT (reset)", "ERM", None),
     ("(descriptive) ERM+MixStyle − ERM", "ERM+MixStyle", "ERM", None),
 ]
-
-
-def t_interval(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval (0 for a single value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, float("nan")
-    return mean, _t975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-
-
-def _t975(df: int) -> float:
-    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-             15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}  # fmt: skip
-    return table[max(k for k in table if k <= df)]  # the next smaller df: a slightly wider interval
 
 
 def arm_values(runs: list[dict]) -> dict[str, dict[tuple[str, int], float]]:
@@ -73,7 +61,7 @@ def table(runs: list[dict]) -> str:
     lines = ["| arm | units | accuracy (%) ± 95% CI |", "|---|---|---|"]
     for arm, by_unit in values.items():
         if by_unit:
-            mean, half = t_interval(list(by_unit.values()))
+            mean, half = mean_t_interval(list(by_unit.values()))
             lines.append(f"| {arm} | {len(by_unit)} | {mean:.2f} ± {half:.2f} |")
     lines += ["", "Paired differences in accuracy points on the (domain, seed) units both arms have:", "",
               "| comparison | units | difference ± 95% CI | verdict |", "|---|---|---|---|"]  # fmt: skip
@@ -81,7 +69,7 @@ def table(runs: list[dict]) -> str:
         units = sorted(set(values[arm]) & set(values[other]))
         if not units:
             continue
-        mean, half = t_interval([values[arm][u] - values[other][u] for u in units])
+        mean, half = mean_t_interval([values[arm][u] - values[other][u] for u in units])
         lines.append(f"| {name}: {arm} − {other} | {len(units)} | {mean:+.2f} ± {half:.2f} | "
                      f"{verdict(mean - half, mean + half, direction)} |")  # fmt: skip
     lines += ["", "Mean accuracy (%) per held-out domain over the seeds done (seeds in brackets):", "",

@@ -1,4 +1,4 @@
-"""Accuracy with a confidence interval, as pure functions."""
+"""Accuracy and means over seeds with confidence intervals, as pure functions."""
 
 from __future__ import annotations
 
@@ -22,3 +22,19 @@ def wilson_interval(correct: int, total: int, z: float = Z_95) -> tuple[float, f
     center = (p + z * z / (2 * total)) / scale
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / scale
     return (max(0.0, center - half), min(1.0, center + half))
+
+
+def mean_t_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """The mean of ``values`` and the half-width of its t-interval (Student's t, n − 1 degrees of freedom):
+    what a handful of seeds supports. The half-width is NaN for a single value (no spread to measure)."""
+    import statistics
+
+    from scipy.stats import t
+
+    if not values:
+        raise ValueError("no values")
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, float("nan")
+    quantile = float(t.ppf(0.5 + level / 2, len(values) - 1))
+    return mean, quantile * statistics.stdev(values) / math.sqrt(len(values))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from grape.evaluation.metrics import wilson_interval
@@ -27,3 +29,16 @@ def test_no_items_give_the_whole_range_and_impossible_counts_raise():
     assert wilson_interval(0, 0) == (0.0, 1.0)
     with pytest.raises(ValueError):
         wilson_interval(11, 10)
+
+
+def test_mean_t_interval_by_hand():
+    from grape.evaluation.metrics import mean_t_interval
+
+    # values 1, 2, 3, 4, 5: mean 3, sample sd sqrt(2.5), t(0.975, 4) = 2.7764451
+    mean, half = mean_t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert mean == 3.0 and abs(half - 2.7764451 * math.sqrt(2.5) / math.sqrt(5)) < 1e-6
+    # two values 0 and 2: sd sqrt(2), t(0.975, 1) = 12.7062047
+    assert abs(mean_t_interval([0.0, 2.0])[1] - 12.7062047 * math.sqrt(2) / math.sqrt(2)) < 1e-5
+    # a 90% interval is narrower; one value has no spread
+    assert mean_t_interval([1.0, 2.0, 3.0, 4.0, 5.0], level=0.9)[1] < half
+    assert math.isnan(mean_t_interval([7.0])[1])
