@@ -69,7 +69,8 @@ def run_arm(args, seed: int, arm: str, rows: list[dict], heldout: list, init: Pa
     out = args.out / f"seed-{seed}" / arm
     result = grape.sft(rows, out, model=str(init), template="raw", eos=True, **ARMS[arm], epochs=args.epochs,
                        lr=args.lr, batch_size=args.batch_size, lr_scheduler="cosine", warmup_ratio=0.05, seed=seed,
-                       logging_steps=100, save_steps=10**6, padding_free=False, trainer={"disable_tqdm": True})  # fmt: skip
+                       logging_steps=100, save_steps=10**6, padding_free=False,
+                       trainer={"disable_tqdm": True})  # fmt: skip
     trained = time.time() - started
     said = answers(out, heldout, args.max_moves)
     plays = [play(m, a) for m, a in zip(heldout, said, strict=True)]
