@@ -3,7 +3,9 @@ a key with the one a finished step recorded, why a step would run again.
 
 Input files are fingerprinted by content; an earlier step's output by the content hash recorded when
 it was written (and verified before it is passed on, cache.py); a model given by name or path by
-`grape.models.fingerprint.model_fingerprint`. In the settings that are hashed, a value that names an
+`grape.models.fingerprint.model_fingerprint`; a Jinja template file (a step's ``template`` or
+``prompt_format``, a generator's own ``template``) by content, so that editing it reruns the steps that
+render with it. In the settings that are hashed, a value that names an
 earlier step's output stands as a placeholder, so that the key follows that output's content, not the
 place of the workdir: a copied or moved workdir stays cached.
 """
@@ -14,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from grape import __version__
@@ -22,6 +25,7 @@ from grape.generation.backend import GeneratorSpec
 from grape.models.fingerprint import model_fingerprint
 from grape.pipeline import cache
 from grape.pipeline.plan import Ref, StepPlan
+from grape.text import BUILTIN_TEMPLATES
 
 PLACEHOLDER = "<output of an earlier step>"
 
@@ -52,6 +56,8 @@ def step_identity(plan: StepPlan, output_hashes: Mapping[str, str]) -> Identity:
             _set_placeholder(settings, ref)
     for label, spec in _model_specs(plan, linked):  # a local model may change under the same path
         inputs[f"settings.{label}"] = model_fingerprint(spec)
+    for label, path in _template_files(plan):  # a template may change under the same name
+        inputs[f"settings.{label}"] = cache.content_hash(path)
     return Identity(stage_key(plan.type, settings, inputs), settings, inputs)
 
 
@@ -82,6 +88,15 @@ def _model_specs(plan: StepPlan, linked: set[str]) -> list[tuple[str, str]]:
         if generator.backend == "hf" and not {f"models[{index}]", f"models[{index}].model"} & linked:
             specs.append((f"models[{index}]", generator.model))
     return specs
+
+
+def _template_files(plan: StepPlan) -> list[tuple[str, Path]]:
+    """The Jinja template files a step renders with: its own and its generators' (not the built-in names)."""
+    named = [(key, getattr(plan.settings, key, None)) for key in ("template", "prompt_format")]
+    for index, entry in enumerate(getattr(plan.settings, "models", None) or []):
+        named.append((f"models[{index}].template", GeneratorSpec.parse(entry).template))
+    return [(label, Path(value)) for label, value in named
+            if isinstance(value, str) and value not in BUILTIN_TEMPLATES and Path(value).is_file()]  # fmt: skip
 
 
 def changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
