@@ -3,9 +3,10 @@ a key with the one a finished step recorded, why a step would run again.
 
 Input files are fingerprinted by content; an earlier step's output by the content hash recorded when
 it was written (and verified before it is passed on, cache.py); a model given by name or path by
-`grape.models.fingerprint.model_fingerprint`; a Jinja template file (a step's ``template`` or
-``prompt_format``, a generator's own ``template``) by content, so that editing it reruns the steps that
-render with it. In the settings that are hashed, a value that names an
+`grape.models.fingerprint.model_fingerprint` (``model``, DPO's ``ref``, decoding's ``baseline``,
+``reward`` and ``baseline_reward``, generators' models); a Jinja template file (a step's ``template``,
+``prompt_format`` or ``reward_template``, a generator's own ``template``) and eval's ``decode`` YAML by
+content, so that editing one reruns the steps that read it. In the settings that are hashed, a value that names an
 earlier step's output stands as a placeholder, so that the key follows that output's content, not the
 place of the workdir: a copied or moved workdir stays cached.
 """
@@ -28,6 +29,8 @@ from grape.pipeline.plan import Ref, StepPlan
 from grape.text import BUILTIN_TEMPLATES
 
 PLACEHOLDER = "<output of an earlier step>"
+MODEL_SETTINGS = ("model", "ref", "baseline", "reward", "baseline_reward")  # settings that name a model
+SETTING_FILES = ("template", "prompt_format", "reward_template", "decode")  # settings that may name a file
 
 
 @dataclass
@@ -56,7 +59,7 @@ def step_identity(plan: StepPlan, output_hashes: Mapping[str, str]) -> Identity:
             _set_placeholder(settings, ref)
     for label, spec in _model_specs(plan, linked):  # a local model may change under the same path
         inputs[f"settings.{label}"] = model_fingerprint(spec)
-    for label, path in _template_files(plan):  # a template may change under the same name
+    for label, path in _setting_files(plan):  # a template may change under the same name
         inputs[f"settings.{label}"] = cache.content_hash(path)
     return Identity(stage_key(plan.type, settings, inputs), settings, inputs)
 
@@ -80,9 +83,10 @@ def reason_to_run(plan: StepPlan, identity: Identity) -> str | None:
 def _model_specs(plan: StepPlan, linked: set[str]) -> list[tuple[str, str]]:
     """The models a step loads by name or path (not those that are earlier steps' outputs)."""
     specs = []
-    model = getattr(plan.settings, "model", None)
-    if isinstance(model, str) and "model" not in linked:
-        specs.append(("model", model))
+    for key in MODEL_SETTINGS:
+        model = getattr(plan.settings, key, None)
+        if isinstance(model, str) and key not in linked:
+            specs.append((key, model))
     for index, text in enumerate(getattr(plan.settings, "models", None) or []):
         generator = GeneratorSpec.parse(text)
         if generator.backend == "hf" and not {f"models[{index}]", f"models[{index}].model"} & linked:
@@ -90,9 +94,10 @@ def _model_specs(plan: StepPlan, linked: set[str]) -> list[tuple[str, str]]:
     return specs
 
 
-def _template_files(plan: StepPlan) -> list[tuple[str, Path]]:
-    """The Jinja template files a step renders with: its own and its generators' (not the built-in names)."""
-    named = [(key, getattr(plan.settings, key, None)) for key in ("template", "prompt_format")]
+def _setting_files(plan: StepPlan) -> list[tuple[str, Path]]:
+    """The files a step's settings name: Jinja templates, its own and its generators' (not the built-in names),
+    and eval's decode YAML."""
+    named = [(key, getattr(plan.settings, key, None)) for key in SETTING_FILES]
     for index, entry in enumerate(getattr(plan.settings, "models", None) or []):
         named.append((f"models[{index}].template", GeneratorSpec.parse(entry).template))
     return [(label, Path(value)) for label, value in named

@@ -28,7 +28,9 @@ from grape.pipeline.stages import STAGES, Stage
 
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
 STEP_OUTPUT = re.compile(r"steps\.([A-Za-z][A-Za-z0-9_-]*)\.output")
-RELATIVE_TO_YAML = ("model", "template")  # a local path is relative to the YAML; an alias or built-in name is kept
+# Settings that may name a local file or folder: a local path is relative to the YAML; an alias, a Hub id or a
+# built-in name is kept.
+RELATIVE_TO_YAML = ("model", "template", "ref", "baseline", "reward", "baseline_reward", "reward_template", "decode")
 
 
 @dataclass(frozen=True)

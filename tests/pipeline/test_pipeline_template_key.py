@@ -42,3 +42,28 @@ def test_editing_a_template_file_changes_the_keys_of_the_steps_that_use_it(tmp_p
 
     (tmp_path / "ask.jinja").write_text("Q: {{ instruction }}\nA:")
     assert _keys(path)["gather"].key != first["gather"].key
+
+
+def test_a_decode_steps_models_and_an_eval_steps_decode_file_resolve_from_the_yaml_and_key_by_content(tmp_path):
+    (tmp_path / "prompts.jsonl").write_text('{"prompt": "Hi"}\n')
+    for folder in ("rho", "rm"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "config.json").write_text('{"model_type": "llama"}')
+    (tmp_path / "tq.yaml").write_text("method: greedy\n")
+    (tmp_path / "items.jsonl").write_text('{"question": "1+1?", "answer": "2"}\n')
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("""
+workdir: run
+steps:
+  - {name: tq, type: decode, input: prompts.jsonl, model: smollm2-135m-instruct, baseline: rho, reward: rm}
+  - {name: score-it, type: eval, data: items.jsonl, model: smollm2-135m-instruct, decode: tq.yaml}
+""")
+    plans = {plan.name: plan for plan in load_pipeline(path).steps}
+    assert (plans["tq"].settings.baseline, plans["tq"].settings.reward) == (str(tmp_path / "rho"), str(tmp_path / "rm"))
+    assert plans["score-it"].settings.decode == str(tmp_path / "tq.yaml")
+    first = _keys(path)
+    assert {"settings.baseline", "settings.reward"} <= set(first["tq"].inputs)
+    (tmp_path / "rm" / "config.json").write_text('{"model_type": "llama", "num_labels": 1}')
+    (tmp_path / "tq.yaml").write_text("method: tq\n")
+    second = _keys(path)
+    assert second["tq"].key != first["tq"].key and second["score-it"].key != first["score-it"].key
