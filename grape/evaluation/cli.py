@@ -14,10 +14,10 @@ from grape.models.dtypes import ACCEPTED
 from grape.verification.registry import NAMES
 
 # EvalSettings fields with a flag; flags default to None so that --config values stand unless given.
-FLAGS = ("model", "template", "verifier", "max_new_tokens", "batch_size", "stop", "limit", "dtype", "device")
+FLAGS = ("model", "template", "verifier", "max_new_tokens", "batch_size", "stop", "limit", "decode", "dtype", "device")
 # With --harness: the HarnessSettings fields with a flag, and the flags of grape's own evaluation that do not apply.
 HARNESS_FLAGS = ("model", "template", "num_fewshot", "limit", "dtype", "device", "include_path")
-OWN_EVAL_ONLY = ("data", "verifier", "max_new_tokens", "stop", "columns")
+OWN_EVAL_ONLY = ("data", "verifier", "max_new_tokens", "stop", "columns", "decode")
 
 
 def register(subparsers) -> None:
@@ -32,6 +32,7 @@ def register(subparsers) -> None:
         "lm_eval command; without lm-eval installed, prints that command and how to install it.",
         epilog="examples:\n"
         "  grape eval --model runs/sft --data heldout.jsonl --verifier math\n"
+        "  grape eval --model runs/sft --data heldout.jsonl --decode tq.yaml      # reward-guided (grape decode)\n"
         "  grape eval --harness lm-eval --tasks gsm8k --model runs/sft           # lm-eval's GSM8K (5-shot)\n"
         "  grape eval --harness lm-eval --tasks gsm8k --model runs/sft --limit 50 --template chat",
     )  # fmt: skip
@@ -53,6 +54,8 @@ def register(subparsers) -> None:
     )  # fmt: skip
     parser.add_argument("--stop", action="append", help="stop string (repeatable). Default with paper: \\nQuestion:")
     parser.add_argument("--limit", type=int, help="evaluate the first N items only")
+    parser.add_argument("--decode", metavar="YAML", help="answer with the reward-guided decoder of this `grape decode` "
+                        "settings file (method, baseline, reward, ...) instead of greedily")  # fmt: skip
     parser.add_argument("--columns", metavar="NAME=COL,...", help="map columns, e.g. 'prompt=question,answer=gold'")
     parser.add_argument("--dtype", choices=ACCEPTED, help="Default: auto")
     parser.add_argument("--device", help="auto, cpu or cuda. Default: auto")

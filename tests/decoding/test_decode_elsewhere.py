@@ -65,3 +65,26 @@ def test_grape_eval_answers_with_the_decoder_given_in_its_settings(folder, tmp_p
     alone, _ = decode(folder / "items.jsonl", None, **yaml.safe_load(config.read_text()), model=sft,
                       max_new_tokens=5, stop=["\nQuestion:"])  # fmt: skip
     assert [r["response"] for r in steered] == [r["response"] for r in alone]  # the same decoder as grape decode
+
+
+def test_grape_eval_decode_flag_answers_with_that_decoder(folder, tmp_path, capsys):
+    from grape.cli import main
+
+    sft = str(folder / "sft")
+    config = tmp_path / "steer.yaml"
+    config.write_text(yaml.safe_dump({"method": "tq", "baseline": sft, "reward": str(folder / "rm"), "top_k": 3,
+                                      "rollout_tokens": 2, "alpha": 50.0, "device": "cpu"}))  # fmt: skip
+    common = ["eval", "--data", str(folder / "items.jsonl"), "--model", sft, "--verifier", "exact",
+              "--max-new-tokens", "5", "--batch-size", "1", "--device", "cpu"]  # fmt: skip
+    assert main([*common, "-o", str(tmp_path / "steered.jsonl"), "--decode", str(config)]) == 0
+    assert main([*common, "-o", str(tmp_path / "greedy.jsonl")]) == 0
+    steered, greedy = (read_table_rows(tmp_path / f"{name}.jsonl") for name in ("steered", "greedy"))
+    alone, _ = decode(folder / "items.jsonl", None, **yaml.safe_load(config.read_text()), model=sft,
+                      max_new_tokens=5, stop=["\nQuestion:"])  # fmt: skip
+    assert [r["response"] for r in steered] == [r["response"] for r in alone]
+    assert read_sidecar(tmp_path / "steered.jsonl")["settings"]["decode"] == str(config)
+    assert read_sidecar(tmp_path / "greedy.jsonl")["settings"]["decode"] is None
+    assert [r["response"] for r in greedy] != [r["response"] for r in steered], "α = 50 must steer somewhere"
+    capsys.readouterr()
+    assert main(["eval", "--harness", "lm-eval", "--tasks", "gsm8k", "--decode", str(config)]) == 2
+    assert "--decode: grape's own evaluation only" in capsys.readouterr().err
