@@ -14,13 +14,16 @@ reward would be read one token early, on the response's last word instead of its
 token is one that ends no training sequence (`padding_token`), and the saved model carries it.
 
 OUTDIR holds: the model (LoRA merged in) and tokenizer as a transformers sequence-classification directory,
-``grape-reward-model.yaml`` (resolved settings: the template and eos `grape decode` reads the text with),
+``grape-reward-model.yaml`` (resolved settings: the template and eos `grape decode` reads the text with; written
+before training, so that it says how the checkpoints were made), ``checkpoints/`` (every ``save_steps``: a
+re-run continues from the last one when the settings are the same, as `grape sft` does),
 ``grape-reward-model.json`` (pairs, loss curve, accuracies, versions; written last) and README.md.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -35,6 +38,7 @@ from grape.models.context import context_length
 from grape.models.load import LoadedModel, quiet_transformers, resolve_device, resolve_model_dir
 from grape.text import PromptError, Renderer
 from grape.training.preference import pair_texts
+from grape.training.resume import CHECKPOINTS, checkpoint_to_resume
 from grape.training.reward_model_settings import RewardModelSettings, check_reward_model, reward_learning_rate
 from grape.training.scoring_defaults import selection_meta, with_scoring_defaults
 from grape.training.settings import SFTSettings, use_bf16
@@ -105,20 +109,24 @@ def reward_model(
         train.chosen_ids + train.rejected_ids + (held_out.chosen_ids + held_out.rejected_ids if held_out else [])
     )
     tokenizer.pad_token = padding_token(tokenizer, sequences)
-    with tempfile.TemporaryDirectory(prefix="grape-reward-model-") as scratch:  # the trainer's folder (no checkpoints)
-        trainer = _trainer(model, tokenizer, train, held_out, settings, device, scratch)
-        output = trainer.train()
+    out = Path(output_dir) if output_dir is not None else None
+    checkpoint = checkpoint_to_resume(out, settings, SETTINGS_NAME) if out is not None else None
+    rerun = f"grape reward-model {file} -o {out} --config {out / SETTINGS_NAME}" if out is not None else ""
+    if out is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under `accelerate launch`
+        write_settings(settings, out / SETTINGS_NAME, header=rerun)
+    with tempfile.TemporaryDirectory(prefix="grape-reward-model-") as scratch:  # the trainer's folder when no OUTDIR
+        folder = out / CHECKPOINTS if out is not None else Path(scratch)
+        trainer = _trainer(model, tokenizer, train, held_out, settings, device, folder, save=out is not None)
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         metrics = _metrics(trainer, output, train, time.time() - started)
+        metrics["resumed_from"] = str(checkpoint) if checkpoint else None
         if held_out is not None:
             metrics["eval"] = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
     trained = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
     trained = trained.eval()
-    out = Path(output_dir) if output_dir is not None else None
     if out is not None and trainer.is_world_process_zero():
         trained.save_pretrained(out)
         tokenizer.save_pretrained(out)
-        write_settings(settings, out / SETTINGS_NAME, header=f"grape reward-model {file} -o {out} --config "
-                       f"{out / SETTINGS_NAME}")  # fmt: skip
         (out / "README.md").write_text(_card(settings, metrics, file, identity), encoding="utf-8")
         done = {"stage": "reward-model", "pairs": file, "settings": settings_dict(settings), "model": identity,
                 "pad_token": tokenizer.pad_token, "metrics": metrics, "versions": package_versions()}  # fmt: skip
@@ -169,12 +177,15 @@ def _resolved(settings: RewardModelSettings, loaded: LoadedModel, device: Any) -
     )
 
 
-def _trainer(model, tokenizer, train: RewardPairs, held_out: RewardPairs | None, settings, device, scratch: str):
+def _trainer(model, tokenizer, train: RewardPairs, held_out: RewardPairs | None, settings, device, folder: Path,
+             save: bool):  # fmt: skip
     from trl import RewardConfig, RewardTrainer
 
     args = loop_args(settings, device) | dict(
-        output_dir=scratch,
-        save_strategy="no",
+        output_dir=str(folder),
+        save_strategy="steps" if save else "no",
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
         per_device_eval_batch_size=settings.batch_size,
         max_length=None,  # lengths were checked: nothing is dropped
         center_rewards_coefficient=settings.center_rewards,

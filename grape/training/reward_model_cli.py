@@ -10,8 +10,8 @@ from grape.models.embedded import DEFAULT_TARGET
 from grape.training.reward_model_settings import RewardModelSettings
 
 FLAGS = ("model", "template", "eos", "epochs", "max_steps", "lr", "batch_size", "grad_accum", "max_length", "lora_r",
-         "center_rewards", "eval_pairs", "precision", "seed", "logging_steps", "report_to", "device",
-         "trust_remote_code")  # fmt: skip
+         "center_rewards", "eval_pairs", "precision", "seed", "logging_steps", "save_steps", "resume", "report_to",
+         "device", "trust_remote_code")  # fmt: skip
 
 
 EXAMPLES = """examples:
@@ -27,7 +27,8 @@ def register(subparsers) -> None:
         "the body by default), Bradley-Terry loss on chosen vs rejected, with TRL's RewardTrainer. The text is "
         "rendered as the pairs were scored (their sidecar's template and eos, as grape sft does) and tokenised "
         "whole. OUTDIR gets a transformers model directory, grape-reward-model.yaml (resolved settings, read "
-        "by grape decode), grape-reward-model.json (loss curve, accuracies) and README.md. "
+        "by grape decode), checkpoints/ (a re-run resumes), grape-reward-model.json (loss curve, accuracies) and "
+        "README.md. "
         "Settings: defaults < --config YAML < flags.",
         epilog=EXAMPLES,
     )  # fmt: skip
@@ -57,6 +58,14 @@ def register(subparsers) -> None:
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 on a GPU, fp32 on CPU")
     parser.add_argument("--seed", type=int, help="data order and the head's initialisation. Default: 0")
     parser.add_argument("--logging-steps", type=int, help=f"Default: {d.logging_steps}")
+    parser.add_argument("--save-steps", "--save_steps", dest="save_steps", type=int,
+                        help=f"checkpoint every N steps into OUTDIR/checkpoints. Default: {d.save_steps}")  # fmt: skip
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_const", const=True,
+                        help="continue from OUTDIR/checkpoints even if they were made with other settings")  # fmt: skip
+    resume.add_argument("--no-resume", dest="resume", action="store_const", const=False,
+                        help="delete OUTDIR/checkpoints and start afresh. Default: continue when the checkpoints "
+                        "were made with the same settings, stop when not")  # fmt: skip
     parser.add_argument("--report-to", "--report_to", dest="report_to", help="none, wandb, tensorboard, ...")
     parser.add_argument("--device", help="auto, cpu or cuda. Default: auto")
     parser.add_argument("--trust-remote-code", action="store_const", const=True, help="allow custom model code")
@@ -74,5 +83,7 @@ def run(args: argparse.Namespace) -> int:
         [(m["pairs"], m["steps"], m["loss_first"], m["loss_last"], held_out.get("accuracy", "-"),
           result.settings.lora_r, m["seconds"])],
     )  # fmt: skip
+    if m["resumed_from"]:
+        console.print(f"resumed from {m['resumed_from']}")
     console.print(f"reward model written to [bold]{args.output_dir}[/] (use it: grape decode --reward DIR)")
     return 0

@@ -38,6 +38,11 @@ class RewardModelSettings:
     gradient_checkpointing: bool = False
     seed: int = 0  # data order and the head's initialisation
     logging_steps: int = 10
+    save_steps: int = 100  # a checkpoint in OUTDIR/checkpoints every N steps (a re-run continues from the last)
+    save_total_limit: int = 2
+    # None: continue from OUTDIR/checkpoints if they were made with these settings (else stop with the keys that
+    # differ); True: continue even so; False: delete the checkpoints, start afresh (as grape sft)
+    resume: bool | None = None
     report_to: str = "none"
     device: str = "auto"
     trust_remote_code: bool = False
@@ -48,7 +53,8 @@ class RewardModelSettings:
 OWNED = ("output_dir", "num_train_epochs", "max_steps", "learning_rate", "lr_scheduler_type", "warmup_steps",
          "weight_decay", "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "bf16",
          "use_cpu", "gradient_checkpointing", "activation_checkpointing", "seed", "data_seed", "logging_steps",
-         "report_to", "center_rewards_coefficient", "pad_token", "save_strategy")  # fmt: skip
+         "report_to", "center_rewards_coefficient", "pad_token", "save_strategy", "save_steps", "save_total_limit",
+         "resume_from_checkpoint")  # fmt: skip
 
 
 def reward_learning_rate(settings: RewardModelSettings) -> float:
@@ -59,7 +65,8 @@ def reward_learning_rate(settings: RewardModelSettings) -> float:
 
 def check_reward_model(settings: RewardModelSettings) -> None:
     """Reject settings that would fail deep inside the trainer with a less helpful message."""
-    check_schedule(settings, reward_learning_rate(settings), counts=("batch_size", "grad_accum", "logging_steps"))
+    check_schedule(settings, reward_learning_rate(settings),
+                   counts=("batch_size", "grad_accum", "logging_steps", "save_steps", "save_total_limit"))  # fmt: skip
     if settings.precision not in ("auto", "bf16", "fp32"):
         raise GrapeError(f"unknown precision '{settings.precision}': use auto, bf16 or fp32")
     owned = sorted(set(settings.trainer) & set(OWNED))

@@ -125,3 +125,37 @@ def test_a_bad_pair_is_a_one_line_error_naming_file_row_and_field(base_dir, tmp_
     assert "pairs.jsonl, row 2, field 'rejected'" in error and len(error.splitlines()) == 1
     with pytest.raises(InputError, match=r"^pairs, row 1, field 'chosen': .* over max_length 8"):
         reward_model(Dataset.from_list(PAIRS), None, model=str(base_dir), max_length=8, **FAST)  # rows in memory
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one_and_other_settings_stop_it(base_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from grape.errors import GrapeError
+
+    steady = dict(FAST, lr_scheduler="constant", save_steps=2, model=str(base_dir))  # lr independent of max_steps
+    whole = reward_model(PAIRS, tmp_path / "whole", max_steps=4, **steady)
+    assert whole.metrics["resumed_from"] is None
+    assert sorted(p.name for p in (tmp_path / "whole" / "checkpoints").glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+    ]
+    cut = tmp_path / "cut"
+    reward_model(PAIRS, cut, max_steps=2, **steady)  # the "interrupted" run: stops after its checkpoint at step 2
+    resumed = reward_model(PAIRS, cut, max_steps=4, **steady)
+    assert resumed.metrics["resumed_from"] == str(cut / "checkpoints" / "checkpoint-2")
+    assert resumed.metrics["steps"] == 4
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+    # the equality is not that of a run started afresh: a resume from a checkpoint whose weights were moved ends
+    # elsewhere (it read them)
+    moved = tmp_path / "moved"
+    reward_model(PAIRS, moved, max_steps=2, **steady)
+    adapter = next((moved / "checkpoints" / "checkpoint-2").glob("adapter_model.safetensors"))
+    save_file({k: v + 0.5 for k, v in load_file(adapter).items()}, adapter)
+    elsewhere = reward_model(PAIRS, moved, max_steps=4, **steady)
+    assert not torch.allclose(whole.model.score.weight, elsewhere.model.score.weight, atol=1e-3)
+    with pytest.raises(GrapeError, match=r"other settings \(lr\); --resume to continue from checkpoint-4 anyway"):
+        reward_model(PAIRS, cut, max_steps=6, **{**steady, "lr": 1e-3})
+    afresh = reward_model(PAIRS, cut, max_steps=2, **{**steady, "lr": 1e-3}, resume=False)
+    assert afresh.metrics["resumed_from"] is None
+    assert [p.name for p in (cut / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
