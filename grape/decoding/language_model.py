@@ -15,12 +15,13 @@ token (kept, ``ended``). ``logprob`` sums log π(token) at temperature 1 over th
 from __future__ import annotations
 
 import copy
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from transformers import GenerationConfig
+
+from grape.models.kv_cache import cache_keyword, cache_of
 
 
 @dataclass
@@ -152,12 +153,3 @@ class _RowState:
 
     def rows(self) -> Rows:
         return Rows(self.tokens, self.ended, self.logprobs)
-
-
-def cache_keyword(model: Any) -> str:
-    """transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name goes in 5.40)."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def cache_of(output: Any) -> Any:
-    return output.get("cache") or output.get("past_key_values")

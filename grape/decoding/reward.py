@@ -25,8 +25,8 @@ import torch
 
 from grape.config import read_yaml
 from grape.data.records import Messages
-from grape.decoding.language_model import cache_keyword, cache_of
 from grape.errors import GrapeError
+from grape.models.kv_cache import cache_keyword, cache_of
 from grape.models.load import quiet_transformers, resolve_device, resolve_dtype, resolve_model_dir
 from grape.text import Renderer
 

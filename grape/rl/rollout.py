@@ -14,11 +14,11 @@ test of position ids and padding), and it never holds [steps, vocab] logits (Gem
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from typing import Any
 
 import torch
+
+from grape.models.kv_cache import cache_keyword, cache_of
 
 
 @dataclass
@@ -79,9 +79,9 @@ def sample_rollouts(
     device = next(model.parameters()).device
     ids, mask = left_padded(prompts, pad_id, device)
     stops = torch.tensor(stop_ids, dtype=torch.long, device=device)
-    cache_keyword = _cache_keyword(model)
+    keyword = cache_keyword(model)
     out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True, logits_to_keep=1)
-    cache, positions = _cache_of(out), position_ids(mask)[:, -1:]
+    cache, positions = cache_of(out), position_ids(mask)[:, -1:]
     done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     tokens, logprobs, alive = [], [], []
     for _ in range(max_new_tokens):
@@ -100,8 +100,8 @@ def sample_rollouts(
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         positions = positions + 1
         out = model(input_ids=token[:, None], attention_mask=mask, position_ids=positions, use_cache=True,
-                    **{cache_keyword: cache})  # fmt: skip
-        cache = _cache_of(out)
+                    **{keyword: cache})  # fmt: skip
+        cache = cache_of(out)
     return Rollouts(
         prompt_ids=ids,
         prompt_mask=mask[:, : ids.shape[1]].clone(),
@@ -109,13 +109,3 @@ def sample_rollouts(
         response_mask=torch.stack(alive, dim=1).float(),
         sample_logprobs=torch.stack(logprobs, dim=1),
     )
-
-
-def _cache_keyword(model: Any) -> str:
-    """transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name goes in 5.40)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def _cache_of(output: Any) -> Any:
-    return output.get("cache") or output.get("past_key_values")
