@@ -36,6 +36,7 @@ from grape.models.context import context_length
 from grape.models.load import LoadedModel, load_model, resolve_device
 from grape.text import Renderer
 from grape.training.dataset import SFTExample, to_dataset, tokenise_examples
+from grape.training.ift import read_inputs_through
 from grape.training.model_card import README, model_card
 from grape.training.objectives import OBJECTIVES
 from grape.training.resume import CHECKPOINTS, CONFIG_NAME, checkpoint_to_resume
@@ -102,8 +103,10 @@ def sft(
     merged, adapter = saved_files(settings.save)
     if writer and adapter:
         save_adapter(trainer.model, loaded.tokenizer, out / ADAPTER)  # before merging folds it away
+    untied = trainer.frozen_embeddings is not None and read_inputs_through(trainer.model, trainer.frozen_embeddings)
     model = merged_in_training_dtype(trainer.model, settings.precision)
     metrics = _metrics(trainer, output, examples, checkpoint, time.time() - started)
+    metrics["ift_untied_input_embeddings"] = untied
     if writer:
         if merged:
             model.save_pretrained(out)
