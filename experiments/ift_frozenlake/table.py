@@ -101,8 +101,9 @@ def main() -> None:
                       "How the answers ended, all seeds together:", "", *ends_table(runs), ""])  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text)
-    for name in ("runs.jsonl", "settings.json"):
-        shutil.copyfile(args.run_dir / name, args.out / name)
+    for name in ("runs.jsonl", "settings.json", "runs-before-the-fix.jsonl"):
+        if (args.run_dir / name).is_file():
+            shutil.copyfile(args.run_dir / name, args.out / name)
     print(text)
 
 
