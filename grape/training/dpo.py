@@ -161,13 +161,14 @@ def _dpo_dataset(
 
 
 def _trainer(loaded: LoadedModel, dataset: Any, settings: DPOSettings, device: Any, out: Path | None, scratch: Path):
+    from grape.training.last_step_log import LogLastStep
     from grape.training.preference_config import preference_config
     from grape.training.preference_trainers import RenderedDPOTrainer, RenderedSimPOTrainer
 
     folder = out / CHECKPOINTS if out is not None else scratch
     args = preference_config(settings, device, folder, save=out is not None)
     common = dict(model=loaded.model, args=args, train_dataset=dataset, processing_class=loaded.tokenizer,
-                  peft_config=lora_config(settings))  # fmt: skip
+                  peft_config=lora_config(settings), callbacks=[LogLastStep()])  # fmt: skip
     if settings.loss == "simpo":
         return RenderedSimPOTrainer(**common)
     return RenderedDPOTrainer(ref_model=None, **common)

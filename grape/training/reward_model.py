@@ -181,6 +181,8 @@ def _trainer(model, tokenizer, train: RewardPairs, held_out: RewardPairs | None,
              save: bool):  # fmt: skip
     from trl import RewardConfig, RewardTrainer
 
+    from grape.training.last_step_log import LogLastStep
+
     args = loop_args(settings, device) | dict(
         output_dir=str(folder),
         save_strategy="steps" if save else "no",
@@ -197,7 +199,7 @@ def _trainer(model, tokenizer, train: RewardPairs, held_out: RewardPairs | None,
         raise GrapeError(f"trainer: RewardConfig refused the settings: {str(exc).splitlines()[0]}") from exc
     return RewardTrainer(model=model, args=config, train_dataset=train.dataset(),
                          eval_dataset=held_out.dataset() if held_out else None, processing_class=tokenizer,
-                         peft_config=_lora_config(settings))  # fmt: skip
+                         peft_config=_lora_config(settings), callbacks=[LogLastStep()])  # fmt: skip
 
 
 def _lora_config(settings: RewardModelSettings):

@@ -136,6 +136,7 @@ def _resolved(settings: SFTSettings, loaded: LoadedModel, device) -> SFTSettings
 def _trainer(
     loaded: LoadedModel, examples: list[SFTExample], settings: SFTSettings, device, out: Path | None, scratch: Path
 ):
+    from grape.training.last_step_log import LogLastStep
     from grape.training.trainer import ObjectiveSFTTrainer
 
     folder = out / CHECKPOINTS if out is not None else scratch
@@ -149,6 +150,7 @@ def _trainer(
         train_dataset=to_dataset(examples),
         processing_class=loaded.tokenizer,
         peft_config=lora_config(settings),
+        callbacks=[LogLastStep()],
     )
 
 
