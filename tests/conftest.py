@@ -27,6 +27,22 @@ def smollm2():
 
 
 @pytest.fixture(scope="session")
+def tiny_smol_dir(tmp_path_factory):
+    """A tiny random Llama (untied head, seed 0) saved with SmolLM2's tokenizer: 49k entries, a fifth of Gemma's,
+    and a chat template, so it loads, builds stop criteria and takes trainer steps fast."""
+    from tiny_models import tiny_llama
+    from transformers import AutoTokenizer
+
+    from grape.models.load import resolve_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir("smollm2-135m-instruct")[0])
+    path = tmp_path_factory.mktemp("tiny-smol")
+    tiny_llama(vocab_size=len(tokenizer)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, gemma):
     """A tiny random Gemma 3 (hidden 32, 3 layers) saved with the real Gemma tokenizer: loads in a blink."""
     from tiny_models import tiny_gemma3

@@ -29,7 +29,7 @@ TEST = [
 FAST = {"max_steps": 1, "batch_size": 2, "lr": 1e-2, "precision": "fp32", "logging_steps": 1, "device": "cpu"}
 
 
-def test_budget_cells_train_what_their_share_buys_and_a_rerun_skips_what_finished(smol_dir, tmp_path, monkeypatch):
+def test_budget_cells_train_what_their_share_buys_and_a_rerun_skips_what_finished(tiny_smol_dir, tmp_path, monkeypatch):
     sel, pairs = write_rows(SFT_POOL, tmp_path / "sel.jsonl"), write_rows(PAIRS, tmp_path / "pairs.jsonl")
     test, heldout = write_rows(TEST, tmp_path / "test.jsonl"), write_rows(SFT_POOL[:2], tmp_path / "dev.jsonl")
     config = tmp_path / "budget.yaml"
@@ -37,7 +37,8 @@ def test_budget_cells_train_what_their_share_buys_and_a_rerun_skips_what_finishe
     config.write_text(yaml.safe_dump({"sft": FAST, "dpo": FAST, "eval": evaluation}))
     out = tmp_path / "out"
     command = ["budget", str(sel), str(pairs), "--data", str(test), "-o", str(out), "--config", str(config),
-               "--budget", "2", "--shares", "0,0.5,1", "--model", str(smol_dir), "--heldout", str(heldout)]  # fmt: skip
+               "--budget", "2", "--shares", "0,0.5,1", "--model", str(tiny_smol_dir),
+               "--heldout", str(heldout)]  # fmt: skip
     assert main(command) == 0
     rows = read_table_rows(out / "results.jsonl")
     assert [(r["share"], r["seed"], r["n_sft"], r["n_pairs"], r["trained"]) for r in rows] == [
@@ -46,7 +47,7 @@ def test_budget_cells_train_what_their_share_buys_and_a_rerun_skips_what_finishe
     assert (only_dpo / "dpo" / "grape-dpo.json").is_file() and not (only_dpo / "sft").exists()
     assert (only_sft / "sft" / "grape-sft.json").is_file() and not (only_sft / "dpo").exists()
     assert not list(out.rglob("checkpoints"))  # a finished stage's checkpoints are gone: nothing resumes it
-    assert yaml.safe_load((only_dpo / "dpo" / "grape-dpo.yaml").read_text())["model"] == str(smol_dir)
+    assert yaml.safe_load((only_dpo / "dpo" / "grape-dpo.yaml").read_text())["model"] == str(tiny_smol_dir)
     assert yaml.safe_load((both / "dpo" / "grape-dpo.yaml").read_text())["model"] == str(both / "sft")
     drawn_sft, drawn_pairs = read_table_rows(both / "sft.jsonl"), read_table_rows(both / "pairs.jsonl")
     assert len(drawn_sft) == len(drawn_pairs) == 1 and drawn_sft[0]["id"] != drawn_pairs[0]["id"]
@@ -84,11 +85,11 @@ def test_a_cell_begun_with_other_settings_stops_the_run_naming_them(tmp_path):
         grape.budgeting.run.budget(sel, pairs, test, out, budget=2, shares=[1.0], model="not-loaded")
 
 
-def test_drop_models_deletes_a_finished_cells_weights_and_keeps_its_results(smol_dir, tmp_path):
+def test_drop_models_deletes_a_finished_cells_weights_and_keeps_its_results(tiny_smol_dir, tmp_path):
     sel, pairs = write_rows(SFT_POOL, tmp_path / "sel.jsonl"), write_rows(PAIRS, tmp_path / "pairs.jsonl")
     test, out = write_rows(TEST, tmp_path / "test.jsonl"), tmp_path / "out"
     evaluation = {"verifier": "number", "max_new_tokens": 2, "device": "cpu"}
-    settings = BudgetSettings(budget=1, shares=[1.0], model=str(smol_dir), keep_models=False,
+    settings = BudgetSettings(budget=1, shares=[1.0], model=str(tiny_smol_dir), keep_models=False,
                               sft=SFTSettings(**FAST), eval=EvalSettings(**evaluation))  # fmt: skip
     (row,) = grape.budgeting.run.budget(sel, pairs, test, out, settings)
     cell = out / row["cell"]
@@ -97,13 +98,13 @@ def test_drop_models_deletes_a_finished_cells_weights_and_keeps_its_results(smol
     assert grape.budgeting.run.budget(sel, pairs, test, out, settings, keep_models=True) == [row]  # same cell key
 
 
-def test_a_budget_step_of_grape_run_writes_its_cells_and_results_in_its_folder_and_is_cached(smol_dir, tmp_path):
+def test_a_budget_step_of_grape_run_writes_its_cells_and_results_in_its_folder_and_is_cached(tiny_smol_dir, tmp_path):
     from grape.pipeline.run import run_pipeline
 
     for rows, name in ((SFT_POOL, "sel.jsonl"), (PAIRS, "pairs.jsonl"), (TEST, "test.jsonl")):
         write_rows(rows, tmp_path / name)
     step = {"name": "grid", "type": "budget", "input": "sel.jsonl", "pairs": "pairs.jsonl", "data": "test.jsonl",
-            "budget": 1, "shares": [1], "model": str(smol_dir), "sft": FAST,
+            "budget": 1, "shares": [1], "model": str(tiny_smol_dir), "sft": FAST,
             "eval": {"verifier": "number", "max_new_tokens": 2, "device": "cpu"}}  # fmt: skip
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump({"workdir": "run", "steps": [step]}, sort_keys=False))

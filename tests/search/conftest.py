@@ -1,24 +1,10 @@
-"""Fixtures of the iTool tests: a tiny random Llama with SmolLM2's tokenizer (its chat template) and the hand-made
+"""Fixtures of the iTool tests: the tiny SmolLM2-tokenizer Llama (tests/conftest.py) loaded, and the hand-made
 conversations prepared as tool-calling rows for it."""
 
 import pytest
 from tool_rows import TRAJECTORIES
 
 from grape.data.tables import write_rows
-
-
-@pytest.fixture(scope="session")
-def tiny_smol_dir(tmp_path_factory):
-    from tiny_models import tiny_llama
-    from transformers import AutoTokenizer
-
-    from grape.models.load import resolve_model_dir
-
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir("smollm2-135m-instruct")[0])
-    path = tmp_path_factory.mktemp("tiny-smol")
-    tiny_llama(vocab_size=len(tokenizer)).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="session")
