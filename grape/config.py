@@ -54,7 +54,9 @@ def settings_from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
 def with_overrides(cls: type[T], settings: T | None, overrides: dict[str, Any]) -> T:
     """``settings`` (or the defaults) with ``overrides`` applied; an unknown name is a one-line error.
 
-    Values are Python values here (no YAML coercion): the Python API is typed by the dataclass itself.
+    Values are Python values here (no YAML coercion): the Python API is typed by the dataclass itself. A
+    mapping given for a nested settings field updates it key by key, as the YAML does (``generate(...,
+    sampling={"temperature": 0})``: the other sampling settings keep their values).
     """
     base = settings if settings is not None else cls()
     if not isinstance(base, cls):
@@ -65,7 +67,13 @@ def with_overrides(cls: type[T], settings: T | None, overrides: dict[str, Any]) 
         hints = [f"{u} (did you mean {', '.join(close)}?)" if (close := difflib.get_close_matches(u, names, 2)) else u
                  for u in unknown]  # fmt: skip
         raise GrapeError(f"unknown {cls.__name__} setting(s): {'; '.join(hints)}")
-    return dataclasses.replace(base, **overrides)
+    nested = {}
+    for name, value in overrides.items():
+        current = getattr(base, name)
+        if isinstance(value, dict) and dataclasses.is_dataclass(current):
+            merged = {**dataclasses.asdict(current), **value}
+            nested[name] = settings_from_dict(type(current), merged, f"{cls.__name__}.{name}")
+    return dataclasses.replace(base, **{**overrides, **nested})
 
 
 def load_settings(cls: type[T], config: str | Path | None = None, overrides: dict[str, Any] | None = None) -> T:

@@ -78,3 +78,15 @@ def _scored(ident: str, k: int, source: str, mean: float) -> dict:
     return {"id": ident, "candidate": k, "source": source, "n_tokens": 4, "sum_logprob": 4 * mean,
             "mean_logprob": mean, "status": "scored", "row": 1, "prompt": f"prompt {ident}", "messages": None,
             "response": f"{ident}-{k}", "answer": None, "correct": None}  # fmt: skip
+
+
+def test_a_mapping_for_a_nested_settings_field_updates_it_key_by_key():
+    from grape.generation.backend import Sampling
+    from grape.generation.settings import GenerateSettings
+
+    base = GenerateSettings(sampling=Sampling(n=3, max_new_tokens=64))
+    settings = with_overrides(GenerateSettings, base, {"sampling": {"temperature": 0.0}})
+    assert settings.sampling == Sampling(n=3, temperature=0.0, max_new_tokens=64)
+    assert base.sampling.temperature == 0.7  # the given settings are not changed
+    with pytest.raises(GrapeError, match="GenerateSettings.sampling"):
+        with_overrides(GenerateSettings, None, {"sampling": {"temprature": 0.0}})
