@@ -22,7 +22,15 @@ from tiny_model import save_tiny_llama  # noqa: E402
 
 # The arms' objectives: plain SFT; IFT with the defaults (λ = 0.2, γ = 0.95); and IFT without its temporal
 # residual (λ = 0: the same γ-weighted loss and frozen input embeddings), which separates the residual's effect.
-ARMS = {"sft": {"loss": "nll"}, "ift": {"loss": "ift"}, "ift-no-residual": {"loss": "ift", "ift_lambda": 0.0}}
+# ift-frozen-input (added after the ablation's first seeds, so exploratory, not pre-registered): λ = 0 and γ = 0,
+# the per-sequence mean NLL read through the frozen table, which separates the frozen input table from the
+# γ-weighting.
+ARMS = {
+    "sft": {"loss": "nll"},
+    "ift": {"loss": "ift"},
+    "ift-no-residual": {"loss": "ift", "ift_lambda": 0.0},
+    "ift-frozen-input": {"loss": "ift", "ift_lambda": 0.0, "ift_gamma": 0.0},
+}
 
 
 def draw_maps(seed: int, count: int, size: int, frozen: float, exclude: set) -> list[tuple[str, ...]]:

@@ -14,10 +14,12 @@ from pathlib import Path
 from grape.evaluation.metrics import mean_t_interval, wilson_interval
 
 HERE = Path(__file__).parent
-ARMS = ("sft", "ift", "ift-no-residual")
+ARMS = ("sft", "ift", "ift-no-residual", "ift-frozen-input")
 COMPARISONS = [  # (name, arm, minus arm, pre-registered criterion)
     ("IFT beats SFT (criterion)", "ift", "sft", True),
     ("the residual's share", "ift", "ift-no-residual", False),
+    ("the γ-weighting's share (exploratory)", "ift-no-residual", "ift-frozen-input", False),
+    ("the frozen input table against SFT (exploratory)", "ift-frozen-input", "sft", False),
 ]
 
 
@@ -97,7 +99,7 @@ def main() -> None:
     title = (f"Success rate (%) on {settings['eval_maps']} held-out {settings['size']}×{settings['size']} maps per "
              "seed, greedy answers played in FrozenLake-v1:")  # fmt: skip
     text = "\n".join([title, "",
-                      *arm_table(runs), "", "Paired differences (ift − other), in points:", "", *comparisons(runs), "",
+                      *arm_table(runs), "", "Paired differences (arm − other arm, same seed), in points:", "", *comparisons(runs), "",
                       "How the answers ended, all seeds together:", "", *ends_table(runs), ""])  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text)
