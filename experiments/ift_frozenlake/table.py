@@ -98,9 +98,10 @@ def main() -> None:
     settings = json.loads((args.run_dir / "settings.json").read_text())
     title = (f"Success rate (%) on {settings['eval_maps']} held-out {settings['size']}×{settings['size']} maps per "
              "seed, greedy answers played in FrozenLake-v1:")  # fmt: skip
-    text = "\n".join([title, "",
-                      *arm_table(runs), "", "Paired differences (arm − other arm, same seed), in points:", "", *comparisons(runs), "",
-                      "How the answers ended, all seeds together:", "", *ends_table(runs), ""])  # fmt: skip
+    paired = "Paired differences (arm − other arm, same seed), in points:"
+    ends = "How the answers ended, all seeds together:"
+    parts = [title, "", *arm_table(runs), "", paired, "", *comparisons(runs), "", ends, "", *ends_table(runs), ""]
+    text = "\n".join(parts)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text)
     for name in ("runs.jsonl", "settings.json", "runs-before-the-fix.jsonl"):
