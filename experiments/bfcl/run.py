@@ -11,36 +11,23 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import time
+import sys
 from collections import Counter
 from pathlib import Path
 
-from grape.cli import main as grape_main
 from grape.data.tables import read_sidecar, write_sidecar
 from grape.evaluation.metrics import wilson_interval
 from grape.tools.judge import EXTRA_CALL, HALLUCINATED_TOOL, MISSING_CALL, UNPARSABLE, WRONG_TOOL
 from grape.tools.verifier import judge
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stages.py
+from stages import grape_command as grape  # noqa: E402
+from stages import once  # noqa: E402
+
 BFCL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bfcl"
 TRAIN = ("live_simple", "live_multiple")
 TEST = ("simple_python", "multiple")
 TOOL_CHOICE_ERRORS = {UNPARSABLE, HALLUCINATED_TOOL, WRONG_TOOL, MISSING_CALL, EXTRA_CALL}
-
-
-def grape(*argv: str) -> None:
-    code = grape_main([str(a) for a in argv])
-    if code != 0:
-        raise SystemExit(f"grape {' '.join(map(str, argv))} exited with {code}")
-
-
-def once(marker: Path, *argv: str) -> None:
-    """Run one grape command unless ``marker`` says it finished; mark it when it does."""
-    if marker.exists():
-        return
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    grape(*argv)
-    marker.write_text(json.dumps({"seconds": round(time.time() - started, 1)}) + "\n")
 
 
 def prepared(args, categories: tuple[str, ...], per_category: int, name: str, seed: int) -> Path:
@@ -52,9 +39,21 @@ def prepared(args, categories: tuple[str, ...], per_category: int, name: str, se
     rows, sidecar = [], None
     for category in categories:
         part = args.out / "data" / f"{category}.jsonl"
-        once(part.with_suffix(".done"), "tools", "prepare", BFCL / f"BFCL_v4_{category}.json", "--answers",
-             BFCL / "possible_answer" / f"BFCL_v4_{category}.json", "-o", part, "--weights", "key-tokens",
-             "--model", args.model)  # fmt: skip
+        once(
+            part.with_suffix(".done"),
+            grape,
+            "tools",
+            "prepare",
+            BFCL / f"BFCL_v4_{category}.json",
+            "--answers",
+            BFCL / "possible_answer" / f"BFCL_v4_{category}.json",
+            "-o",
+            part,
+            "--weights",
+            "key-tokens",
+            "--model",
+            args.model,
+        )
         listed = [json.loads(line) for line in part.read_text().splitlines()]
         listed = [r for r in listed if r.get("completion") is not None]
         random.Random(seed).shuffle(listed)
@@ -72,8 +71,23 @@ def measure(args, model: str, folder: Path, test: Path, template: str) -> dict:
     if done.exists():
         return json.loads(done.read_text())
     answers = folder / "test.eval.jsonl"
-    grape("eval", "--data", test, "-o", answers, "--model", model, "--template", template, "--verifier", "tool-call",
-          "--max-new-tokens", args.max_new_tokens, "--device", args.device)  # fmt: skip
+    grape(
+        "eval",
+        "--data",
+        test,
+        "-o",
+        answers,
+        "--model",
+        model,
+        "--template",
+        template,
+        "--verifier",
+        "tool-call",
+        "--max-new-tokens",
+        args.max_new_tokens,
+        "--device",
+        args.device,
+    )
     items = {r["id"]: r for r in map(json.loads, test.read_text().splitlines())}
     outputs = [json.loads(line) for line in answers.read_text().splitlines()]
     categories, exact, tool_right = Counter(), 0, 0
@@ -108,34 +122,114 @@ def main() -> None:
     model = {"base": args.model}
 
     def sft(name: str, data: Path, start: str, *extra: str) -> None:
-        once(out / name / "done", "sft", data, "-o", out / name, "--model", start, "--template", template, *lora,
-             *extra)  # fmt: skip
+        once(
+            out / name / "done",
+            grape,
+            "sft",
+            data,
+            "-o",
+            out / name,
+            "--model",
+            start,
+            "--template",
+            template,
+            *lora,
+            *extra,
+        )
         model[name] = str(out / name)
 
     # TL-Training: SFT, SFT with key-token weights (PKT), then the error-category reward (IRM) by PPO
     sft("sft", train, args.model, "--epochs", "2")
     sft("sft-pkt", train, args.model, "--epochs", "2", "--loss", "weighted")
-    once(out / "pkt-irm" / "done", "rl", train, "-o", out / "pkt-irm", "--model", model["sft-pkt"], "--template",
-         template, "--verifier", "tool-call", "--kl-coef", "0.4", "--aggregation", "token", "--rollout", "greedy",
-         "--max-steps", "8", "--batch-size", "8", "--lora-r", "16", "--max-new-tokens", args.max_new_tokens,
-         "--device", args.device, "--seed", seed)  # fmt: skip
+    once(
+        out / "pkt-irm" / "done",
+        grape,
+        "rl",
+        train,
+        "-o",
+        out / "pkt-irm",
+        "--model",
+        model["sft-pkt"],
+        "--template",
+        template,
+        "--verifier",
+        "tool-call",
+        "--kl-coef",
+        "0.4",
+        "--aggregation",
+        "token",
+        "--rollout",
+        "greedy",
+        "--max-steps",
+        "8",
+        "--batch-size",
+        "8",
+        "--lora-r",
+        "16",
+        "--max-new-tokens",
+        args.max_new_tokens,
+        "--device",
+        args.device,
+        "--seed",
+        seed,
+    )
     model["pkt-irm"] = str(out / "pkt-irm")
     # iTool: the warm-up from easy to hard, then one iteration on the worst-fitting rows
     ordered = out / "itool" / "ordered.jsonl"
-    once(out / "itool" / "curriculum.done", "itool", "curriculum", train, "-o", ordered)
+    once(out / "itool" / "curriculum.done", grape, "itool", "curriculum", train, "-o", ordered)
     sft("itool-warmup", ordered, args.model, "--epochs", "1", "--trainer-arg", "train_sampling_strategy=sequential")
     weak = out / "itool" / "deficient.jsonl"
-    once(out / "itool" / "deficiency.done", "itool", "deficiency", train, "-o", weak, "--model", model["itool-warmup"])
+    once(
+        out / "itool" / "deficiency.done",
+        grape,
+        "itool",
+        "deficiency",
+        train,
+        "-o",
+        weak,
+        "--model",
+        model["itool-warmup"],
+    )
     for kind in ("step", "answer"):
         pairs = out / "itool" / f"pairs-{kind}.jsonl"
-        once(out / "itool" / f"mcts-{kind}.done", "itool", "mcts", weak, "-o", pairs, "--model", model["itool-warmup"],
-             "--pairs", kind, "--seed", seed)  # fmt: skip
+        once(
+            out / "itool" / f"mcts-{kind}.done",
+            grape,
+            "itool",
+            "mcts",
+            weak,
+            "-o",
+            pairs,
+            "--model",
+            model["itool-warmup"],
+            "--pairs",
+            kind,
+            "--seed",
+            seed,
+        )
         name = f"itool-{kind}-pairs"
         if not pairs.read_text().strip():  # the search found no pair with a gap: nothing to train, said in results
             print(f"{name}: the search found no pairs; the arm is not trained")
             continue
-        once(out / name / "done", "dpo", pairs, "-o", out / name, "--model", model["itool-warmup"], "--loss", "simpo",
-             "--beta", "2.5", "--gamma", "0.5", "--epochs", "1", *lora)  # fmt: skip
+        once(
+            out / name / "done",
+            grape,
+            "dpo",
+            pairs,
+            "-o",
+            out / name,
+            "--model",
+            model["itool-warmup"],
+            "--loss",
+            "simpo",
+            "--beta",
+            "2.5",
+            "--gamma",
+            "0.5",
+            "--epochs",
+            "1",
+            *lora,
+        )
         model[name] = str(out / name)
     # compute-matched SFT: the warm-up model trained on the same deficient rows' gold answers, one epoch
     sft("itool-sft-matched", weak, model["itool-warmup"], "--epochs", "1")

@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stages.py
 from lake import noisy_path, play, prompt_text, random_map  # noqa: E402
+from stages import finished  # noqa: E402
 from tiny_model import save_tiny_llama  # noqa: E402
 
 # The arms' objectives: plain SFT; IFT with the defaults (λ = 0.2, γ = 0.95); and IFT without its temporal
@@ -123,7 +125,7 @@ def main() -> None:
     }
     (args.out / "settings.json").write_text(json.dumps(settings, indent=1) + "\n")
     log = args.out / "runs.jsonl"
-    done = {(r["seed"], r["arm"]) for r in map(json.loads, log.read_text().splitlines())} if log.exists() else set()
+    done = finished(log, "seed", "arm")
     for seed in map(int, args.seeds.split(",")):
         rows, heldout = data(args, seed)
         init = args.out / f"seed-{seed}" / "init"

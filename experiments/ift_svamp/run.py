@@ -14,7 +14,9 @@ from pathlib import Path
 import grape
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reft"))
-from run import evaluate, once, write_data  # noqa: E402  (the same SVAMP split and evaluation as the ReFT runs)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stages.py
+from run import evaluate, write_data  # noqa: E402  (the same SVAMP split and evaluation as the ReFT runs)
+from stages import finished, once  # noqa: E402
 
 ARMS = {"sft": {"loss": "nll"}, "ift": {"loss": "ift"}}
 
@@ -32,11 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     files = write_data(args.out / "data", args.train, args.test)
     results = args.out / "results.jsonl"
-    done = (
-        {(r["arm"], r["seed"]) for r in map(json.loads, results.read_text().splitlines())}
-        if results.exists()
-        else set()
-    )
+    done = finished(results, "arm", "seed")
     for seed in map(int, args.seeds.split(",")):
         for arm, objective in ARMS.items():
             if (arm, seed) in done:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import time
+import sys
 from pathlib import Path
 
 import grape
 from grape.budgeting.results import states_final_answer
 from grape.evaluation.metrics import wilson_interval
 from grape.rl.run import rl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stages.py
+from stages import finished, once  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "svamp"
 
@@ -41,15 +44,6 @@ def write_data(folder: Path, train: int, test: int) -> dict[str, Path]:
     for name, listed in files.items():
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in listed))
     return {name: folder / f"{name}.jsonl" for name in files}
-
-
-def once(marker: Path, work, *args, **kwargs) -> None:
-    """Run ``work(*args, **kwargs)`` unless ``marker`` says it finished; mark it when it does."""
-    if marker.exists():
-        return
-    started = time.time()
-    work(*args, **kwargs)
-    marker.write_text(json.dumps({"seconds": round(time.time() - started, 1)}) + "\n")
 
 
 def evaluate(args, model: Path, folder: Path, test: Path) -> dict:
@@ -86,11 +80,7 @@ def main() -> None:
     rl_common = dict(template="chat", verifier="number", lora_r=16, lr=1e-5, max_new_tokens=args.max_new_tokens,
                      epochs=args.rl_epochs, device=args.device, save_steps=4)  # fmt: skip
     results = args.out / "results.jsonl"
-    done = (
-        {(r["arm"], r["seed"]) for r in map(json.loads, results.read_text().splitlines())}
-        if results.exists()
-        else set()
-    )
+    done = finished(results, "arm", "seed")
     for seed in map(int, args.seeds.split(",")):
         root = args.out / f"seed-{seed}"
         warm = root / "warmup"

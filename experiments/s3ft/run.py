@@ -12,13 +12,14 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import grape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stages.py
 from data import write_data  # noqa: E402
+from stages import finished, once  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # arm -> selection strategy over the verified, scored candidates (all with require_correct)
@@ -28,15 +29,6 @@ ARMS = {
     "s3ft": "priority:self,paraphrase,reference",
     "grape": "grape",
 }
-
-
-def once(marker: Path, work, *args, **kwargs) -> None:
-    """Run ``work(*args, **kwargs)`` unless ``marker`` says it finished; mark it when it does."""
-    if marker.exists():
-        return
-    started = time.time()
-    work(*args, **kwargs)
-    marker.write_text(json.dumps({"seconds": round(time.time() - started, 1)}) + "\n")
 
 
 def mean_fit(rows: list[dict]) -> float:
@@ -101,11 +93,7 @@ def main() -> None:
     once(out / "verify.done", grape.verify, candidates, verified, verifier="number")
     once(out / "score.done", grape.score, verified, scores, model=args.model, template="chat", device=args.device)
     results = out / "results.jsonl"
-    done = (
-        {(r["arm"], r["seed"]) for r in map(json.loads, results.read_text().splitlines())}
-        if results.exists()
-        else set()
-    )
+    done = finished(results, "arm", "seed")
     base = measure(args, args.model, out / "base", files)
     (out / "base.json").write_text(json.dumps(base, indent=1) + "\n")
     for arm in args.arms.split(","):

@@ -12,31 +12,19 @@ import argparse
 import json
 import random
 import statistics
-import time
+import sys
 from pathlib import Path
 
-from grape.cli import main as grape_main
 from grape.decoding.reward import PlainRewardScorer, load_reward_model
 from grape.evaluation.metrics import mean_t_interval, wilson_interval
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stages.py
+from stages import grape_command as grape  # noqa: E402
+from stages import once  # noqa: E402
 
 ALPACA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "alpaca_eval" / "model_outputs.jsonl"
 STRONG, WEAK = "gpt4_1106_preview", "alpaca-7b"
 PARTS = ("reward", "baseline", "judge", "prompts")  # disjoint instruction sets, in this order
-
-
-def grape(*argv) -> None:
-    code = grape_main([str(a) for a in argv])
-    if code != 0:
-        raise SystemExit(f"grape {' '.join(map(str, argv))} exited with {code}")
-
-
-def once(marker: Path, *argv) -> None:
-    if marker.exists():
-        return
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    grape(*argv)
-    marker.write_text(json.dumps({"seconds": round(time.time() - started, 1)}) + "\n")
 
 
 def write_data(folder: Path, sizes: dict[str, int], max_chars: int) -> dict[str, Path]:
@@ -90,12 +78,51 @@ def main() -> None:
     sizes = {"reward": args.pairs, "baseline": args.pairs, "judge": args.pairs, "prompts": args.prompts}
     files = write_data(out / "data", sizes, args.max_chars)
     common = ["--template", "chat", "--device", args.device]
-    once(out / "rm.done", "reward-model", files["reward"], "-o", out / "rm", "--model", args.model, "--epochs", "1",
-         *common)  # fmt: skip
-    once(out / "judge.done", "reward-model", files["judge"], "-o", out / "judge", "--model", args.model, "--epochs",
-         "1", "--seed", "1", *common)  # fmt: skip
-    once(out / "dpo.done", "dpo", files["baseline"], "-o", out / "dpo", "--model", args.model, "--lora-r", "16",
-         "--lr", "5e-5", "--epochs", "1", *common)  # fmt: skip
+    once(
+        out / "rm.done",
+        grape,
+        "reward-model",
+        files["reward"],
+        "-o",
+        out / "rm",
+        "--model",
+        args.model,
+        "--epochs",
+        "1",
+        *common,
+    )
+    once(
+        out / "judge.done",
+        grape,
+        "reward-model",
+        files["judge"],
+        "-o",
+        out / "judge",
+        "--model",
+        args.model,
+        "--epochs",
+        "1",
+        "--seed",
+        "1",
+        *common,
+    )
+    once(
+        out / "dpo.done",
+        grape,
+        "dpo",
+        files["baseline"],
+        "-o",
+        out / "dpo",
+        "--model",
+        args.model,
+        "--lora-r",
+        "16",
+        "--lr",
+        "5e-5",
+        "--epochs",
+        "1",
+        *common,
+    )
     methods = {
         "greedy-sft": ["--method", "greedy", "--model", args.model],
         "greedy-baseline": ["--method", "greedy", "--model", out / "dpo"],
@@ -109,8 +136,18 @@ def main() -> None:
         chunk.write_text("".join(line + "\n" for line in prompts[start : start + args.chunk]))
         for name, flags in methods.items():
             target = out / name / f"decoded-{start:04d}.jsonl"
-            once(target.with_suffix(".done"), "decode", chunk, "-o", target, *flags, "--max-new-tokens",
-                 args.max_new_tokens, *common)  # fmt: skip
+            once(
+                target.with_suffix(".done"),
+                grape,
+                "decode",
+                chunk,
+                "-o",
+                target,
+                *flags,
+                "--max-new-tokens",
+                args.max_new_tokens,
+                *common,
+            )
     judge = load_reward_model(str(out / "judge"), device=args.device)
     decoded = {name: [json.loads(line) for f in sorted((out / name).glob("decoded-*.jsonl"))
                       for line in f.read_text().splitlines()] for name in methods}  # fmt: skip
