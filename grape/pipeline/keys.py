@@ -25,12 +25,10 @@ from grape.config import settings_dict
 from grape.generation.backend import GeneratorSpec
 from grape.models.fingerprint import model_fingerprint
 from grape.pipeline import cache
-from grape.pipeline.plan import Ref, StepPlan
+from grape.pipeline.plan import FILE_SETTINGS, MODEL_SETTINGS, Ref, StepPlan
 from grape.text import BUILTIN_TEMPLATES
 
 PLACEHOLDER = "<output of an earlier step>"
-MODEL_SETTINGS = ("model", "ref", "baseline", "reward", "baseline_reward")  # settings that name a model
-SETTING_FILES = ("template", "prompt_format", "reward_template", "decode")  # settings that may name a file
 
 
 @dataclass
@@ -97,7 +95,7 @@ def _model_specs(plan: StepPlan, linked: set[str]) -> list[tuple[str, str]]:
 def _setting_files(plan: StepPlan) -> list[tuple[str, Path]]:
     """The files a step's settings name: Jinja templates, its own and its generators' (not the built-in names),
     and eval's decode YAML."""
-    named = [(key, getattr(plan.settings, key, None)) for key in SETTING_FILES]
+    named = [(key, getattr(plan.settings, key, None)) for key in FILE_SETTINGS]
     for index, entry in enumerate(getattr(plan.settings, "models", None) or []):
         named.append((f"models[{index}].template", GeneratorSpec.parse(entry).template))
     return [(label, Path(value)) for label, value in named

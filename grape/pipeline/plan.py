@@ -28,9 +28,11 @@ from grape.pipeline.stages import STAGES, Stage
 
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
 STEP_OUTPUT = re.compile(r"steps\.([A-Za-z][A-Za-z0-9_-]*)\.output")
-# Settings that may name a local file or folder: a local path is relative to the YAML; an alias, a Hub id or a
-# built-in name is kept.
-RELATIVE_TO_YAML = ("model", "template", "ref", "baseline", "reward", "baseline_reward", "reward_template", "decode")
+# Settings that name a model, and settings that may name a file (a Jinja template, eval's decode YAML): a local
+# path is relative to the YAML (an alias, a Hub id or a built-in name is kept), and keys.py fingerprints both.
+MODEL_SETTINGS = ("model", "ref", "baseline", "reward", "baseline_reward")
+FILE_SETTINGS = ("template", "prompt_format", "reward_template", "decode")
+RELATIVE_TO_YAML = (*MODEL_SETTINGS, *FILE_SETTINGS)
 
 
 @dataclass(frozen=True)
