@@ -36,6 +36,12 @@ def mean_fit(rows: list[dict]) -> float:
     return statistics.fmean(scored)
 
 
+def own_answer(row: dict) -> str:
+    """The base model's answer in a generated row (not the input's completion, which generation keeps too)."""
+    (text,) = [c["text"] for c in row["candidates"] if c.get("source") == "own"]
+    return text
+
+
 def measure(args, model: str, folder: Path, files: dict[str, Path]) -> dict:
     """A model's metrics: test accuracy, and the mean log-prob per token of the held-out gold solutions, of the
     strong generator's AlpacaEval answers and of the base model's own AlpacaEval answers."""
@@ -82,7 +88,8 @@ def main() -> None:
          models=[{"name": "own", "model": args.model, "template": "chat"}], device=args.device)  # fmt: skip
     if not files["own"].exists():
         rows = [json.loads(line) for line in own.read_text().splitlines()]
-        own_rows = [{"id": r["id"], "prompt": r["prompt"], "completion": r["candidates"][0]["text"]} for r in rows]
+        # the input's own completion (gpt4's answer) is carried along as a candidate: take the model's
+        own_rows = [{"id": r["id"], "prompt": r["prompt"], "completion": own_answer(r)} for r in rows]
         files["own"].write_text("".join(json.dumps(row) + "\n" for row in own_rows))
     # one generation gathers the three sources: self (greedy, chat), paraphrase (greedy), reference (gold)
     candidates, verified, scores = out / "candidates.jsonl", out / "verified.jsonl", out / "scores.parquet"
@@ -96,13 +103,17 @@ def main() -> None:
     done = finished(results, "arm", "seed")
     base = measure(args, args.model, out / "base", files)
     (out / "base.json").write_text(json.dumps(base, indent=1) + "\n")
-    for arm in args.arms.split(","):
+    arms = args.arms.split(",")
+    for arm in arms:
         selected = out / arm / "selected.jsonl"
         selected.parent.mkdir(parents=True, exist_ok=True)
         once(out / arm / "select.done", grape.select, scores, selected, strategy=ARMS[arm], require_correct=True)
-        summary = json.loads((out / arm / "selected.jsonl.meta.json").read_text()).get("summary", {})
-        for seed in map(int, args.seeds.split(",")):
+    # seed-major, so that a partial run holds whole seeds: every arm of a seed before the next seed
+    for seed in map(int, args.seeds.split(",")):
+        for arm in arms:
             if (arm, seed) not in done:
+                selected = out / arm / "selected.jsonl"
+                summary = json.loads((out / arm / "selected.jsonl.meta.json").read_text()).get("summary", {})
                 train_and_measure(args, arm, seed, selected, summary, base, files)
 
 
