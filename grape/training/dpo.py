@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from grape.config import settings_dict, with_overrides, write_settings
+from grape.config import settings_dict, with_overrides
 from grape.console import console
 from grape.data.read_rows import source_name
 from grape.data.tables import package_versions, read_table_rows
@@ -37,7 +37,7 @@ from grape.text import Renderer
 from grape.training.preference import PreferencePair, read_pairs, tokenise_pairs
 from grape.training.preference_card import README, preference_card
 from grape.training.reference_pass import reference_logps
-from grape.training.resume import CHECKPOINTS, checkpoint_to_resume
+from grape.training.resume import CHECKPOINTS, start_run
 from grape.training.save import ADAPTER, merged_in_training_dtype, save_adapter, saved_files
 from grape.training.scoring_defaults import selection_meta, with_scoring_defaults
 from grape.training.settings import DPOSettings, check_dpo, preference_beta, preference_learning_rate, use_bf16
@@ -88,11 +88,8 @@ def dpo(
     renderer = Renderer(loaded.tokenizer, settings.template, settings.eos)
     tokenised = tokenise_pairs(texts, renderer, settings.max_length, file)
     out = Path(output_dir) if output_dir is not None else None
-    checkpoint = checkpoint_to_resume(out, settings, CONFIG_NAME) if out is not None else None
-    rerun = f"grape dpo {file} -o {out} --config {out / CONFIG_NAME}" if out is not None else ""
+    checkpoint, rerun = start_run(out, settings, "dpo", file, CONFIG_NAME)
     writer_rank = int(os.environ.get("RANK", "0")) == 0  # one writer under `accelerate launch`
-    if out is not None and writer_rank:
-        write_settings(settings, out / CONFIG_NAME, header=rerun)
     reference_started = time.time()
     if settings.loss == "dpo":
         folder = out if writer_rank else None

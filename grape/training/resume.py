@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from grape.config import settings_dict
+from grape.config import settings_dict, write_settings
 from grape.errors import GrapeError
 
 CONFIG_NAME, CHECKPOINTS = "grape-sft.yaml", "checkpoints"
@@ -68,3 +68,17 @@ def checkpoint_to_resume(out: Path, settings: Any, config_name: str = CONFIG_NAM
             f"--resume to continue from {checkpoint.name} anyway, --no-resume to start afresh"
         )
     return checkpoint
+
+
+def start_run(out: Path | None, settings: Any, command: str, file: str | Path,
+              config_name: str = CONFIG_NAME) -> tuple[Path | None, str]:  # fmt: skip
+    """Begin a training run into ``out``: the checkpoint it continues from (None: from the start) and the command
+    that reruns it (``grape COMMAND FILE -o OUT --config OUT/CONFIG_NAME``), which heads the resolved settings
+    written beside the checkpoints (by rank 0 only under ``accelerate launch``). No ``out``: (None, "")."""
+    if out is None:
+        return None, ""
+    checkpoint = checkpoint_to_resume(out, settings, config_name)
+    rerun = f"grape {command} {file} -o {out} --config {out / config_name}"
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_settings(settings, out / config_name, header=rerun)
+    return checkpoint, rerun

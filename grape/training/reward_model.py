@@ -23,14 +23,13 @@ re-run continues from the last one when the settings are the same, as `grape sft
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from grape.config import settings_dict, with_overrides, write_settings
+from grape.config import settings_dict, with_overrides
 from grape.console import console
 from grape.data.tables import package_versions, read_table_rows, table_file
 from grape.errors import GrapeError, InputError
@@ -38,7 +37,7 @@ from grape.models.context import context_length
 from grape.models.load import LoadedModel, quiet_transformers, resolve_device, resolve_model_dir
 from grape.text import PromptError, Renderer
 from grape.training.preference import pair_texts
-from grape.training.resume import CHECKPOINTS, checkpoint_to_resume
+from grape.training.resume import CHECKPOINTS, start_run
 from grape.training.reward_model_settings import RewardModelSettings, check_reward_model, reward_learning_rate
 from grape.training.scoring_defaults import selection_meta, with_scoring_defaults
 from grape.training.settings import SFTSettings, use_bf16
@@ -110,10 +109,7 @@ def reward_model(
     )
     tokenizer.pad_token = padding_token(tokenizer, sequences)
     out = Path(output_dir) if output_dir is not None else None
-    checkpoint = checkpoint_to_resume(out, settings, SETTINGS_NAME) if out is not None else None
-    rerun = f"grape reward-model {file} -o {out} --config {out / SETTINGS_NAME}" if out is not None else ""
-    if out is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under `accelerate launch`
-        write_settings(settings, out / SETTINGS_NAME, header=rerun)
+    checkpoint, rerun = start_run(out, settings, "reward-model", file, SETTINGS_NAME)
     with tempfile.TemporaryDirectory(prefix="grape-reward-model-") as scratch:  # the trainer's folder when no OUTDIR
         folder = out / CHECKPOINTS if out is not None else Path(scratch)
         trainer = _trainer(model, tokenizer, train, held_out, settings, device, folder, save=out is not None)

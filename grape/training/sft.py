@@ -20,14 +20,13 @@ batches, and only the main process writes the final model.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from grape.config import settings_dict, with_overrides, write_settings
+from grape.config import settings_dict, with_overrides
 from grape.console import console
 from grape.data.read_rows import source_name
 from grape.data.tables import package_versions, read_table_rows
@@ -39,7 +38,7 @@ from grape.training.dataset import SFTExample, to_dataset, tokenise_examples
 from grape.training.ift import read_inputs_through
 from grape.training.model_card import README, model_card
 from grape.training.objectives import OBJECTIVES
-from grape.training.resume import CHECKPOINTS, CONFIG_NAME, checkpoint_to_resume
+from grape.training.resume import CHECKPOINTS, start_run
 from grape.training.save import ADAPTER, merged_in_training_dtype, save_adapter, saved_files
 from grape.training.scoring_defaults import selection_meta, with_scoring_defaults
 from grape.training.settings import SFTSettings, check, learning_rate, use_bf16
@@ -92,10 +91,7 @@ def sft(
     settings = _resolved(settings, loaded, device)
     examples = tokenise_examples(rows, renderer, settings.max_length, file, OBJECTIVES[settings.loss].weighted)
     out = Path(output_dir) if output_dir is not None else None
-    checkpoint = checkpoint_to_resume(out, settings) if out is not None else None
-    rerun = f"grape sft {file} -o {out} --config {out / CONFIG_NAME}" if out is not None else ""
-    if out is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under `accelerate launch`
-        write_settings(settings, out / CONFIG_NAME, header=rerun)
+    checkpoint, rerun = start_run(out, settings, "sft", file)
     with tempfile.TemporaryDirectory(prefix="grape-sft-") as scratch:  # the trainer's folder when nothing is saved
         trainer = _trainer(loaded, examples, settings, device, out, Path(scratch))
         output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
