@@ -15,8 +15,12 @@ import statistics
 import sys
 from pathlib import Path
 
+import torch
+
 from grape.decoding.reward import PlainRewardScorer, load_reward_model
 from grape.evaluation.metrics import mean_t_interval, wilson_interval
+from grape.models.load import load_model
+from grape.text import Renderer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stages.py
 from stages import grape_command as grape  # noqa: E402
@@ -25,6 +29,7 @@ from stages import once  # noqa: E402
 ALPACA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "alpaca_eval" / "model_outputs.jsonl"
 STRONG, WEAK = "gpt4_1106_preview", "alpaca-7b"
 PARTS = ("reward", "baseline", "judge", "prompts")  # disjoint instruction sets, in this order
+TEMPLATE = "chat"  # π_sft's and ρ_BL's prompts, and what r and the judge are trained to read
 
 
 def write_data(folder: Path, sizes: dict[str, int], max_chars: int) -> dict[str, Path]:
@@ -35,6 +40,10 @@ def write_data(folder: Path, sizes: dict[str, int], max_chars: int) -> dict[str,
     for row in map(json.loads, ALPACA.read_text().splitlines()):
         answers.setdefault(row["instruction"], {})[row["generator"]] = row["output"]
     usable = sorted(i for i, a in answers.items() if all(0 < len(a.get(g, "")) <= max_chars for g in (STRONG, WEAK)))
+    if len(usable) < sum(sizes.values()):  # else the last parts come out short or empty, silently
+        raise SystemExit(f"{len(usable)} instructions have both answers within {max_chars} characters, fewer than "
+                         f"the {sum(sizes.values())} the parts need ({sizes}): lower --pairs/--prompts or raise "
+                         "--max-chars")  # fmt: skip
     random.Random(0).shuffle(usable)
     files, start = {}, 0
     for part in PARTS:
@@ -53,6 +62,33 @@ def distinct_2(texts: list[str]) -> float:
     """Distinct bigrams over all bigrams of a method's responses (whitespace words)."""
     bigrams = [tuple(w[i : i + 2]) for w in (t.split() for t in texts) for i in range(len(w) - 1)]
     return len(set(bigrams)) / len(bigrams) if bigrams else 0.0
+
+
+@torch.inference_mode()
+def sft_logprob_per_token(policy, rows: list[dict]) -> list[float]:
+    """Mean log π_sft per token of each response (those of no token left out), all methods measured alike: the
+    response's ids as the renderer splits prompt + response (no end marker), scored by π_sft. Not the decode
+    output's ``sft_logprob``: that is the log-prob under the decoding run's own --model, which for
+    greedy-baseline is ρ_BL, not π_sft."""
+    renderer, out = Renderer(policy.tokenizer, TEMPLATE, eos=False), []
+    for row in rows:
+        encoded = renderer.encode(row["prompt"], [row["response"]])[0]
+        if not encoded.response:
+            continue
+        ids = torch.tensor([encoded.prompt + encoded.response], device=policy.device)
+        logprobs = torch.log_softmax(policy.model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        n = len(encoded.response)
+        out.append(float(logprobs[-n:].gather(1, ids[0, -n:, None]).sum()) / n)
+    return out
+
+
+def same_settings(out: Path, settings: dict) -> None:
+    """A re-run continues only the run it began: other sizes or chunks would mix data, models and chunks."""
+    path = out / "settings.json"
+    if path.is_file() and json.loads(path.read_text()) != settings:
+        raise SystemExit(f"{path}: this run was begun with other settings; use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=1) + "\n")
 
 
 def judged(judge, rows: list[dict]) -> list[float]:
@@ -75,9 +111,10 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     out = args.out
+    same_settings(out, {k: v for k, v in vars(args).items() if k not in ("out", "device")})
     sizes = {"reward": args.pairs, "baseline": args.pairs, "judge": args.pairs, "prompts": args.prompts}
     files = write_data(out / "data", sizes, args.max_chars)
-    common = ["--template", "chat", "--device", args.device]
+    common = ["--template", TEMPLATE, "--device", args.device]
     once(
         out / "rm.done",
         grape,
@@ -152,16 +189,19 @@ def main() -> None:
     decoded = {name: [json.loads(line) for f in sorted((out / name).glob("decoded-*.jsonl"))
                       for line in f.read_text().splitlines()] for name in methods}  # fmt: skip
     rewards = {name: judged(judge, rows) for name, rows in decoded.items()}
+    del judge
+    policy = load_model(args.model, device=args.device)
+    per_token = {name: sft_logprob_per_token(policy, rows) for name, rows in decoded.items()}
     table = {}
     for name, rows in decoded.items():
         mean, half = mean_t_interval(rewards[name])
         paired = [a - b for a, b in zip(rewards[name], rewards["greedy-sft"], strict=True)]
         wins = sum(d > 0 for d in paired)
-        per_token = [r["sft_logprob"] / r["n_tokens"] for r in rows if r.get("n_tokens")]
         table[name] = {"prompts": len(rows), "judge_reward": mean, "judge_reward_half_ci": half,
                        "minus_greedy": mean_t_interval(paired) if name != "greedy-sft" else None,
-                       "wins_over_greedy": wins, "win_rate_ci95": wilson_interval(wins, len(rows)),
-                       "sft_logprob_per_token": statistics.fmean(per_token) if per_token else None,
+                       "wins_over_greedy": wins, "ties_with_greedy": sum(d == 0 for d in paired),
+                       "win_rate_ci95": wilson_interval(wins, len(rows)),
+                       "sft_logprob_per_token": statistics.fmean(per_token[name]) if per_token[name] else None,
                        "distinct_2": distinct_2([r["response"] for r in rows])}  # fmt: skip
     (out / "results.json").write_text(json.dumps(table, indent=1) + "\n")
     for name, t in table.items():
