@@ -83,9 +83,10 @@ def sft_logprob_per_token(policy, rows: list[dict]) -> list[float]:
 
 
 def same_settings(out: Path, settings: dict) -> None:
-    """A re-run continues only the run it began: other sizes or chunks would mix data, models and chunks."""
+    """A re-run continues only the run it began: other sizes or chunks would mix data, models and chunks (before
+    any stage finished, the settings may still change)."""
     path = out / "settings.json"
-    if path.is_file() and json.loads(path.read_text()) != settings:
+    if path.is_file() and json.loads(path.read_text()) != settings and any(out.rglob("*.done")):
         raise SystemExit(f"{path}: this run was begun with other settings; use another --out")
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(settings, indent=1) + "\n")
