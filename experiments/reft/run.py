@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -53,13 +54,46 @@ def evaluate(args, model: Path, folder: Path, test: Path) -> dict:
         rows, summary = grape.evaluate(test, folder / "test.eval.jsonl", model=str(model), template="chat",
                                        verifier="number", max_new_tokens=args.max_new_tokens,
                                        device=args.device)  # fmt: skip
+        # over every item, an empty answer (no verdict, left out of grape's judged share) counted wrong, as in the
+        # paired comparison below
+        correct = sum(r.get("correct") is True for r in rows)
         stated = sum(states_final_answer(r.get("response")) for r in rows)
-        result = {"correct": summary["correct"], "items": summary["items"], "accuracy": summary["accuracy"],
-                  "ci95": summary["ci95"], "stated": stated, "stated_rate": stated / len(rows),
+        result = {"correct": correct, "items": len(rows), "accuracy": correct / len(rows),
+                  "ci95": wilson_interval(correct, len(rows)), "unjudged": summary["unjudged"],
+                  "stated": stated, "stated_rate": stated / len(rows),
                   "stated_ci95": wilson_interval(stated, len(rows)),
                   "right": {r["id"]: bool(r.get("correct")) for r in rows}}  # fmt: skip
         done.write_text(json.dumps(result) + "\n")
     return json.loads(done.read_text())
+
+
+def mcnemar_exact(first: dict[str, bool], second: dict[str, bool]) -> dict:
+    """The exact two-sided McNemar test on the same test items: b = only ``first`` right, c = only
+    ``second`` right, p = P(a Binomial(b + c, 1/2) is as far from its mean as min(b, c)), capped at 1."""
+    if set(first) != set(second):
+        raise SystemExit("the two arms were evaluated on different items: no paired comparison")
+    b = sum(first[i] and not second[i] for i in first)
+    c = sum(second[i] and not first[i] for i in first)
+    n = b + c
+    p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n) if n else 1.0
+    return {"only_first": b, "only_second": c, "p": p}
+
+
+def compare(results: Path) -> list[dict]:
+    """The pre-registered comparisons per seed (README: pass criterion): ppo and grpo against sft-more, and
+    whether the warm-up is at the floor (accuracy under 5%)."""
+    rows = {(r["arm"], r["seed"]): r for r in map(json.loads, results.read_text().splitlines())}
+    out = []
+    for (arm, seed), row in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        base, warm = rows.get(("sft-more", seed)), rows.get(("warmup", seed))
+        if arm not in ("ppo", "grpo") or base is None:
+            continue
+        test = mcnemar_exact(row["right"], base["right"])
+        out.append({"seed": seed, "arm": arm, "against": "sft-more", "accuracy": row["accuracy"],
+                    "against_accuracy": base["accuracy"], **test,
+                    "beats": row["accuracy"] > base["accuracy"] and test["p"] < 0.05,
+                    "warmup_floor": warm is not None and warm["accuracy"] < 0.05})  # fmt: skip
+    return out
 
 
 def main() -> None:
@@ -111,6 +145,13 @@ def main() -> None:
                 f.write(json.dumps(row) + "\n")
             print(f"seed {seed} {arm}: accuracy {row['accuracy']:.3f} ({row['correct']}/{row['items']}), "
                   f"states an answer {row['stated_rate']:.3f}", flush=True)  # fmt: skip
+    if results.exists():
+        comparisons = compare(results)
+        (args.out / "comparisons.json").write_text(json.dumps(comparisons, indent=1) + "\n")
+        for c in comparisons:
+            print(f"seed {c['seed']} {c['arm']} vs sft-more: {c['accuracy']:.3f} vs {c['against_accuracy']:.3f}, "
+                  f"only {c['arm']} right {c['only_first']}, only sft-more right {c['only_second']}, "
+                  f"McNemar p {c['p']:.4f}{' (warm-up at the floor)' if c['warmup_floor'] else ''}")  # fmt: skip
 
 
 if __name__ == "__main__":
