@@ -32,9 +32,18 @@ PARTS = ("reward", "baseline", "judge", "prompts")  # disjoint instruction sets,
 TEMPLATE = "chat"  # π_sft's and ρ_BL's prompts, and what r and the judge are trained to read
 
 
-def write_data(folder: Path, sizes: dict[str, int], max_chars: int) -> dict[str, Path]:
+def opening(text: str, chars: int) -> str:
+    """The first ``chars`` characters of ``text`` or fewer, cut at the last whitespace (the whole text if shorter)."""
+    if len(text) <= chars:
+        return text
+    words = text[: chars + 1].rsplit(None, 1)  # the character after the cut tells whether a word ends there
+    return words[0].rstrip() if len(words) == 2 else text[:chars]
+
+
+def write_data(folder: Path, sizes: dict[str, int], max_chars: int, opening_chars: int) -> dict[str, Path]:
     """Pairs (strong answer chosen, weak one rejected) for the three trained parts and the held-out prompts, on
-    disjoint instructions (seed 0) whose two answers are both at most ``max_chars`` long."""
+    disjoint instructions (seed 0) whose two answers are both at most ``max_chars`` long. The reward model's and
+    the judge's pairs hold the answers' openings (``opening_chars``): what a capped decode gives them to read."""
     folder.mkdir(parents=True, exist_ok=True)
     answers: dict[str, dict[str, str]] = {}
     for row in map(json.loads, ALPACA.read_text().splitlines()):
@@ -49,8 +58,9 @@ def write_data(folder: Path, sizes: dict[str, int], max_chars: int) -> dict[str,
     for part in PARTS:
         chosen = usable[start : start + sizes[part]]
         start += sizes[part]
-        rows = [{"id": f"alpaca-{start - len(chosen) + k}", "prompt": i, "chosen": answers[i][STRONG],
-                 "rejected": answers[i][WEAK]} for k, i in enumerate(chosen)]  # fmt: skip
+        cut = (lambda t: opening(t, opening_chars)) if part in ("reward", "judge") else (lambda t: t)
+        rows = [{"id": f"alpaca-{start - len(chosen) + k}", "prompt": i, "chosen": cut(answers[i][STRONG]),
+                 "rejected": cut(answers[i][WEAK])} for k, i in enumerate(chosen)]  # fmt: skip
         if part == "prompts":
             rows = [{"id": r["id"], "prompt": r["prompt"]} for r in rows]
         files[part] = folder / f"{part}.jsonl"
@@ -106,7 +116,8 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--pairs", type=int, default=150, help="pairs for each of r, ρ_BL and the judge")
     parser.add_argument("--prompts", type=int, default=20)
-    parser.add_argument("--max-chars", type=int, default=1200)
+    parser.add_argument("--max-chars", type=int, default=2500)
+    parser.add_argument("--opening-chars", type=int, default=200, help="r's and the judge's answers: their openings")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--chunk", type=int, default=5, help="prompts per decoding run (the unit a re-run resumes)")
     parser.add_argument("--device", default="auto")
@@ -114,7 +125,7 @@ def main() -> None:
     out = args.out
     same_settings(out, {k: v for k, v in vars(args).items() if k not in ("out", "device")})
     sizes = {"reward": args.pairs, "baseline": args.pairs, "judge": args.pairs, "prompts": args.prompts}
-    files = write_data(out / "data", sizes, args.max_chars)
+    files = write_data(out / "data", sizes, args.max_chars, args.opening_chars)
     common = ["--template", TEMPLATE, "--device", args.device]
     once(
         out / "rm.done",
@@ -127,6 +138,7 @@ def main() -> None:
         args.model,
         "--epochs",
         "1",
+        "--no-eos",
         *common,
     )
     once(
@@ -142,6 +154,7 @@ def main() -> None:
         "1",
         "--seed",
         "1",
+        "--no-eos",
         *common,
     )
     once(
@@ -156,9 +169,9 @@ def main() -> None:
         "--lora-r",
         "16",
         "--lr",
-        "5e-5",
+        "2e-4",
         "--epochs",
-        "1",
+        "2",
         *common,
     )
     methods = {
@@ -204,8 +217,12 @@ def main() -> None:
                        "win_rate_ci95": wilson_interval(wins, len(rows)),
                        "sft_logprob_per_token": statistics.fmean(per_token[name]) if per_token[name] else None,
                        "distinct_2": distinct_2([r["response"] for r in rows])}  # fmt: skip
+    # is ρ_BL aligned at all? its DPO training: reward accuracy in the last logged step, loss first and last
+    trained = json.loads((out / "dpo" / "grape-dpo.json").read_text())["metrics"]
+    table["baseline_training"] = {k: trained[k] for k in ("steps", "reward_accuracy_last", "loss_first", "loss_last")}
     (out / "results.json").write_text(json.dumps(table, indent=1) + "\n")
-    for name, t in table.items():
+    print(f"ρ_BL's DPO: {table['baseline_training']}")
+    for name, t in ((n, t) for n, t in table.items() if n in methods):
         print(f"{name:16s} judge {t['judge_reward']:+.3f} ± {t['judge_reward_half_ci']:.3f}  wins "
               f"{t['wins_over_greedy']}/{t['prompts']}  log π_sft/token {t['sft_logprob_per_token']}  "
               f"distinct-2 {t['distinct_2']:.3f}")  # fmt: skip
