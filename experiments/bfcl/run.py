@@ -15,9 +15,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from scipy.stats import binomtest
+
 from grape.data.tables import read_sidecar, write_sidecar
 from grape.evaluation.metrics import wilson_interval
-from grape.tools.judge import EXTRA_CALL, HALLUCINATED_TOOL, MISSING_CALL, UNPARSABLE, WRONG_TOOL
+from grape.tools.judge import EXTRA_CALL, HALLUCINATED_TOOL, MISSING_CALL, UNPARSABLE, WRONG_TOOL, Judgement
 from grape.tools.verifier import judge
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stages.py
@@ -28,6 +30,9 @@ BFCL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bfcl"
 TRAIN = ("live_simple", "live_multiple")
 TEST = ("simple_python", "multiple")
 TOOL_CHOICE_ERRORS = {UNPARSABLE, HALLUCINATED_TOOL, WRONG_TOOL, MISSING_CALL, EXTRA_CALL}
+# The pass criteria (README): each first arm beats the second on exact match, paired on the test rows.
+CRITERIA = (("sft-pkt", "sft"), ("pkt-irm", "sft-pkt"), ("itool-step-pairs", "itool-sft-matched"),
+            ("itool-step-pairs", "itool-answer-pairs"))  # fmt: skip
 
 
 def prepared(args, categories: tuple[str, ...], per_category: int, name: str, seed: int) -> Path:
@@ -64,6 +69,16 @@ def prepared(args, categories: tuple[str, ...], per_category: int, name: str, se
     return out
 
 
+def judged(answers: Path, test: Path) -> dict[str, Judgement]:
+    """Each test item's judgement (the tool-call verifier) of the answer in ``answers`` (grape eval's output),
+    by id; an answers file that does not hold exactly the test items stops the run."""
+    items = {r["id"]: r for r in map(json.loads, test.read_text().splitlines())}
+    outputs = [json.loads(line) for line in answers.read_text().splitlines()]
+    if sorted(r["id"] for r in outputs) != sorted(items):
+        raise SystemExit(f"{answers} does not hold the {len(items)} items of {test}: delete it and run again")
+    return {row["id"]: judge(row.get("response") or "", items[row["id"]]) for row in outputs}
+
+
 def measure(args, model: str, folder: Path, test: Path, template: str) -> dict:
     """Exact-match accuracy (the tool-call verifier, BFCL's rules), tool-selection accuracy and the error
     categories of the answers to the test rows."""
@@ -88,20 +103,29 @@ def measure(args, model: str, folder: Path, test: Path, template: str) -> dict:
         "--device",
         args.device,
     )
-    items = {r["id"]: r for r in map(json.loads, test.read_text().splitlines())}
-    outputs = [json.loads(line) for line in answers.read_text().splitlines()]
     categories, exact, tool_right = Counter(), 0, 0
-    for row in outputs:
-        judgement = judge(row.get("response") or "", items[row["id"]])
+    judgements = judged(answers, test)
+    for judgement in judgements.values():
         exact += bool(judgement.correct)
         tool_right += not (set(judgement.problems) & TOOL_CHOICE_ERRORS)
         categories.update(judgement.problems.keys())
-    n = len(outputs)
+    n = len(judgements)
     metrics = {"items": n, "exact": exact, "accuracy": exact / n, "ci95": wilson_interval(exact, n),
                "tool_right": tool_right, "tool_accuracy": tool_right / n, "tool_ci95": wilson_interval(tool_right, n),
                "errors": dict(categories.most_common())}  # fmt: skip
     done.write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics
+
+
+def mcnemar(first: dict[str, Judgement], second: dict[str, Judgement]) -> dict:
+    """The exact McNemar test (two-sided) of two arms' exact match on the same items: ``only_first`` items the
+    first gets right and the second wrong, ``only_second`` the reverse; p is the binomial test of the one count
+    out of both at 1/2. ``beats``: the first is right more often and p < 0.05."""
+    ids = sorted(first)
+    b = sum(bool(first[i].correct) and not second[i].correct for i in ids)
+    c = sum(bool(second[i].correct) and not first[i].correct for i in ids)
+    p = float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0  # a float, not numpy's: results.json holds it
+    return {"items": len(ids), "only_first": b, "only_second": c, "p": p, "beats": b > c and p < 0.05}
 
 
 def main() -> None:
@@ -168,6 +192,8 @@ def main() -> None:
         "16",
         "--max-new-tokens",
         args.max_new_tokens,
+        "--max-prompt-tokens",  # grape rl keeps a longer prompt's last 512 tokens: 79 of the 200 training
+        "4096",  # prompts (tool docs up to 2,092 tokens) would lose their system turn and first tools
         "--device",
         args.device,
         "--seed",
@@ -234,10 +260,19 @@ def main() -> None:
     # compute-matched SFT: the warm-up model trained on the same deficient rows' gold answers, one epoch
     sft("itool-sft-matched", weak, model["itool-warmup"], "--epochs", "1")
     results = {name: measure(args, path, out / "eval" / name, test, template) for name, path in model.items()}
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     for name, m in results.items():
         print(f"{name:18s} exact {m['accuracy']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]  tool choice "
               f"{m['tool_accuracy']:.3f}  errors {m['errors']}")  # fmt: skip
+    criteria = {}
+    for first, second in CRITERIA:
+        if first not in results or second not in results:
+            print(f"{first} against {second}: not judged ({first if first not in results else second} not trained)")
+            continue
+        paired = mcnemar(*(judged(out / "eval" / name / "test.eval.jsonl", test) for name in (first, second)))
+        criteria[f"{first} > {second}"] = paired
+        print(f"{first} > {second}: {paired['only_first']} against {paired['only_second']} items, exact McNemar "
+              f"p = {paired['p']:.3g}: {'passes' if paired['beats'] else 'fails'}")  # fmt: skip
+    (out / "results.json").write_text(json.dumps({"arms": results, "criteria": criteria}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
