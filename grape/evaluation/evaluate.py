@@ -53,10 +53,11 @@ def evaluate(
     texts = answer(loaded, prompts, settings)
     rows = []
     for item, (text, n_tokens, finish) in zip(items, texts, strict=True):
-        verdict = check(text, item_of(item)) if text else None
+        verdict = check(text, item_of(item))  # an empty answer is judged too: wrong where a gold answer exists
+        reason = "empty response" if not text and verdict.correct is False else verdict.reason
         rows.append({
             "id": item["id"], "prompt": prompt_of(item), "response": text, "answer": item.get("answer"),
-            "correct": verdict.correct if verdict else None, "reason": verdict.reason if verdict else "empty response",
+            "correct": verdict.correct, "reason": reason,
             "n_tokens": n_tokens, "finish_reason": finish,
         })  # fmt: skip
     summary = summarise(rows)
@@ -93,7 +94,8 @@ def decoded_answers(loaded: LoadedModel, prompts: list[Any], settings: EvalSetti
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Accuracy over the judged items (a verdict of None, e.g. no gold answer, is counted apart)."""
+    """Accuracy over the judged items (a verdict of None, an item without a gold answer, is counted apart; an
+    empty answer to an item with one is wrong, never left out)."""
     judged = [r for r in rows if r["correct"] is not None]
     correct = sum(1 for r in judged if r["correct"])
     low, high = wilson_interval(correct, len(judged))

@@ -58,7 +58,7 @@ class Selection:
 @dataclass(frozen=True)
 class EvalResult:
     accuracy: Accuracy
-    items: int  # judged and unjudged (an item without a gold answer, an empty response)
+    items: int  # judged and unjudged (an item without a gold answer)
     data: str | None  # the items file, as the eval step recorded it
     model: str | None  # the model evaluated, as given to the eval step
 

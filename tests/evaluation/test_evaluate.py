@@ -63,3 +63,19 @@ def test_an_empty_selection_of_items_is_an_error(tiny_model_dir, tmp_path):
     data = write_rows(ITEMS, tmp_path / "items.jsonl")
     with pytest.raises(GrapeError, match="limit must be at least 1"):
         evaluate(data, None, model=str(tiny_model_dir), limit=0)
+
+
+def test_an_empty_answer_is_wrong_not_left_out(tiny_model_dir, tmp_path, monkeypatch):
+    """A model that answers nothing is wrong on every item with a gold answer: leaving its empty answers out of
+    the denominator would report the accuracy of the items it did answer."""
+    import grape.evaluation.evaluate as stage
+
+    answers = {"What is 2 + 3?": ("5", 1, "stop"), "What is 4 times 5?": ("", 0, "stop"),
+               "What is 1 + 1?": ("", 0, "stop"), "What is 3 + 3?": ("", 0, "stop")}  # fmt: skip
+    monkeypatch.setattr(stage, "generate_answers", lambda loaded, prompts, settings: [answers[p] for p in prompts])
+    data = write_rows(ITEMS, tmp_path / "items.jsonl")
+    rows, summary = evaluate(data, None, model=str(tiny_model_dir), verifier="number")
+    by_id = {r["id"]: r for r in rows}
+    assert (by_id["mul"]["correct"], by_id["mul"]["reason"]) == (False, "empty response")
+    assert by_id["no-gold"]["correct"] is None  # no gold answer: unjudged, empty or not
+    assert (summary["judged"], summary["correct"], summary["accuracy"]) == (3, 1, pytest.approx(1 / 3))
