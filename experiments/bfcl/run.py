@@ -15,10 +15,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from scipy.stats import binomtest
-
 from grape.data.tables import read_sidecar, write_sidecar
-from grape.evaluation.metrics import wilson_interval
+from grape.evaluation.metrics import mcnemar_exact, wilson_interval
 from grape.tools.judge import EXTRA_CALL, HALLUCINATED_TOOL, MISSING_CALL, UNPARSABLE, WRONG_TOOL, Judgement
 from grape.tools.verifier import judge
 
@@ -118,14 +116,11 @@ def measure(args, model: str, folder: Path, test: Path, template: str) -> dict:
 
 
 def mcnemar(first: dict[str, Judgement], second: dict[str, Judgement]) -> dict:
-    """The exact McNemar test (two-sided) of two arms' exact match on the same items: ``only_first`` items the
-    first gets right and the second wrong, ``only_second`` the reverse; p is the binomial test of the one count
-    out of both at 1/2. ``beats``: the first is right more often and p < 0.05."""
-    ids = sorted(first)
-    b = sum(bool(first[i].correct) and not second[i].correct for i in ids)
-    c = sum(bool(second[i].correct) and not first[i].correct for i in ids)
-    p = float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0  # a float, not numpy's: results.json holds it
-    return {"items": len(ids), "only_first": b, "only_second": c, "p": p, "beats": b > c and p < 0.05}
+    """grape's exact McNemar test of two arms' exact match on the same items; ``beats``: the first is right more
+    often and p < 0.05."""
+    right = [{i: bool(j.correct) for i, j in arm.items()} for arm in (first, second)]
+    test = mcnemar_exact(*right)
+    return {**test, "beats": test["only_first"] > test["only_second"] and test["p"] < 0.05}
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stag
 from run import evaluate, write_data  # noqa: E402  (the same SVAMP split and evaluation as the ReFT runs)
 from stages import finished, once  # noqa: E402
 
+from grape.evaluation.metrics import mcnemar_exact  # noqa: E402
+
 ARMS = {"sft": {"loss": "nll"}, "ift": {"loss": "ift"}}
 
 
@@ -47,6 +49,25 @@ def main() -> None:
             with results.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"seed {seed} {arm}: accuracy {row['accuracy']:.3f}, states an answer {row['stated_rate']:.3f}")
+    result = verdict(results)
+    (args.out / "comparison.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"IFT against SFT over seeds {result['seeds']}: {result['accuracy']}, pooled McNemar "
+          f"{result['pooled_mcnemar']}, passes: {result['passes']}")  # fmt: skip
+
+
+def verdict(results: Path) -> dict:
+    """The pre-registered criterion (README): IFT's accuracy above SFT's in every seed, and the exact McNemar test
+    over all seeds' items pooled (IFT against SFT of the same seed) at p < 0.05; at the floor below 5% for both."""
+    rows = {(r["arm"], r["seed"]): r for r in map(json.loads, results.read_text().splitlines())}
+    seeds = sorted(seed for arm, seed in rows if arm == "ift" and ("sft", seed) in rows)
+    ift, sft = ({f"{seed}/{i}": right for seed in seeds for i, right in rows[(arm, seed)]["right"].items()}
+                for arm in ("ift", "sft"))  # fmt: skip
+    test = mcnemar_exact(ift, sft) if seeds else None
+    per_seed = {seed: {arm: rows[(arm, seed)]["accuracy"] for arm in ("ift", "sft")} for seed in seeds}
+    return {"seeds": seeds, "accuracy": per_seed, "pooled_mcnemar": test,
+            "higher_every_seed": bool(seeds) and all(a["ift"] > a["sft"] for a in per_seed.values()),
+            "passes": bool(seeds) and all(a["ift"] > a["sft"] for a in per_seed.values()) and test["p"] < 0.05,
+            "floor": bool(seeds) and all(max(a.values()) < 0.05 for a in per_seed.values())}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 from pathlib import Path
 
 import grape
 from grape.budgeting.results import states_final_answer
-from grape.evaluation.metrics import wilson_interval
+from grape.evaluation.metrics import mcnemar_exact, wilson_interval
 from grape.rl.run import rl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stages.py
@@ -54,9 +53,7 @@ def evaluate(args, model: Path, folder: Path, test: Path) -> dict:
         rows, summary = grape.evaluate(test, folder / "test.eval.jsonl", model=str(model), template="chat",
                                        verifier="number", max_new_tokens=args.max_new_tokens,
                                        device=args.device)  # fmt: skip
-        # over every item, an empty answer (no verdict, left out of grape's judged share) counted wrong, as in the
-        # paired comparison below
-        correct = sum(r.get("correct") is True for r in rows)
+        correct = sum(r.get("correct") is True for r in rows)  # every item has a gold value: judged == items
         stated = sum(states_final_answer(r.get("response")) for r in rows)
         result = {"correct": correct, "items": len(rows), "accuracy": correct / len(rows),
                   "ci95": wilson_interval(correct, len(rows)), "unjudged": summary["unjudged"],
@@ -65,18 +62,6 @@ def evaluate(args, model: Path, folder: Path, test: Path) -> dict:
                   "right": {r["id"]: bool(r.get("correct")) for r in rows}}  # fmt: skip
         done.write_text(json.dumps(result) + "\n")
     return json.loads(done.read_text())
-
-
-def mcnemar_exact(first: dict[str, bool], second: dict[str, bool]) -> dict:
-    """The exact two-sided McNemar test on the same test items: b = only ``first`` right, c = only
-    ``second`` right, p = P(a Binomial(b + c, 1/2) is as far from its mean as min(b, c)), capped at 1."""
-    if set(first) != set(second):
-        raise SystemExit("the two arms were evaluated on different items: no paired comparison")
-    b = sum(first[i] and not second[i] for i in first)
-    c = sum(second[i] and not first[i] for i in first)
-    n = b + c
-    p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n) if n else 1.0
-    return {"only_first": b, "only_second": c, "p": p}
 
 
 def compare(results: Path) -> list[dict]:
@@ -88,7 +73,10 @@ def compare(results: Path) -> list[dict]:
         base, warm = rows.get(("sft-more", seed)), rows.get(("warmup", seed))
         if arm not in ("ppo", "grpo") or base is None:
             continue
-        test = mcnemar_exact(row["right"], base["right"])
+        try:
+            test = mcnemar_exact(row["right"], base["right"])
+        except ValueError as exc:
+            raise SystemExit(f"seed {seed}, {arm} against sft-more: {exc}") from exc
         out.append({"seed": seed, "arm": arm, "against": "sft-more", "accuracy": row["accuracy"],
                     "against_accuracy": base["accuracy"], **test,
                     "beats": row["accuracy"] > base["accuracy"] and test["p"] < 0.05,

@@ -38,3 +38,19 @@ def mean_t_interval(values: list[float], level: float = 0.95) -> tuple[float, fl
         return mean, float("nan")
     quantile = float(t.ppf(0.5 + level / 2, len(values) - 1))
     return mean, quantile * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def mcnemar_exact(first: dict[str, bool], second: dict[str, bool]) -> dict:
+    """The exact two-sided McNemar test of two models' verdicts on the same items (``{item id: right}``).
+
+    b = items only ``first`` gets right, c = items only ``second`` gets right; under the null hypothesis each
+    disagreement goes either way with probability 1/2, so p = min(1, 2 · P(Binomial(b + c, 1/2) ≤ min(b, c)))
+    (1 when they never disagree). Returns ``{"items", "only_first", "only_second", "p"}``.
+    """
+    if set(first) != set(second):
+        raise ValueError("the two were judged on different items: no paired comparison")
+    b = sum(bool(first[i]) and not second[i] for i in first)
+    c = sum(bool(second[i]) and not first[i] for i in first)
+    n = b + c
+    p = min(1.0, 2 * sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n) if n else 1.0
+    return {"items": len(first), "only_first": b, "only_second": c, "p": p}

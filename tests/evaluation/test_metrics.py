@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from grape.evaluation.metrics import wilson_interval
+from grape.evaluation.metrics import mcnemar_exact, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -42,3 +42,22 @@ def test_mean_t_interval_by_hand():
     # a 90% interval is narrower; one value has no spread
     assert mean_t_interval([1.0, 2.0, 3.0, 4.0, 5.0], level=0.9)[1] < half
     assert math.isnan(mean_t_interval([7.0])[1])
+
+
+@pytest.mark.parametrize(("b", "c"), [(0, 0), (0, 5), (3, 3), (10, 2), (1, 12), (40, 25), (7, 0)])
+def test_mcnemar_exact_is_scipys_binomial_test_on_the_disagreements(b, c):
+    from scipy.stats import binomtest
+
+    # b items only the first gets right, c only the second, and some both or neither get right
+    first = {f"b{i}": True for i in range(b)} | {f"c{i}": False for i in range(c)} | {"both": True, "none": False}
+    second = {f"b{i}": False for i in range(b)} | {f"c{i}": True for i in range(c)} | {"both": True, "none": False}
+    result = mcnemar_exact(first, second)
+    assert (result["items"], result["only_first"], result["only_second"]) == (b + c + 2, b, c)
+    expected = binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
+    assert result["p"] == pytest.approx(expected, rel=1e-12)
+    assert mcnemar_exact(second, first)["p"] == pytest.approx(result["p"], rel=1e-12)  # symmetric
+
+
+def test_mcnemar_exact_refuses_different_items():
+    with pytest.raises(ValueError, match="different items"):
+        mcnemar_exact({"a": True}, {"b": True})
