@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     files = write_data(args.out / "data", args.train, args.test)
     sft_common = dict(template="chat", lora_r=16, lr=2e-4, batch_size=8, device=args.device, save_steps=50)
-    rl_common = dict(template="chat", verifier="number", lora_r=16, lr=1e-5, max_new_tokens=args.max_new_tokens,
+    rl_common = dict(template="chat", verifier="number-stated", lora_r=16, lr=1e-5, max_new_tokens=args.max_new_tokens,
                      epochs=args.rl_epochs, device=args.device, save_steps=4)  # fmt: skip
     results = args.out / "results.jsonl"
     done = finished(results, "arm", "seed")

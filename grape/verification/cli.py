@@ -36,7 +36,8 @@ def register(subparsers) -> None:
         help=f"one of {', '.join(NAMES)}. math: the final answer vs the item's `answer` as expressions, by "
         "math-verify (\\boxed{} first, then GSM8K ####, 'the answer is', else the last expression; a check over "
         "10 s is unknown); number: the final number, exactly (GSM8K ####, 'the answer is', \\boxed{}, else the "
-        "last number; unknown when the gold is not a plain number); exact: the whole response vs `answer`; "
+        "last number; unknown when the gold is not a plain number); number-stated: the same without the last-number "
+        "fallback (ReFT's extraction); exact: the whole response vs `answer`; "
         "regex: found in the "
         "response (a group named `answer` must equal `answer`); code: run the response against the item's "
         "`tests` (or test_list / test + entry_point) in a sandbox; python:module:function: your own. Default: math",

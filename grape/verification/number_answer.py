@@ -1,8 +1,9 @@
 """The `number` verifier: read the final number of a worked solution and compare it exactly. Fast, no parser.
 
 Where the final answer is looked for, most explicit first: GSM8K's ``#### n``, the last "the answer is ..." /
-"Answer: ..." / "A: ...", the last ``\\boxed{...}``, and else the last number in the text. Numbers compare
-exactly as fractions, so ``1,000``, ``$1000.00``, ``1000 dollars`` and ``2000/2`` agree.
+"Answer: ..." / "A: ...", the last ``\\boxed{...}``, and else the last number in the text (`number-stated`: no such
+fallback, the answer must be stated). Numbers compare exactly as fractions, so ``1,000``, ``$1000.00``,
+``1000 dollars`` and ``2000/2`` agree.
 
 It judges only golds that are plain numbers (``18``, ``-2.5``, ``$1,000``, ``3/4``, ``\\frac{3}{4}``, ``50%``,
 or a worked solution ending in one); any other gold (``\\sqrt{2}``, ``2x+1``, ``(1, 2]``) is ``unknown``:
@@ -31,15 +32,23 @@ _PLAIN_NUMBER = re.compile(
 )
 
 
-def verify_number(response_text: str, item: dict[str, Any]) -> Verdict:
-    """Compare the response's final number with ``item["answer"]`` (a number, or a solution ending in one)."""
+def verify_stated_number(response_text: str, item: dict[str, Any]) -> Verdict:
+    """`number-stated`: as `number`, but only an answer the response states (``#### n``, "the answer is ...",
+    ``\\boxed{}``) counts, never its last number: ReFT's extraction, whose reward is 0 (not 0.1) when the
+    response states nothing."""
+    return verify_number(response_text, item, stated_only=True)
+
+
+def verify_number(response_text: str, item: dict[str, Any], stated_only: bool = False) -> Verdict:
+    """Compare the response's final number with ``item["answer"]`` (a number, or a solution ending in one).
+    ``stated_only``: no fallback to the last number in the text."""
     gold_value = item.get("answer")
     if gold_value is None or (isinstance(gold_value, str) and not gold_value.strip()):
         return Verdict(None, "no gold answer")
     gold = gold_number(str(gold_value))
     if gold is None:
         return Verdict(None, f"the gold answer is not a plain number: {str(gold_value)[-40:]!r}")
-    found, where = final_answer(response_text or "")
+    found, where = final_answer(response_text or "", stated_only)
     if found is None:
         return Verdict(False, "no final answer found")
     if numbers_equal(found, gold):
@@ -58,8 +67,9 @@ def gold_number(gold: str) -> Fraction | None:
     return first_number(answer)
 
 
-def final_answer(text: str) -> tuple[Fraction | None, str]:
-    """(the final answer as a number, where it was found) or (None, "") when the text has no number."""
+def final_answer(text: str, stated_only: bool = False) -> tuple[Fraction | None, str]:
+    """(the final answer as a number, where it was found) or (None, "") when the text has no number (with
+    ``stated_only``: no stated or boxed one)."""
     for clause, where in stated_answers(text):
         value = first_number(clause)
         if value is not None:
@@ -70,7 +80,7 @@ def final_answer(text: str) -> tuple[Fraction | None, str]:
         value = first_number(boxed)
         if value is not None:
             return value, "boxed"
-    numbers = _numbers(text)
+    numbers = [] if stated_only else _numbers(text)
     return (numbers[-1], "last number") if numbers else (None, "")
 
 

@@ -1,5 +1,5 @@
-"""Look a verifier up by name: ``math``, ``number``, ``exact``, ``regex:PATTERN``, ``code``, ``tool-call``,
-``python:module:function``."""
+"""Look a verifier up by name: ``math``, ``number``, ``number-stated``, ``exact``, ``regex:PATTERN``, ``code``,
+``tool-call``, ``python:module:function``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from grape.errors import GrapeError
 from grape.verification.verdict import Verdict, Verifier
 
-NAMES = ("math", "number", "exact", "regex:PATTERN", "code", "tool-call", "python:module:function")
+NAMES = ("math", "number", "number-stated", "exact", "regex:PATTERN", "code", "tool-call", "python:module:function")
 
 
 def get_verifier(name: str, **options: Any) -> Verifier:
@@ -27,6 +27,10 @@ def get_verifier(name: str, **options: Any) -> Verifier:
         from grape.verification.number_answer import verify_number
 
         return verify_number
+    if name == "number-stated":
+        from grape.verification.number_answer import verify_stated_number
+
+        return verify_stated_number
     if name == "exact":
         from grape.verification.text_match import verify_exact
 

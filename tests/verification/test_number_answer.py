@@ -99,3 +99,33 @@ def test_reason_names_both_answers():
 def test_last_boxed_balances_braces():
     assert last_boxed("\\boxed{1} then \\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
     assert last_boxed("\\boxed{unclosed") is None
+
+
+@pytest.mark.parametrize(
+    ("response", "gold", "correct", "reason"),
+    [
+        ("So he has 82 cards.", "82", False, "no final answer found"),  # `number` would read 82 and say right
+        ("So he has 23 apples left.", "82", False, "no final answer found"),  # `number`: wrong, ReFT's 0.1
+        ("64 + 18 = 82. Therefore, the answer is <82>.", "82", True, None),  # SVAMP's gold format
+        ("64 + 18 = 82. The answer is 81.", "82", False, "wrong answer"),
+        ("#### 82", "82", True, None),
+        ("\\boxed{82}", "82", True, None),
+        ("No numbers here.", "82", False, "no final answer found"),
+    ],
+)
+def test_number_stated_reads_only_a_stated_answer(response, gold, correct, reason):
+    verdict = get_verifier("number-stated")(response, {"answer": gold})
+    assert verdict.correct is correct
+    assert reason is None or verdict.reason.startswith(reason)
+    lenient = get_verifier("number")(response, {"answer": gold})
+    assert lenient.correct is correct or "answer" not in response.lower()  # they differ only without a statement
+
+
+def test_number_stated_gives_reft_its_zero_reward_for_an_unstated_answer():
+    from grape.rl.reward import reward_function
+
+    item = {"answer": "82"}
+    assert reward_function("number")("So he has 23 apples left.", item).value == pytest.approx(0.1)
+    assert reward_function("number-stated")("So he has 23 apples left.", item).value == 0.0
+    assert reward_function("number-stated")("The answer is 23.", item).value == pytest.approx(0.1)
+    assert reward_function("number-stated")("The answer is 82.", item).value == 1.0
