@@ -1,6 +1,11 @@
-"""PPO step speed: tokens/s of rollout (sampling) and of update (reference + old pass, then PPO epochs).
+"""PPO and GRPO step speed: tokens/s of rollout (sampling) and of update (reference + old pass, then epochs).
 
   .venv/bin/python benchmarks/rl_step_speed.py --model smollm2-135m-instruct --rounds 3 --lora-r 0 16
+  .venv/bin/python benchmarks/rl_step_speed.py --algo grpo --rounds 3 --lora-r 16 --batch-size 4 --num-generations 4
+
+GRPO runs `grape rl --algo grpo` itself (TRL's GRPOTrainer) for --rounds rollout batches of --batch-size questions
+× --num-generations answers, and reads each batch's timing from its history (sampling seconds; the rest of
+the batch: rewards, old and reference passes, 2 optimizer epochs).
 
 Each round takes 8 SVAMP questions (../shared/data/svamp/train_nl.jsonl, the paper template), samples one answer
 each (temperature 1, up to --max-new-tokens), scores them with the `number` verifier and runs one PPO update
@@ -70,6 +75,39 @@ def measure(model_name: str, lora_r: int, rounds: int, batch_size: int, max_new_
     return summary
 
 
+def measure_grpo(model_name: str, lora_r: int, rounds: int, batch_size: int, generations: int, max_new_tokens: int,
+                 threads: int) -> dict:  # fmt: skip
+    """GRPO rollout and update tokens/s over ``rounds`` rollout batches of a real `grape rl --algo grpo` run."""
+    import tempfile
+
+    from grape.rl.run import rl
+
+    torch.set_num_threads(threads)
+    rows = [json.loads(line) for line in SVAMP.read_text().splitlines()[: batch_size * rounds]]
+    with tempfile.TemporaryDirectory(prefix="grape-grpo-bench-") as scratch:
+        data = Path(scratch) / "questions.jsonl"
+        data.write_text("".join(json.dumps({"prompt": r["question"], "answer": r["answer_value"]}) + "\n"
+                                for r in rows))  # fmt: skip
+        result = rl(data, Path(scratch) / "run", model=model_name, algo="grpo", template="paper",
+                    verifier="number", lora_r=lora_r, batch_size=batch_size, num_generations=generations,
+                    max_new_tokens=max_new_tokens, max_steps=rounds, save_steps=10**6, dtype="float32",
+                    device="cpu")  # fmt: skip
+    out = []
+    for h in result.history:
+        tokens = h["completions/mean_length"] * batch_size * generations
+        out.append({"answer_tokens": tokens, "rollout_tok_s": tokens / h["rollout_seconds"],
+                    "update_tok_s": tokens / h["update_seconds"], "rollout_s": h["rollout_seconds"],
+                    "update_s": h["update_seconds"]})  # fmt: skip
+        print(json.dumps({"algo": "grpo", "lora_r": lora_r, "round": h["step"], **out[-1]}), file=sys.stderr)
+    summary = {"model": model_name, "algo": "grpo", "lora_r": lora_r, "batch_size": batch_size,
+               "num_generations": generations, "max_new_tokens": max_new_tokens, "threads": threads,
+               "rounds": out}  # fmt: skip
+    for key in ("rollout_tok_s", "update_tok_s"):
+        values = [r[key] for r in out]
+        summary[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -78,10 +116,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--algo", choices=("ppo", "grpo"), default="ppo")
+    parser.add_argument("--num-generations", type=int, default=4, help="GRPO: answers per question")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    results = [measure(args.model, r, args.rounds, args.batch_size, args.max_new_tokens, args.threads)
-               for r in args.lora_r]  # fmt: skip
+    if args.algo == "grpo":
+        results = [measure_grpo(args.model, r, args.rounds, args.batch_size, args.num_generations,
+                                args.max_new_tokens, args.threads) for r in args.lora_r]  # fmt: skip
+    else:
+        results = [measure(args.model, r, args.rounds, args.batch_size, args.max_new_tokens, args.threads)
+                   for r in args.lora_r]  # fmt: skip
     print(json.dumps({"load_average_before": load_before, "load_average_after": os.getloadavg(),
                       "cpus": os.cpu_count(), "torch": torch.__version__, "results": results}, indent=1))  # fmt: skip
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,24 @@ class RenderedGRPOTrainer(GRPOTrainer):
 
     def _tokenize_prompts(self, prompts: list):
         return [list(self.rendered_ids[text]) for text in prompts], None, {}
+
+    # Timing, as PPO's history has it: each rollout batch's sampling seconds, and the rest of the batch (rewards,
+    # the old and reference passes, the optimizer steps) as its update seconds.
+    def train(self, *args: Any, **kwargs: Any):
+        self._batch_started = time.perf_counter()
+        return super().train(*args, **kwargs)
+
+    def _generate(self, prompts: list):
+        tick = time.perf_counter()
+        generated = super()._generate(prompts)
+        self._metrics["train" if self.model.training else "eval"]["rollout_seconds"].append(time.perf_counter() - tick)
+        return generated
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:  # a training entry: one per rollout batch (logging_steps)
+            now = time.perf_counter()
+            logs["batch_seconds"], self._batch_started = now - self._batch_started, now
+        super().log(logs, start_time)
 
 
 def optimizer_steps_per_batch(settings: RLSettings) -> int:
@@ -164,9 +183,15 @@ def train_grpo(
 
 
 def grpo_history(log_history: list[dict[str, Any]], steps_per_batch: int) -> list[dict[str, Any]]:
-    """The trainer's log entries of rollout batches, numbered by batch (``optimizer_step`` keeps TRL's count)."""
-    return [{**entry, "step": entry["step"] // steps_per_batch, "optimizer_step": entry["step"]}
-            for entry in log_history if "reward" in entry]  # fmt: skip
+    """The trainer's log entries of rollout batches, numbered by batch (``optimizer_step`` keeps TRL's count),
+    with PPO's timing keys: ``rollout_seconds`` (sampling) and ``update_seconds`` (the rest of the batch)."""
+    history = []
+    for entry in (e for e in log_history if "reward" in e):
+        timed = {}
+        if "batch_seconds" in entry and "rollout_seconds" in entry:
+            timed = {"update_seconds": max(0.0, entry["batch_seconds"] - entry["rollout_seconds"])}
+        history.append({**entry, **timed, "step": entry["step"] // steps_per_batch, "optimizer_step": entry["step"]})
+    return history
 
 
 def _lora_config(settings: RLSettings):

@@ -106,6 +106,8 @@ def test_a_grpo_run_writes_the_model_its_card_settings_and_history(tiny_llama_di
     assert [h["step"] for h in result.history] == [1, 2]
     assert [h["optimizer_step"] for h in result.history] == [2, 4]  # one per mini-batch of 1 question
     assert all(0.1 <= h["reward"] <= 1.0 and h["answered"] == 1.0 and 0 <= h["right"] <= 1 for h in result.history)
+    # timed as PPO's batches: sampling, and the rest of the batch
+    assert all(0 < h["rollout_seconds"] < h["batch_seconds"] and h["update_seconds"] > 0 for h in result.history)
     assert result.value_head is None and not (out / "value_head.pt").exists()
     settings = load_settings(RLSettings, out / "grape-rl.yaml")
     assert (settings.algo, settings.num_generations, settings.lr) == ("grpo", 3, 1e-3)
@@ -128,7 +130,7 @@ def test_a_resumed_grpo_run_equals_an_uninterrupted_one(tiny_llama_dir, recorded
     assert resumed.metrics["resumed_from"].endswith("checkpoint-2")  # 2 optimizer steps (ppo_epochs) per batch
 
     def timeless(history):
-        return [{k: v for k, v in h.items() if "time" not in k} for h in history]
+        return [{k: v for k, v in h.items() if "time" not in k and "seconds" not in k} for h in history]
 
     assert timeless(resumed.history) == timeless(whole.history)
     a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
