@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from grape.errors import GrapeError
 from grape.report.page import figure_html, render
+from grape.report.paired import PairedComparison, paired_comparisons
 from grape.report.png import write_pngs
 from grape.report.run_figures import Accuracy, LossCurve, accuracy_figure, loss_figure
 from grape.report.runs import (
@@ -43,6 +44,11 @@ class RunReport:
         return [e.accuracy for e in self.evals]
 
     @property
+    def paired(self) -> list[PairedComparison]:
+        """Every two eval steps judged on the same items, compared item by item (exact McNemar)."""
+        return paired_comparisons(self.evals)
+
+    @property
     def figures(self) -> dict[str, go.Figure]:
         """training_loss when a training step logged a loss, eval_accuracy when an eval step finished."""
         figures = {}
@@ -60,7 +66,8 @@ class RunReport:
         ]  # fmt: skip
         runs = [_run_row(run) for run in self.runs]
         figures = figure_html(self.figures)
-        return render("run.html.j2", runs=runs, evals=self.evals, curves=self.curves, figures=figures, selections=pages)
+        return render("run.html.j2", runs=runs, evals=self.evals, paired=self.paired, curves=self.curves,
+                      figures=figures, selections=pages)  # fmt: skip
 
 
 def build_run_report(run_dirs: list[str | Path]) -> RunReport:

@@ -19,13 +19,13 @@ What is read, and from where:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from grape.data.tables import read_sidecar
+from grape.data.tables import read_sidecar, read_table_rows
 from grape.errors import GrapeError
 from grape.report.run_figures import Accuracy, LossCurve
 
@@ -61,6 +61,7 @@ class EvalResult:
     items: int  # judged and unjudged (an item without a gold answer)
     data: str | None  # the items file, as the eval step recorded it
     model: str | None  # the model evaluated, as given to the eval step
+    verdicts: dict[str, bool] = field(default_factory=dict)  # item id -> right, for every judged item
 
     @property
     def data_name(self) -> str:
@@ -144,7 +145,13 @@ def eval_result(output: Path, label: str) -> EvalResult | None:
     except (KeyError, TypeError, ValueError) as exc:
         raise GrapeError(f"{output}: its sidecar's summary lacks items, correct, judged or ci95 ({exc})") from exc
     model = (meta.get("settings") or {}).get("model")
-    return EvalResult(accuracy, items, meta.get("data"), None if model is None else str(model))
+    verdicts = {str(r["id"]): bool(r["correct"]) for r in _rows(output) if r.get("correct") is not None and "id" in r}
+    return EvalResult(accuracy, items, meta.get("data"), None if model is None else str(model), verdicts)
+
+
+def _rows(output: Path) -> list[dict[str, Any]]:
+    """The eval output's per-item rows (none when the file is gone: the summary still reads)."""
+    return read_table_rows(output) if output.is_file() else []
 
 
 def selections(run: Run) -> list[Selection]:

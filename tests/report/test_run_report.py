@@ -49,6 +49,11 @@ def test_loss_and_accuracy_are_what_the_trainer_and_the_evaluator_wrote(pipeline
     assert len(chosen[0]) == len(chosen[1]) == 4 and not chosen[0] & chosen[1]  # best vs worst of two correct ones
     assert [page.sources.set_index("source")["chosen"].sum() for _, page in report.selections] == [4, 4]
     assert set(report.figures) == {"training_loss", "eval_accuracy"}
+    (paired,) = report.paired  # the two arms were judged on the same held-out items
+    right = [{a["id"]: a["correct"] for a in read_table_rows(run / "eval" / "eval.jsonl")} for run in pipeline_runs]
+    only = [sum(r[i] and not o[i] for i in r) for r, o in ((right[0], right[1]), (right[1], right[0]))]
+    assert (paired.first, paired.second, paired.items, [paired.only_first, paired.only_second]) == (
+        "grape", "lowest", 4, only)  # fmt: skip
 
 
 def test_the_page_shows_the_arms_side_by_side(pipeline_runs, tmp_path):
@@ -114,6 +119,30 @@ def test_an_unfinished_sft_shows_its_last_checkpoint_and_numbers_come_from_the_s
     assert html_table(html, "runs")[1][2:] == ["1 of 2", "sft ·; eval ✓ 7 s"]
     (run / "pipeline.resolved.yaml").unlink()  # without it: the finished steps, from their stage.json
     assert [step.name for step in read_run(run).steps] == ["eval"]
+
+
+def test_arms_on_the_same_items_are_compared_item_by_item(tmp_path):
+    from scipy.stats import binomtest
+
+    # a right on 12 items, b on 3 of them plus 1 more, of 20; c was judged on other items
+    verdicts = {"a": [i < 12 for i in range(20)], "b": [i < 3 or i == 19 for i in range(20)]}
+    for arm, right in verdicts.items():
+        _eval_run(tmp_path / arm, [{"id": f"q{i}", "correct": r} for i, r in enumerate(right)])
+    _eval_run(tmp_path / "c", [{"id": f"other{i}", "correct": True} for i in range(20)])
+    report = build_run_report([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
+    (paired,) = report.paired
+    assert (paired.first, paired.second, paired.items, paired.only_first, paired.only_second) == ("a", "b", 20, 9, 1)
+    assert paired.p == pytest.approx(binomtest(9, 10, 0.5).pvalue)
+    assert html_table(report.html(), "paired")[1] == ["a", "b", "20", "9", "1", f"{paired.p:.3g}"]
+
+
+def _eval_run(run, rows):
+    output = _step(run, "eval", "eval", "eval.jsonl", finished=True)
+    write_rows(rows, output)
+    correct = sum(r["correct"] for r in rows)
+    write_sidecar(output, {"stage": "eval", "data": "held.jsonl", "settings": {"model": "m"},
+                           "summary": {"items": len(rows), "judged": len(rows), "correct": correct,
+                                       "ci95": list(wilson_reference(correct, len(rows)))}})  # fmt: skip
 
 
 def test_every_training_step_gets_its_curve_named_by_its_step(tmp_path):
