@@ -2,7 +2,8 @@
 
 Prompts are rendered by the one renderer (grape.text) with the template the model was trained with, so
 a model fine-tuned by `grape sft` is asked in exactly the format it was trained on, up to the token.
-Generation is the `hf` backend of grape.generation (batched, left-padded); each example's answer,
+Generation is the `hf` backend of grape.generation (batched, left-padded); a re-run reuses the answers an
+earlier run gave under the same model and settings (grape.evaluation.answers). Each example's answer,
 verdict and reason go to the output.
 """
 
@@ -10,16 +11,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from grape.config import with_overrides
-from grape.console import progress_bar
+from grape.console import console, progress_bar
 from grape.data.pool import item_of, prompt_of, read_pool
 from grape.data.read_rows import source_name
 from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError
+from grape.evaluation.answers import Answer, AnswerJournal, answers_key, given_answers, item_key, journal_path
 from grape.evaluation.metrics import wilson_interval
 from grape.evaluation.settings import EvalSettings
 from grape.generation.backend import Request, Sampling
@@ -49,8 +52,10 @@ def evaluate(
         raise GrapeError(f"{data}: no items to evaluate")
     loaded = loaded or load_model(settings.model, settings.dtype, settings.device, settings.trust_remote_code)
     prompts = [prompt_of(item) for item in items]
-    answer = decoded_answers if settings.decode else generate_answers  # decode: reward-guided (grape decode)
-    texts = answer(loaded, prompts, settings)
+    if settings.decode:  # reward-guided (grape decode): answered afresh every time
+        key, texts, reused = None, decoded_answers(loaded, prompts, settings), 0
+    else:
+        key, texts, reused = greedy_answers(loaded, items, prompts, settings, output)
     rows = []
     for item, (text, n_tokens, finish) in zip(items, texts, strict=True):
         verdict = check(text, item_of(item))  # an empty answer is judged too: wrong where a gold answer exists
@@ -62,15 +67,44 @@ def evaluate(
         })  # fmt: skip
     summary = summarise(rows)
     summary["seconds"] = round(time.time() - started, 2)
+    summary["answers_reused"] = reused
     if output is not None:
         write_rows(rows, output)
         write_sidecar(output, {"stage": "eval", "data": source_name(data), "settings": asdict(settings),
-                               "model": loaded.identity, "summary": summary})  # fmt: skip
+                               "model": loaded.identity, "answers_key": key, "summary": summary})  # fmt: skip
+        journal_path(output).unlink(missing_ok=True)  # the output holds every answer now
     return rows, summary
 
 
-def generate_answers(loaded: LoadedModel, prompts: list[Any], settings: EvalSettings) -> list[tuple[str, int, str]]:
-    """(text, tokens, finish reason) per prompt, greedy, in input order."""
+def greedy_answers(
+    loaded: LoadedModel, items: list[dict[str, Any]], prompts: list[Any], settings: EvalSettings,
+    output: str | Path | None,
+) -> tuple[str, list[Answer], int]:  # fmt: skip
+    """(the answers' key, an answer per item in order, how many were reused): answers an earlier run gave under
+    the same key (grape.evaluation.answers) are taken as they are, the others generated and journalled."""
+    key = answers_key(loaded, settings.template, list(settings.stop or []), settings.max_new_tokens)
+    keys = [item_key(item["id"], prompt) for item, prompt in zip(items, prompts, strict=True)]
+    known = given_answers(output, key) if output is not None else {}
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    if output is not None and len(todo) < len(keys):
+        console.print(f"Resuming: {len(keys) - len(todo)} of {len(keys)} answers already given (under key {key})")
+    with AnswerJournal(output, key) as journal:
+        fresh = generate_answers(loaded, [prompts[i] for i in todo], settings,
+                                 on_answer=lambda j, answer: journal.record(keys[todo[j]], answer))  # fmt: skip
+    known.update({keys[i]: answer for i, answer in zip(todo, fresh, strict=True)})
+    return key, [known[k] for k in keys], len(keys) - len(todo)
+
+
+def generate_answers(
+    loaded: LoadedModel,
+    prompts: list[Any],
+    settings: EvalSettings,
+    on_answer: Callable[[int, Answer], None] | None = None,
+) -> list[Answer]:
+    """(text, tokens, finish reason) per prompt, greedy, in input order; ``on_answer(index, answer)`` as each
+    comes."""
+    if not prompts:
+        return []
     backend = HFBackend(loaded, settings.template, settings.batch_size)
     requests = [Request(str(i), 0, prompt) for i, prompt in enumerate(prompts)]
     sampling = Sampling(n=1, temperature=0.0, max_new_tokens=settings.max_new_tokens, stop=list(settings.stop or []))
@@ -80,7 +114,10 @@ def generate_answers(loaded: LoadedModel, prompts: list[Any], settings: EvalSett
         for completion in backend.generate(requests, sampling):
             if completion.text is None:
                 raise GrapeError(f"generation failed: {completion.error}")
-            answers[int(completion.request.id)] = (completion.text, completion.n_tokens, completion.finish_reason)
+            index = int(completion.request.id)
+            answers[index] = (completion.text, completion.n_tokens, completion.finish_reason)
+            if on_answer is not None:
+                on_answer(index, answers[index])
             bar.update(task, advance=1)
     return [answers[i] for i in range(len(requests))]
 

@@ -72,7 +72,7 @@ def test_an_empty_answer_is_wrong_not_left_out(tiny_model_dir, tmp_path, monkeyp
 
     answers = {"What is 2 + 3?": ("5", 1, "stop"), "What is 4 times 5?": ("", 0, "stop"),
                "What is 1 + 1?": ("", 0, "stop"), "What is 3 + 3?": ("", 0, "stop")}  # fmt: skip
-    monkeypatch.setattr(stage, "generate_answers", lambda loaded, prompts, settings: [answers[p] for p in prompts])
+    monkeypatch.setattr(stage, "generate_answers", lambda loaded, prompts, settings, **_: [answers[p] for p in prompts])
     data = write_rows(ITEMS, tmp_path / "items.jsonl")
     rows, summary = evaluate(data, None, model=str(tiny_model_dir), verifier="number")
     by_id = {r["id"]: r for r in rows}
