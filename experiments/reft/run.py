@@ -50,9 +50,10 @@ def evaluate(args, model: Path, folder: Path, test: Path) -> dict:
     """Accuracy (Wilson interval) and the share of answers that state a final answer, on the test items."""
     done = folder / "eval.json"
     if not done.exists():
+        # static batches, as the arms measured before continuous batching existed
         rows, summary = grape.evaluate(test, folder / "test.eval.jsonl", model=str(model), template="chat",
                                        verifier="number", max_new_tokens=args.max_new_tokens,
-                                       device=args.device)  # fmt: skip
+                                       device=args.device, batching="static")  # fmt: skip
         correct = sum(r.get("correct") is True for r in rows)  # every item has a gold value: judged == items
         stated = sum(states_final_answer(r.get("response")) for r in rows)
         result = {"correct": correct, "items": len(rows), "accuracy": correct / len(rows),

@@ -50,8 +50,10 @@ def measure(args, model: str, folder: Path, files: dict[str, Path]) -> dict:
     if done.exists():
         return json.loads(done.read_text())
     common = {"model": model, "template": "chat", "device": args.device}
+    # static batches, as the base model was measured before continuous batching existed
     _, summary = grape.evaluate(files["test"], folder / "test.eval.jsonl", verifier="number",
-                                max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, **common)  # fmt: skip
+                                max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                batching="static", **common)  # fmt: skip
     metrics = {"accuracy": summary["accuracy"], "correct": summary["correct"], "judged": summary["judged"],
                "ci95": summary["ci95"], "mean_response_tokens": summary["mean_response_tokens"]}  # fmt: skip
     for name in ("heldout", "alpaca", "own"):

@@ -9,15 +9,27 @@ from grape.config import load_settings
 from grape.console import console, print_table
 from grape.data.layout import Columns
 from grape.errors import GrapeError
-from grape.evaluation.settings import HARNESSES, EvalSettings, HarnessSettings
+from grape.evaluation.settings import BATCHING, HARNESSES, EvalSettings, HarnessSettings
 from grape.models.dtypes import ACCEPTED
 from grape.verification.registry import NAMES
 
 # EvalSettings fields with a flag; flags default to None so that --config values stand unless given.
-FLAGS = ("model", "template", "verifier", "max_new_tokens", "batch_size", "stop", "limit", "decode", "dtype", "device")
+FLAGS = (
+    "model",
+    "template",
+    "verifier",
+    "max_new_tokens",
+    "batch_size",
+    "batching",
+    "stop",
+    "limit",
+    "decode",
+    "dtype",
+    "device",
+)
 # With --harness: the HarnessSettings fields with a flag, and the flags of grape's own evaluation that do not apply.
 HARNESS_FLAGS = ("model", "template", "num_fewshot", "limit", "dtype", "device", "include_path")
-OWN_EVAL_ONLY = ("data", "verifier", "max_new_tokens", "stop", "columns", "decode")
+OWN_EVAL_ONLY = ("data", "verifier", "max_new_tokens", "batching", "stop", "columns", "decode")
 
 
 def register(subparsers) -> None:
@@ -52,6 +64,9 @@ def register(subparsers) -> None:
         "--batch-size", type=int,
         help=f"prompts per generate call. Default: {defaults.batch_size}; with --harness: auto (lm-eval finds one)",
     )  # fmt: skip
+    parser.add_argument("--batching", choices=BATCHING, help="continuous: a finished answer's slot takes the next "
+                        "prompt at once; static: a batch runs to its longest answer. Default: auto (continuous on a "
+                        "CPU when the model's KV cache allows it)")  # fmt: skip
     parser.add_argument("--stop", action="append", help="stop string (repeatable). Default with paper: \\nQuestion:")
     parser.add_argument("--limit", type=int, help="evaluate the first N items only")
     parser.add_argument("--decode", metavar="YAML", help="answer with the reward-guided decoder of this `grape decode` "

@@ -24,7 +24,7 @@ from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.evaluation.answers import Answer, AnswerJournal, answers_key, given_answers, item_key, journal_path
 from grape.evaluation.metrics import wilson_interval
-from grape.evaluation.settings import EvalSettings
+from grape.evaluation.settings import BATCHING, EvalSettings
 from grape.generation.backend import Request, Sampling
 from grape.generation.hf_backend import HFBackend
 from grape.models.load import LoadedModel, load_model
@@ -45,6 +45,8 @@ def evaluate(
         settings.stop = stop_strings(settings.template)
     if settings.limit is not None and settings.limit < 1:
         raise GrapeError("limit must be at least 1")
+    if settings.batching not in BATCHING:
+        raise GrapeError(f"batching {settings.batching!r}: use one of {', '.join(BATCHING)}")
     started = time.time()
     check = get_verifier(settings.verifier)
     items = read_pool(data, settings.columns)[: settings.limit]
@@ -105,7 +107,7 @@ def generate_answers(
     comes."""
     if not prompts:
         return []
-    backend = HFBackend(loaded, settings.template, settings.batch_size)
+    backend = HFBackend(loaded, settings.template, settings.batch_size, batching=settings.batching)
     requests = [Request(str(i), 0, prompt) for i, prompt in enumerate(prompts)]
     sampling = Sampling(n=1, temperature=0.0, max_new_tokens=settings.max_new_tokens, stop=list(settings.stop or []))
     answers: dict[int, tuple[str, int, str]] = {}
