@@ -13,13 +13,13 @@ ALLOWED = {
     ("evaluation", "verification"),  # and judges the answers with a verifier
     ("evaluation", "decoding"),  # or answers with a reward-guided decoder (EvalSettings.decode)
     ("report", "selection"),  # the report marks the GRAPE choice when no selection is given
+    ("report", "evaluation"),  # and compares arms' eval results with the evaluation's paired test (McNemar)
     ("rl", "verification"),  # PPO's reward comes from a verifier
     ("training", "scoring"),  # dpo's reference log-probs are a scoring job (training/reference_pass.py)
     ("verification", "tools"),  # the tool-call verifier judges calls with grape.tools
     ("rl", "tools"),  # and TL-Training's error-category reward (IRM) comes from the same judgement
     ("search", "tools"),  # iTool's search rewards calls with the tool-call judgement and reads gold calls
     ("search", "scoring"),  # and its deficiency step is the scorer's fit of the gold answers
-    ("training", "scoring"),  # dpo's reference log-probs are a scoring job (training/reference_pass.py)
 }
 
 
