@@ -72,7 +72,7 @@ def given_answers(output: str | Path, key: str) -> dict[str, Answer]:
 class AnswerJournal:
     """Appends each new answer to ``<output>.answers.jsonl`` as it comes (nothing when there is no output)."""
 
-    def __init__(self, output: str | Path | None, key: str):
+    def __init__(self, output: str | Path | None, key: str | None):
         self.path = journal_path(output) if output is not None else None
         self.key = key
         self._file = None
@@ -93,11 +93,6 @@ class AnswerJournal:
     def __exit__(self, *exc: Any) -> None:
         if self._file is not None:
             self._file.close()
-
-    def remove(self) -> None:
-        """Once the output holds every answer, the journal has served."""
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
 
 
 def _digest(data: bytes) -> str:

@@ -81,10 +81,13 @@ def evaluate(
 def greedy_answers(
     loaded: LoadedModel, items: list[dict[str, Any]], prompts: list[Any], settings: EvalSettings,
     output: str | Path | None,
-) -> tuple[str, list[Answer], int]:  # fmt: skip
+) -> tuple[str | None, list[Answer], int]:  # fmt: skip
     """(the answers' key, an answer per item in order, how many were reused): answers an earlier run gave under
-    the same key (grape.evaluation.answers) are taken as they are, the others generated and journalled."""
-    key = answers_key(loaded, settings.template, list(settings.stop or []), settings.max_new_tokens)
+    the same key (grape.evaluation.answers) are taken as they are, the others generated and journalled. Without
+    an output nothing is kept, so no key is computed (it hashes every tensor of the model)."""
+    key = None
+    if output is not None:
+        key = answers_key(loaded, settings.template, list(settings.stop or []), settings.max_new_tokens)
     keys = [item_key(item["id"], prompt) for item, prompt in zip(items, prompts, strict=True)]
     known = given_answers(output, key) if output is not None else {}
     todo = [i for i, k in enumerate(keys) if k not in known]

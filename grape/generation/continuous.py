@@ -86,7 +86,8 @@ def continuous_greedy(
             for position in done:
                 row = rows[position]
                 yield row.index, row.tokens[:-1] if row.tokens[-1] in eos_ids else row.tokens, row.reason
-            keep = [p for p in range(len(rows)) if p not in set(done)]
+            finished_rows = set(done)
+            keep = [p for p in range(len(rows)) if p not in finished_rows]
             rows = [rows[p] for p in keep]
             if not rows:
                 cache, mask, last = None, None, None

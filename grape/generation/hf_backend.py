@@ -105,7 +105,7 @@ class HFBackend:
         eos_ids = _eos_ids(model, self.tokenizer)
 
         def stopped(tokens: list[int]) -> bool:
-            return bool(stops) and cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), stops)[1]
+            return cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), stops)[1]
 
         answers = continuous_greedy(model, [ids for _, ids in encoded], sampling.max_new_tokens, eos_ids, self.pad_id,
                                     self.batch_size, stopped if stops else None)  # fmt: skip
