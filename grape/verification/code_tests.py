@@ -65,6 +65,18 @@ def tests_program(item: dict[str, Any]) -> str | None:
     return None
 
 
+_NOT_THE_ERROR = ("Traceback (most recent call last):", "During handling of the above exception")
+
+
+def error_line(stderr: str) -> str:
+    """The line of ``stderr`` that names the error: the last unindented line that is not a traceback's
+    header. Processes the candidate forked may interleave their tracebacks, so the very last line can be
+    another process's "Traceback (most recent call last):"; the last line is the fallback."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    named = [line for line in lines if not line[0].isspace() and not line.startswith(_NOT_THE_ERROR)]
+    return (named or lines or [""])[-1].strip()
+
+
 def verdict_of(result: SandboxResult, settings: SandboxSettings) -> Verdict:
     if result.proven:
         return Verdict(True, "tests passed")
@@ -72,7 +84,7 @@ def verdict_of(result: SandboxResult, settings: SandboxSettings) -> Verdict:
         return Verdict(False, f"timeout: still running after {settings.timeout_s:g} s (killed)")
     if result.returncode == 0:
         return Verdict(False, "exited with status 0 before the tests finished (e.g. os._exit): no proof of a pass")
-    last = next((line for line in reversed(result.stderr.strip().splitlines()) if line.strip()), "")
+    last = error_line(result.stderr)
     if "MemoryError" in last:
         return Verdict(False, f"memory limit ({settings.memory_mb} MB) exceeded: {last[:200]}")
     if result.returncode < 0:
