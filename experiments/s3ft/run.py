@@ -84,10 +84,11 @@ def main() -> None:
     files = write_data(out / "data", args.pool, args.heldout, args.test, args.alpaca)
     files["own"] = out / "data" / "own.jsonl"
     sampling = {"n": 1, "temperature": 0.0, "max_new_tokens": args.max_new_tokens, "seed": 0}
+    static = {"batching": "static"}  # as the recorded candidates were made, before generate had continuous batching
     # the base model's own greedy answers to the AlpacaEval instructions: its "pre-training answers"
     own = out / "own-answers.jsonl"
     once(out / "own.done", grape.generate, files["alpaca"], own, sampling=sampling, batch_size=args.batch_size,
-         models=[{"name": "own", "model": args.model, "template": "chat"}], device=args.device)  # fmt: skip
+         models=[{"name": "own", "model": args.model, "template": "chat"}], device=args.device, **static)  # fmt: skip
     if not files["own"].exists():
         rows = [json.loads(line) for line in own.read_text().splitlines()]
         # the input's own completion (gpt4's answer) is carried along as a candidate: take the model's
@@ -98,7 +99,7 @@ def main() -> None:
     generators = [{"name": "self", "model": args.model, "template": "chat"},
                   {"name": "paraphrase", "model": args.model, "template": str(HERE / "paraphrase.jinja")}]  # fmt: skip
     once(out / "generate.done", grape.generate, files["pool"], candidates, models=generators, sampling=sampling,
-         reference_field="solution", batch_size=args.batch_size, device=args.device)  # fmt: skip
+         reference_field="solution", batch_size=args.batch_size, device=args.device, **static)  # fmt: skip
     once(out / "verify.done", grape.verify, candidates, verified, verifier="number")
     once(out / "score.done", grape.score, verified, scores, model=args.model, template="chat", device=args.device)
     results = out / "results.jsonl"

@@ -9,7 +9,8 @@ from grape.config import load_settings
 from grape.console import console, print_table
 from grape.data.layout import Columns
 from grape.errors import GrapeError
-from grape.evaluation.settings import BATCHING, HARNESSES, EvalSettings, HarnessSettings
+from grape.evaluation.settings import HARNESSES, EvalSettings, HarnessSettings
+from grape.generation.backend import BATCHING
 from grape.models.dtypes import ACCEPTED
 from grape.verification.registry import NAMES
 

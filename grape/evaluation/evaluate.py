@@ -24,8 +24,8 @@ from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.evaluation.answers import Answer, AnswerJournal, answers_key, given_answers, item_key, journal_path
 from grape.evaluation.metrics import wilson_interval
-from grape.evaluation.settings import BATCHING, EvalSettings
-from grape.generation.backend import Request, Sampling
+from grape.evaluation.settings import EvalSettings
+from grape.generation.backend import Request, Sampling, check_batching
 from grape.generation.hf_backend import HFBackend
 from grape.models.load import LoadedModel, load_model
 from grape.text.templates import stop_strings
@@ -45,8 +45,7 @@ def evaluate(
         settings.stop = stop_strings(settings.template)
     if settings.limit is not None and settings.limit < 1:
         raise GrapeError("limit must be at least 1")
-    if settings.batching not in BATCHING:
-        raise GrapeError(f"batching {settings.batching!r}: use one of {', '.join(BATCHING)}")
+    check_batching(settings.batching)
     started = time.time()
     check = get_verifier(settings.verifier)
     items = read_pool(data, settings.columns)[: settings.limit]

@@ -15,9 +15,7 @@ class EvalSettings:
     verifier: str = "math"
     max_new_tokens: int = 256
     batch_size: int = 16
-    # continuous: a finished answer's slot takes the next prompt at once (grape.generation.continuous); static:
-    # a batch runs to its longest answer; auto: continuous on a CPU where the model's cache allows it
-    batching: str = "auto"
+    batching: str = "auto"  # greedy answers: auto | static | continuous (grape.generation.backend.BATCHING)
     stop: list[str] | None = None  # None: "\nQuestion:" with the paper template, nothing otherwise
     limit: int | None = None  # evaluate the first N items only
     decode: str | None = None  # a `grape decode` YAML (method, baseline, reward, ...): answer with it, not greedily
@@ -27,7 +25,6 @@ class EvalSettings:
     trust_remote_code: bool = False
 
 
-BATCHING = ("auto", "static", "continuous")  # EvalSettings.batching
 HARNESSES = ("lm-eval",)  # the evaluation harnesses `grape eval --harness` hands a model to
 
 

@@ -16,6 +16,19 @@ from grape.data.records import Messages
 from grape.errors import GrapeError
 
 BACKENDS = ("hf", "openai", "vllm")
+# How the hf backend batches greedy requests: continuous (a finished answer's slot takes the next prompt at once,
+# grape.generation.continuous), static (a batch runs to its longest answer), or auto (continuous on a CPU where
+# the model's KV cache allows it). Sampled requests always go in static batches, seeded per batch.
+BATCHING = ("auto", "static", "continuous")
+
+
+def check_batching(batching: str) -> str:
+    """``batching`` if it is one of BATCHING, else a GrapeError naming the choices."""
+    if batching not in BATCHING:
+        raise GrapeError(f"batching {batching!r}: use one of {', '.join(BATCHING)}")
+    return batching
+
+
 GENERATOR_KEYS = ("name", "model", "template", "sampling")  # the keys of a generator given as a mapping
 
 

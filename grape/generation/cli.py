@@ -11,7 +11,7 @@ import yaml
 from grape.cli_options import add_config_option, add_input_options, settings_from_args
 from grape.console import console, print_table
 from grape.data.tables import read_sidecar
-from grape.generation.backend import GENERATOR_KEYS, Sampling
+from grape.generation.backend import BATCHING, GENERATOR_KEYS, Sampling
 from grape.generation.generate import generate, summary_rows
 from grape.generation.openai_backend import HTTPSettings
 from grape.generation.prompts import PROMPT_FORMATS
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from grape.generation.dry_run import GenerationPlan
 
 # GenerateSettings fields with a flag; the sampling and HTTP flags fill its nested `sampling:` and `http:`.
-FLAGS = ("models", "prompt_format", "batch_size", "dtype", "device", "trust_remote_code", "base_url", "api_key_env",
-         "on_error", "layout", "columns", "split", "subset", "revision", "reference_field", "limit")  # fmt: skip
+FLAGS = ("models", "prompt_format", "batch_size", "batching", "dtype", "device", "trust_remote_code", "base_url",
+         "api_key_env", "on_error", "layout", "columns", "split", "subset", "revision", "reference_field",
+         "limit")  # fmt: skip
 EXAMPLES = """examples:
   grape generate prompts.jsonl -o pool.jsonl -n 2 --model smollm2-135m-instruct --model gemma-3-270m
   grape generate train.jsonl -o pool.jsonl --limit 16 --reference-field answer \\
@@ -83,6 +84,10 @@ def register(subparsers) -> None:
         "too long for the context, and the time at the rate earlier runs into OUTPUT measured",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, help="hf: prompts per batch. Default: 16")
+    parser.add_argument("--batching", choices=BATCHING, help="hf, greedy generators (temperature 0): continuous = a "
+                        "finished answer's slot takes the next prompt at once; static = a batch runs to its longest "
+                        "answer. Sampling is always static. Default: auto (continuous on a CPU when the model's KV "
+                        "cache allows it)")  # fmt: skip
     parser.add_argument("--dtype", choices=ACCEPTED, help="hf: weights dtype. Default: auto")
     parser.add_argument("--device", help="hf: auto, cpu or cuda[:N]. Default: auto")
     parser.add_argument("--trust-remote-code", action="store_const", const=True, help="hf: allow custom model code")

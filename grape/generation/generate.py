@@ -24,7 +24,7 @@ from grape.console import console, progress_bar
 from grape.data.pool import Row
 from grape.data.read_rows import source_name
 from grape.data.tables import write_rows, write_sidecar
-from grape.generation.backend import Backend, Completion, GeneratorSpec, Sampling
+from grape.generation.backend import Backend, Completion, GeneratorSpec, Sampling, check_batching
 from grape.generation.reference import add_references
 from grape.generation.settings import GenerateSettings
 from grape.generation.work import (
@@ -67,6 +67,7 @@ def generate(
     ``backends`` maps a generator's name to a backend already built (e.g. a model loaded once in tests).
     """
     settings = with_overrides(GenerateSettings, settings, overrides)
+    check_batching(settings.batching)
     specs = generator_specs(settings)
     output, journal = Path(output), journal_path(output)
     work = prepare(input, output, settings)
@@ -154,7 +155,7 @@ def open_backend(spec: GeneratorSpec, settings: GenerateSettings) -> Backend:
         from grape.generation.hf_backend import HFBackend
 
         return HFBackend(spec.model, template, settings.batch_size, settings.dtype, settings.device,
-                         settings.trust_remote_code)  # fmt: skip
+                         settings.trust_remote_code, settings.batching)  # fmt: skip
     if spec.backend == "openai":
         from grape.generation.openai_backend import OpenAIBackend
 

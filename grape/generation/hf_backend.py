@@ -13,7 +13,7 @@ import torch
 from transformers import StoppingCriteriaList, StopStringCriteria
 
 from grape.errors import GrapeError
-from grape.generation.backend import Completion, Request, Sampling
+from grape.generation.backend import Completion, Request, Sampling, check_batching
 from grape.generation.continuous import continuous_greedy, supports_continuous
 from grape.generation.prompts import cut_at_stop, generation_stops, resolve_format
 from grape.models.load import LoadedModel, load_model
@@ -31,6 +31,7 @@ class HFBackend:
         trust_remote_code: bool = False,
         batching: str = "static",
     ):
+        check_batching(batching)
         self.loaded = model if isinstance(model, LoadedModel) else load_model(model, dtype, device, trust_remote_code)
         # greedy requests only: sampled ones always go in static batches (seeded per batch)
         self.continuous = batching == "continuous" or (

@@ -25,6 +25,7 @@ class GenerateSettings:
     reference_field: str | None = None  # add this field of each row (e.g. answer) as a candidate, source `reference`
     limit: int | None = None  # generate for the first N input rows only
     batch_size: int = 16  # hf
+    batching: str = "auto"  # hf, greedy generators: auto | static | continuous (backend.BATCHING)
     dtype: str = "auto"
     device: str = "auto"
     trust_remote_code: bool = False

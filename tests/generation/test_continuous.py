@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from grape.data.tables import write_rows
+from grape.errors import GrapeError
 from grape.evaluation.evaluate import evaluate
+from grape.generation.backend import Sampling
 from grape.generation.continuous import continuous_greedy, supports_continuous
+from grape.generation.generate import generate, open_backend
+from grape.generation.hf_backend import HFBackend
+from grape.generation.settings import GenerateSettings
+from grape.generation.work import generator_specs
 from grape.models.load import LoadedModel, load_model
 
 
@@ -89,3 +95,31 @@ def test_a_longer_prompt_entering_a_running_batch_widens_the_cache(smol64):
     assert expected[0] == [] and len(expected[1]) > 2  # the premise: 0 leaves first, 1 is still running
     order = [(i, t) for i, t, _ in continuous_greedy(model, prompts, 10, {eos}, 0, 2)]
     assert order[0] == (0, []) and dict(order) == dict(enumerate(expected))
+
+
+def test_grape_generate_gives_the_same_greedy_rows_with_either_batching(smol64, tmp_path):
+    items = [{"id": f"q{i}", "prompt": "Count: " + " ".join(["one"] * (2 * i + 1))} for i in range(6)]
+    data = write_rows(items, tmp_path / "items.jsonl")
+    sampling = Sampling(n=1, temperature=0.0, max_new_tokens=8)
+    runs = []
+    for batching in ("static", "continuous"):
+        backend = HFBackend(smol64, "chat", batch_size=4, batching=batching)
+        assert backend.continuous == (batching == "continuous")
+        rows, (report,) = generate(data, tmp_path / f"{batching}.jsonl", models=["m=unused"], sampling=sampling,
+                                   backends={"m": backend})  # fmt: skip
+        assert (report.generated, report.failed) == (6, 0)
+        runs.append([(r["id"], [(c["text"], c["n_tokens"]) for c in r["candidates"]]) for r in rows])
+    assert runs[0] == runs[1]
+
+
+def test_generate_passes_its_batching_to_the_backend_and_refuses_an_unknown_one(tiny_smol_dir, tmp_path):
+    (spec,) = generator_specs(GenerateSettings(models=[str(tiny_smol_dir)]))
+    for batching, continuous in (("static", False), ("continuous", True), ("auto", True)):  # auto: CPU, full attention
+        backend = open_backend(spec, GenerateSettings(batching=batching, dtype="float32", device="cpu"))
+        assert backend.continuous is continuous
+    data = write_rows([{"id": "a", "prompt": "hi"}], tmp_path / "in.jsonl")
+    with pytest.raises(GrapeError, match="batching 'dynamic': use one of auto, static, continuous"):
+        generate(data, tmp_path / "out.jsonl", models=[str(tiny_smol_dir)], batching="dynamic")
+    assert not (tmp_path / "out.jsonl").exists()
+    with pytest.raises(GrapeError, match="batching 'dynamic'"):
+        HFBackend(str(tiny_smol_dir), batching="dynamic")
