@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 Z_95 = 1.959963984540054  # the 97.5% quantile of the standard normal
 
@@ -47,6 +48,8 @@ def mcnemar_exact(first: dict[str, bool], second: dict[str, bool]) -> dict:
     disagreement goes either way with probability 1/2, so p = min(1, 2 · P(Binomial(b + c, 1/2) ≤ min(b, c)))
     (1 when they never disagree). Returns ``{"items", "only_first", "only_second", "p"}``.
     """
+    if not (isinstance(first, Mapping) and isinstance(second, Mapping)):  # lists would be read as ids, silently
+        raise TypeError("mcnemar_exact takes two {item id: right} mappings")
     if set(first) != set(second):
         raise ValueError("the two were judged on different items: no paired comparison")
     b = sum(bool(first[i]) and not second[i] for i in first)

@@ -61,3 +61,8 @@ def test_mcnemar_exact_is_scipys_binomial_test_on_the_disagreements(b, c):
 def test_mcnemar_exact_refuses_different_items():
     with pytest.raises(ValueError, match="different items"):
         mcnemar_exact({"a": True}, {"b": True})
+
+
+def test_mcnemar_exact_refuses_lists_which_it_would_read_as_item_ids():
+    with pytest.raises(TypeError, match="mappings"):
+        mcnemar_exact([True, False, True], [False, False, True])
