@@ -62,11 +62,10 @@ def test_the_second_fingerprint_reads_the_cache_not_the_file(large_model):
         "signature": [stat.st_size, stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns],
         "sha256": digest,
     }
-    # A marker in place of the digest proves that a later call answers from the cache (and fast).
+    # A marker in place of the digest proves that a later call answers from the cache, not by hashing (a
+    # time bound would say the same less surely: a loaded machine makes any bound flaky).
     first.path.write_text(json.dumps({str(weights): {**saved, "sha256": "from-the-cache"}}))
-    started = time.perf_counter()
     assert FileHashes().sha256(weights) == "from-the-cache"
-    assert time.perf_counter() - started < 0.05  # hashing 85 MB takes ~0.1 s at 1 GB/s
 
 
 def test_a_file_written_just_now_is_hashed_again(tmp_path):
