@@ -159,3 +159,23 @@ def test_a_resumed_run_equals_an_uninterrupted_one_and_other_settings_stop_it(ba
     afresh = reward_model(PAIRS, cut, max_steps=2, **{**steady, "lr": 1e-3}, resume=False)
     assert afresh.metrics["resumed_from"] is None
     assert [p.name for p in (cut / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
+
+
+def test_gradient_checkpointing_recomputes_and_trains_the_same_model(base_dir, tmp_path, monkeypatch):
+    """`--gradient-checkpointing` (a flag of every training command) reaches the model, and recomputing the
+    activations changes no weight beyond float rounding."""
+    import transformers.modeling_utils as modeling
+
+    calls, real = [], modeling.checkpoint
+    monkeypatch.setattr(modeling, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    plain = reward_model(PAIRS, None, model=str(base_dir), max_steps=3, **FAST)
+    assert calls == []
+    pairs = write_rows(PAIRS, tmp_path / "pairs.jsonl")
+    flags = ["--model", str(base_dir), "--template", "chat", "--lora-r", "8", "--lr", "3e-3", "--batch-size", "4",
+             "--max-steps", "3", "--device", "cpu"]  # fmt: skip
+    assert main(["reward-model", str(pairs), "-o", str(tmp_path / "rm"), *flags, "--gradient-checkpointing"]) == 0
+    assert calls  # every layer's forward went through the checkpoint
+    assert yaml.safe_load((tmp_path / "rm" / SETTINGS_NAME).read_text())["gradient_checkpointing"] is True
+    checkpointed = load_reward_model(str(tmp_path / "rm"), device="cpu").model
+    for (name, a), b in zip(plain.model.state_dict().items(), checkpointed.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), name
