@@ -127,6 +127,9 @@ def main() -> None:
     sizes = {"reward": args.pairs, "baseline": args.pairs, "judge": args.pairs, "prompts": args.prompts}
     files = write_data(out / "data", sizes, args.max_chars, args.opening_chars)
     common = ["--template", TEMPLATE, "--device", args.device]
+    # the trainings' activations (prompts up to ~450 tokens, answers up to 2,500 characters) would need 13-20 GB
+    # without checkpointing: the first launch was OOM-killed; checkpointing changes no weight (tests)
+    training = [*common, "--gradient-checkpointing"]
     once(
         out / "rm.done",
         grape,
@@ -139,7 +142,7 @@ def main() -> None:
         "--epochs",
         "1",
         "--no-eos",
-        *common,
+        *training,
     )
     once(
         out / "judge.done",
@@ -155,7 +158,7 @@ def main() -> None:
         "--seed",
         "1",
         "--no-eos",
-        *common,
+        *training,
     )
     once(
         out / "dpo.done",
@@ -172,7 +175,7 @@ def main() -> None:
         "2e-4",
         "--epochs",
         "2",
-        *common,
+        *training,
     )
     methods = {
         "greedy-sft": ["--method", "greedy", "--model", args.model],
