@@ -62,8 +62,8 @@ def add_trainer_flags(parser: argparse.ArgumentParser, defaults: Any, learning_r
         help=f"LoRA rank (PEFT); 0 = full fine-tuning. Default: {defaults.lora_r}")  # fmt: skip
     add("--precision", choices=["auto", "bf16", "fp32"], help="auto: bf16 on a GPU that has it, fp32 on a CPU")
     add("--gradient-checkpointing", "--gradient_checkpointing", dest="gradient_checkpointing", action="store_const",
-        const=True, help="keep only each layer's input for the backward pass and recompute the rest, for about "
-        "a third more compute. On long batches activations, not weights, fill memory: smollm2-135m (30 layers) "
+        const=True, help="keep only each layer's input for the backward pass and recompute the rest (one more "
+        "forward pass per step). On long batches activations, not weights, fill memory: smollm2-135m (30 layers) "
         "keeps about 1.5 MB per token without it and 0.17 MB with it, so 16 sequences of 600 tokens need about "
         "15 GB without it and 5 GB with it (fp32, CPU)")  # fmt: skip
     add("--seed", type=int, help=f"seed of data order and initialisation. Default: {defaults.seed}")
