@@ -5,8 +5,10 @@ Every cell is planned and its draw checked (grape.budgeting.draw) before the fir
 small for the last cell stops the run at once, not after hours. The cells then run in order (shares as given,
 each over the seeds); each writes its row when done (grape.budgeting.cell), and after each the output folder's
 ``results.jsonl`` (one row per finished cell, in plan order) and ``summary.md`` (by share, the mean over seeds)
-are written anew from the cells' rows. A re-run into the same folder skips the finished cells, so a killed run
-loses at most the cell in progress, and of that only what its stages cannot resume.
+are written anew from the cells' rows, together with the rows of cells that earlier runs into the same folder
+finished with the same settings and data (other shares or seeds: a run of `--shares 0.25` after one of
+`--shares 0,0.1` adds a row, it does not replace the table). A re-run into the same folder skips the finished
+cells, so a killed run loses at most the cell in progress, and of that only what its stages cannot resume.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from grape.budgeting.cell import Cell, cell_folder, finished_row, rows_hash, run_cell
+from grape.budgeting.cell import DONE, Cell, cell_folder, finished_row, rows_hash, run_cell
 from grape.budgeting.draw import draw_cell, instruction_keys
 from grape.budgeting.results import summary_markdown
 from grape.budgeting.settings import BudgetSettings, check_budget
@@ -45,7 +47,8 @@ def budget(
     heldout: str | Path | list[dict[str, Any]] | None = None,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
-    """Run every (share, seed) cell not finished yet in ``output_dir``; return the rows of all finished cells.
+    """Run every (share, seed) cell not finished yet in ``output_dir``; return the rows of all finished cells (this
+    run's, and those earlier runs into ``output_dir`` finished with the same settings), by share, then seed.
 
     ``sft_pool``: prompt/completion (or messages) rows, as `grape select` writes them; ``pairs``: prompt/chosen/
     rejected rows, as `grape pairs` writes them; ``data``: the items `grape eval` answers; ``heldout``: optional
@@ -73,6 +76,7 @@ def budget(
             identity = json.loads(json.dumps(identity, default=str))  # as it reads back from cell.json
             cells.append(Cell(draw, cell_folder(out, share, seed), drawn_sft, drawn_pairs, identity))
     finished = {cell.folder: finished_row(cell) for cell in cells}  # a cell begun otherwise stops the run here
+    earlier = finished_elsewhere(out, base, set(finished))
     rerun = f"grape budget {files[0]} {files[1]} --data {source_name(data)} -o {out} --config {out / CONFIG_NAME}"
     rerun += f" --heldout {source_name(heldout)}" if heldout is not None else ""
     write_settings(settings, out / CONFIG_NAME, header=rerun)
@@ -86,10 +90,36 @@ def budget(
         started = time.time()
         finished[cell.folder] = run_cell(cell, settings, data, candidates, (sft_pool, pairs))
         console.print(f"{title}: {time.time() - started:.0f} s", highlight=False)
-        _write_tables([row for row in finished.values() if row is not None], out, settings)
-    rows = [row for row in finished.values() if row is not None]
+        _write_tables(_by_cell(earlier, finished), out, settings)
+    rows = _by_cell(earlier, finished)
     _write_tables(rows, out, settings)
     return rows
+
+
+def finished_elsewhere(out: Path, base: dict[str, Any], planned: set[Path]) -> list[dict[str, Any]]:
+    """The rows of cells in ``out`` that this run does not plan (other shares or seeds) and that finished with
+    the same settings and evaluation data (``base``); a finished cell made otherwise is left out, and said so."""
+    wanted = json.loads(json.dumps(base, default=str))  # as identities read back from cell.json
+    rows, other = [], []
+    for done in sorted(out.glob(f"share-*-seed-*/{DONE}")):
+        if done.parent in planned:
+            continue
+        saved = json.loads(done.read_text(encoding="utf-8"))
+        identity = saved.get("identity") or {}
+        if {key: identity.get(key) for key in wanted} == wanted:
+            rows.append(saved["row"])
+        else:
+            other.append(done.parent.name)
+    if other:
+        console.print(f"[yellow]note:[/] {len(other)} finished cell(s) in {out} were made with other settings or "
+                      f"data and are not in {RESULTS}: {', '.join(other)}", highlight=False)  # fmt: skip
+    return rows
+
+
+def _by_cell(earlier: list[dict[str, Any]], finished: dict[Path, dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """Every finished cell's row, by share, then seed."""
+    rows = earlier + [row for row in finished.values() if row is not None]
+    return sorted(rows, key=lambda row: (row["share"], row["seed"]))
 
 
 def _check_inputs(sft_rows: list, pair_rows: list, files: tuple[str, str], data: Any, settings: BudgetSettings) -> None:

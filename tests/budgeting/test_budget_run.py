@@ -16,7 +16,7 @@ from grape.cli import main
 from grape.data.tables import read_table_rows, write_rows
 from grape.errors import GrapeError
 from grape.evaluation.settings import EvalSettings
-from grape.training.settings import SFTSettings
+from grape.training.settings import DPOSettings, SFTSettings
 
 SFT_POOL = [{"id": f"q{i}", "prompt": f"What is {i} + 1?", "completion": f"{i} + 1 = {i + 1}. The answer is {i + 1}."}
             for i in range(4)]  # fmt: skip
@@ -114,3 +114,27 @@ def test_a_budget_step_of_grape_run_writes_its_cells_and_results_in_its_folder_a
     assert (row["n_sft"], row["n_pairs"], row["trained"]) == (1, 0, "sft")
     assert (tmp_path / "run" / "grid" / "share-1-seed-0" / "cell.json").is_file()
     assert run_pipeline(path)[0].status == "cached"
+
+
+def test_a_run_of_other_shares_adds_its_rows_to_the_folders_table_and_loses_none(tiny_smol_dir, tmp_path, capsys):
+    """`--shares 0` after `--shares 1` into the same folder: results.jsonl and summary.md hold both cells (by
+    share), not only the last run's; a finished cell made with other settings is left out, and said so."""
+    sel, pairs = write_rows(SFT_POOL, tmp_path / "sel.jsonl"), write_rows(PAIRS, tmp_path / "pairs.jsonl")
+    test, out = write_rows(TEST, tmp_path / "test.jsonl"), tmp_path / "out"
+    evaluation = {"verifier": "number", "max_new_tokens": 2, "device": "cpu"}
+    settings = BudgetSettings(budget=1, model=str(tiny_smol_dir), sft=SFTSettings(**FAST), dpo=DPOSettings(**FAST),
+                              eval=EvalSettings(**evaluation))  # fmt: skip
+    (sft_only,) = grape.budgeting.run.budget(sel, pairs, test, out, settings, shares=[1.0])
+    rows = grape.budgeting.run.budget(sel, pairs, test, out, settings, shares=[0.0])
+    assert [(r["share"], r["trained"]) for r in rows] == [(0.0, "dpo"), (1.0, "sft")]
+    assert rows[1] == sft_only and read_table_rows(out / "results.jsonl") == rows
+    summary = (out / "summary.md").read_text()
+    assert "| 0 | 0 | 1 | 1 |" in summary and "| 1 | 1 | 0 | 1 |" in summary
+    done = out / "share-1-seed-0" / "cell.json"
+    saved = json.loads(done.read_text())
+    saved["identity"]["settings"]["budget"] = 7  # as if made by a run of another budget
+    done.write_text(json.dumps(saved))
+    capsys.readouterr()
+    assert grape.budgeting.run.budget(sel, pairs, test, out, settings, shares=[0.0]) == rows[:1]
+    assert read_table_rows(out / "results.jsonl") == rows[:1]
+    assert "1 finished cell(s)" in capsys.readouterr().err  # the console writes to stderr
