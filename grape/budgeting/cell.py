@@ -23,6 +23,7 @@ from typing import Any
 from grape.budgeting.draw import Draw, keys_hash
 from grape.budgeting.results import format_metrics, heldout_metrics
 from grape.budgeting.settings import BudgetSettings
+from grape.config import settings_dict
 from grape.data.tables import read_sidecar, read_table_rows, write_atomically, write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.pipeline.keys import changed_keys
@@ -59,8 +60,8 @@ def finished_row(cell: Cell) -> dict[str, Any] | None:
         path = cell.folder / name
         if path.is_file():
             saved = json.loads(path.read_text(encoding="utf-8"))
-            if saved.get("key") != cell.key:
-                changed = _differing(saved.get("identity") or {}, cell.identity)
+            changed = identity_changes(saved.get("identity") or {}, cell.identity)
+            if saved.get("key") != cell.key and changed:
                 raise GrapeError(f"{cell.folder}: begun with other settings or another draw ({', '.join(changed)}); "
                                  "use another output folder, or remove this cell's folder to redo it")  # fmt: skip
             return saved["row"] if name == DONE else None
@@ -165,6 +166,23 @@ def _write_json(path: Path, value: dict[str, Any]) -> None:
     write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
-def _differing(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The dotted keys whose values differ; equal settings from another grape version name the version."""
-    return changed_keys(old, new) or ["grape version"]
+def identity_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The dotted keys in which a cell's saved identity and the current one differ, leaving out a setting that the
+    saved identity lacks and that is at its default now: a setting added to grape after the cell was made (its
+    default is the behaviour the cell was made with). Empty: the same cell."""
+    defaults = {"settings": json.loads(json.dumps(settings_dict(BudgetSettings()), default=str))}
+    return [key for key in changed_keys(saved, current)
+            if _at(saved, key) is not _MISSING or _at(current, key) != _at(defaults, key)]  # fmt: skip
+
+
+_MISSING = object()
+
+
+def _at(mapping: dict[str, Any], dotted: str) -> Any:
+    """The value at a dotted key of nested mappings, or _MISSING."""
+    value: Any = mapping
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value

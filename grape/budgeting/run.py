@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from grape.budgeting.cell import DONE, Cell, cell_folder, finished_row, rows_hash, run_cell
+from grape.budgeting.cell import DONE, Cell, cell_folder, finished_row, identity_changes, rows_hash, run_cell
 from grape.budgeting.draw import draw_cell, instruction_keys
 from grape.budgeting.results import summary_markdown
 from grape.budgeting.settings import BudgetSettings, check_budget
@@ -106,7 +106,7 @@ def finished_elsewhere(out: Path, base: dict[str, Any], planned: set[Path]) -> l
             continue
         saved = json.loads(done.read_text(encoding="utf-8"))
         identity = saved.get("identity") or {}
-        if {key: identity.get(key) for key in wanted} == wanted:
+        if not identity_changes({key: identity.get(key) for key in wanted}, wanted):
             rows.append(saved["row"])
         else:
             other.append(done.parent.name)

@@ -4,6 +4,7 @@ short, the stages that finished."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -11,8 +12,10 @@ import yaml
 
 import grape.budgeting.run
 import grape.training.sft
+from grape.budgeting.cell import identity_changes
 from grape.budgeting.settings import BudgetSettings
 from grape.cli import main
+from grape.config import settings_dict
 from grape.data.tables import read_table_rows, write_rows
 from grape.errors import GrapeError
 from grape.evaluation.settings import EvalSettings
@@ -138,3 +141,19 @@ def test_a_run_of_other_shares_adds_its_rows_to_the_folders_table_and_loses_none
     assert grape.budgeting.run.budget(sel, pairs, test, out, settings, shares=[0.0]) == rows[:1]
     assert read_table_rows(out / "results.jsonl") == rows[:1]
     assert "1 finished cell(s)" in capsys.readouterr().err  # the console writes to stderr
+
+
+def test_a_setting_added_since_a_cell_was_made_matches_it_only_at_its_default():
+    """A cell finished before grape had a setting (e.g. eval.batching) was made with that setting's default
+    behaviour: the same cell at the default, another cell otherwise; a changed setting is always a change."""
+    current = {"settings": json.loads(json.dumps(settings_dict(BudgetSettings()), default=str)), "share": 1.0}
+    saved = copy.deepcopy(current)
+    del saved["settings"]["eval"]["batching"]
+    assert identity_changes(saved, current) == []
+    static = copy.deepcopy(current)
+    static["settings"]["eval"]["batching"] = "static"
+    assert identity_changes(saved, static) == ["settings.eval.batching"]
+    other = copy.deepcopy(current)
+    other["settings"]["budget"] = 7
+    assert identity_changes(other, current) == ["settings.budget"]
+    assert identity_changes(current, saved) == ["settings.eval.batching"]  # a setting gone since is a change
