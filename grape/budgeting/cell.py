@@ -60,8 +60,9 @@ def finished_row(cell: Cell) -> dict[str, Any] | None:
         path = cell.folder / name
         if path.is_file():
             saved = json.loads(path.read_text(encoding="utf-8"))
-            changed = identity_changes(saved.get("identity") or {}, cell.identity)
-            if saved.get("key") != cell.key and changed:
+            same = saved.get("key") == cell.key  # else compare: a setting added since may leave it the same cell
+            changed = [] if same else identity_changes(saved.get("identity") or {}, cell.identity)
+            if changed:
                 raise GrapeError(f"{cell.folder}: begun with other settings or another draw ({', '.join(changed)}); "
                                  "use another output folder, or remove this cell's folder to redo it")  # fmt: skip
             return saved["row"] if name == DONE else None
