@@ -62,6 +62,7 @@ def sft(
     settings: SFTSettings | None = None,
     loaded: LoadedModel | None = None,
     command: str | None = None,
+    callbacks: list[Any] | None = None,
     **overrides: Any,
 ) -> SFTResult:
     """Fine-tune ``settings.model`` on the selection; write it to ``output_dir`` (None: keep it in memory).
@@ -69,6 +70,7 @@ def sft(
     ``overrides`` set fields of `SFTSettings`, e.g. ``sft("selected.jsonl", "out", max_steps=20, lora_r=8)``.
     ``loaded`` is trained in place when given (the experiment passes a fresh copy per arm). ``command``,
     the command line as typed, goes into the model card (default: one that reruns from grape-sft.yaml).
+    ``callbacks``: transformers ``TrainerCallback``s added to the trainer's (e.g. to time or log steps).
     """
     settings = with_overrides(SFTSettings, settings, overrides)
     check(settings)
@@ -93,7 +95,7 @@ def sft(
     out = Path(output_dir) if output_dir is not None else None
     checkpoint, rerun = start_run(out, settings, "sft", file)
     with tempfile.TemporaryDirectory(prefix="grape-sft-") as scratch:  # the trainer's folder when nothing is saved
-        trainer = _trainer(loaded, examples, settings, device, out, Path(scratch))
+        trainer = _trainer(loaded, examples, settings, device, out, Path(scratch), callbacks or ())
         output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     writer = out is not None and trainer.is_world_process_zero()
     merged, adapter = saved_files(settings.save)
@@ -130,7 +132,13 @@ def _resolved(settings: SFTSettings, loaded: LoadedModel, device) -> SFTSettings
 
 
 def _trainer(
-    loaded: LoadedModel, examples: list[SFTExample], settings: SFTSettings, device, out: Path | None, scratch: Path
+    loaded: LoadedModel,
+    examples: list[SFTExample],
+    settings: SFTSettings,
+    device,
+    out: Path | None,
+    scratch: Path,
+    callbacks: tuple[Any, ...] | list[Any] = (),
 ):
     from grape.training.last_step_log import LogLastStep
     from grape.training.trainer import ObjectiveSFTTrainer
@@ -146,7 +154,7 @@ def _trainer(
         train_dataset=to_dataset(examples),
         processing_class=loaded.tokenizer,
         peft_config=lora_config(settings),
-        callbacks=[LogLastStep()],
+        callbacks=[LogLastStep(), *callbacks],
     )
 
 
