@@ -110,6 +110,17 @@ def judged(judge, rows: list[dict]) -> list[float]:
     return out
 
 
+def pair_accuracy(model, pairs: Path) -> dict:
+    """How often ``model`` rewards a pair's chosen (strong) answer above its rejected (weak) one, on pairs it was not
+    trained on, with a Wilson interval: whether r and the judge agree with the labels, and so with each other."""
+    scorer, right, rows = PlainRewardScorer(model), 0, [json.loads(line) for line in pairs.read_text().splitlines()]
+    for row in rows:
+        scorer.start(row["prompt"])
+        chosen, rejected = scorer.score([row["chosen"], row["rejected"]], [False, False]).tolist()
+        right += chosen > rejected
+    return {"pairs": len(rows), "accuracy": right / len(rows), "ci95": wilson_interval(right, len(rows))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
@@ -205,6 +216,10 @@ def main() -> None:
                 *common,
             )
     judge = load_reward_model(str(out / "judge"), device=args.device)
+    # openings, unfinished (no end marker), as both were trained: each model on the other's training pairs
+    agreement = {"judge_on_reward_pairs": pair_accuracy(judge, files["reward"]),
+                 "reward_on_judge_pairs": pair_accuracy(load_reward_model(str(out / "rm"), device=args.device),
+                                                        files["judge"])}  # fmt: skip
     decoded = {name: [json.loads(line) for f in sorted((out / name).glob("decoded-*.jsonl"))
                       for line in f.read_text().splitlines()] for name in methods}  # fmt: skip
     rewards = {name: judged(judge, rows) for name, rows in decoded.items()}
@@ -225,8 +240,10 @@ def main() -> None:
     # is ρ_BL aligned at all? its DPO training: reward accuracy in the last logged step, loss first and last
     trained = json.loads((out / "dpo" / "grape-dpo.json").read_text())["metrics"]
     table["baseline_training"] = {k: trained[k] for k in ("steps", "reward_accuracy_last", "loss_first", "loss_last")}
+    table["held_out_pair_accuracy"] = agreement
     (out / "results.json").write_text(json.dumps(table, indent=1) + "\n")
     print(f"ρ_BL's DPO: {table['baseline_training']}")
+    print(f"held-out pair accuracy: {agreement}")
     for name, t in ((n, t) for n, t in table.items() if n in methods):
         print(f"{name:16s} judge {t['judge_reward']:+.3f} ± {t['judge_reward_half_ci']:.3f}  wins "
               f"{t['wins_over_greedy']}/{t['prompts']}  log π_sft/token {t['sft_logprob_per_token']}  "
