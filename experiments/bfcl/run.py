@@ -153,6 +153,8 @@ def main() -> None:
             "--template",
             template,
             *lora,
+            "--save-steps",  # a checkpoint every ~5 minutes of a CPU run: a session's end loses little
+            "10",
             *extra,
         )
         model[name] = str(out / name)
