@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from grape.data.tables import package_versions, read_table_rows
 from grape.errors import GrapeError
 from grape.models.context import context_length
 from grape.models.load import LoadedModel, load_model, resolve_device
+from grape.models.segment_attention import packed_attention
 from grape.text import Renderer
 from grape.training.dataset import SFTExample, to_dataset, tokenise_examples
 from grape.training.ift import read_inputs_through
@@ -96,7 +98,10 @@ def sft(
     checkpoint, rerun = start_run(out, settings, "sft", file)
     with tempfile.TemporaryDirectory(prefix="grape-sft-") as scratch:  # the trainer's folder when nothing is saved
         trainer = _trainer(loaded, examples, settings, device, out, Path(scratch), callbacks or ())
-        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        # a packed row on a CPU attends per example, not over its whole square (grape.models.segment_attention)
+        packed_on_cpu = settings.padding_free and device.type == "cpu"
+        with packed_attention(loaded.model) if packed_on_cpu else nullcontext():
+            output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     writer = out is not None and trainer.is_world_process_zero()
     merged, adapter = saved_files(settings.save)
     if writer and adapter:
