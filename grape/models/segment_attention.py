@@ -82,14 +82,19 @@ def segment_sdpa_forward(
     return torch.cat(pieces, dim=2).transpose(1, 2).contiguous(), None
 
 
-def segment_mask(*args: Any, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor | None:
-    """No mask for a row without padding (the attention function finds the examples from the positions);
-    transformers' SDPA mask where there is padding, for the fallback."""
+def segment_mask(
+    *, q_length: int, kv_length: int, q_offset: int = 0, kv_offset: int = 0,
+    attention_mask: torch.Tensor | None = None, **kwargs: Any,
+) -> torch.Tensor | None:  # fmt: skip
+    """No mask where `segment_sdpa_forward` does the masking itself: no padding and no cached keys before the
+    queries (it finds the examples from the positions). Anywhere else (padding, a cache: decoding, a prefill in
+    chunks) transformers' SDPA mask, which its SDPA fallback needs."""
     from transformers.masking_utils import sdpa_mask
 
-    if attention_mask is None:
+    if attention_mask is None and q_length == kv_length and q_offset == kv_offset == 0:
         return None
-    return sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
+    return sdpa_mask(q_length=q_length, kv_length=kv_length, q_offset=q_offset, kv_offset=kv_offset,
+                     attention_mask=attention_mask, **kwargs)  # fmt: skip
 
 
 def register() -> None:

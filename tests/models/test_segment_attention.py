@@ -67,7 +67,7 @@ def test_a_packed_row_equals_each_example_alone(model):
     torch.testing.assert_close(logits, sdpa_logits, atol=1e-5, rtol=1e-5)
 
 
-def test_padded_batches_and_cached_decoding_fall_back_to_sdpa(model):
+def test_padded_batches_cached_decoding_and_chunked_prefill_fall_back_to_sdpa(model):
     rows = examples()[:2]
     width = max(len(r) for r in rows)
     ids = torch.stack([torch.cat([r, torch.zeros(width - len(r), dtype=torch.long)]) for r in rows])
@@ -76,13 +76,17 @@ def test_padded_batches_and_cached_decoding_fall_back_to_sdpa(model):
         expected = model(input_ids=ids, attention_mask=mask).logits
         prompt = model(input_ids=ids[:1, :5], use_cache=True)
         expected_step = model(input_ids=ids[:1, 5:6], past_key_values=prompt.past_key_values).logits
+        whole = model(input_ids=ids[1:, :19]).logits
         with packed_attention(model):
             got = model(input_ids=ids, attention_mask=mask).logits
             prompt = model(input_ids=ids[:1, :5], use_cache=True)
             step = model(input_ids=ids[:1, 5:6], past_key_values=prompt.past_key_values).logits
+            head = model(input_ids=ids[1:, :4], use_cache=True)  # a prefill in chunks: 15 queries after 4 cached
+            chunk = model(input_ids=ids[1:, 4:19], past_key_values=head.past_key_values).logits
     real = mask.bool()
     torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(step, expected_step, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(chunk, whole[:, 4:], atol=1e-5, rtol=1e-5)
 
 
 def test_other_implementations_are_left_alone():
