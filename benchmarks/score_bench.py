@@ -170,6 +170,11 @@ def main() -> None:
         help="the engine's token budget per forward pass; a comma list runs the engine once per value",
     )
     parser.add_argument("--max-row-tokens", default=None, help="a comma list too")
+    parser.add_argument(
+        "--attention",
+        default=None,
+        help="the engine's attention: segments or mask, a comma list too. Default: the device's",
+    )
     parser.add_argument("--profile", action="store_true", help="then profile one engine run (first setting)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decoder (dynamic shapes) first")
     parser.add_argument(
@@ -232,7 +237,8 @@ def main() -> None:
     budgets = [int(b) for b in (args.batch_tokens or str(defaults.batch_tokens)).split(",")]
     row_caps = [int(r) for r in (args.max_row_tokens or str(defaults.max_row_tokens)).split(",")]
     logits = args.logits_mib * 2**20 if args.logits_mib else None
-    settings = [EngineSettings(b, r, logits, args.compile) for r in row_caps for b in budgets]
+    kinds = (args.attention or defaults.attention).split(",")
+    settings = [EngineSettings(b, r, logits, args.compile, kind) for kind in kinds for r in row_caps for b in budgets]
     # Warm-up: kernels load and tune on first use, for each batch shape (oneDNN builds a primitive per
     # shape), so the engine gets a full pass per setting; the baselines warm up on a group or two below.
     for setting in settings:
@@ -250,7 +256,8 @@ def main() -> None:
                                    padded_flops(shape, lengths, args.padded_batch))  # fmt: skip
     engines = []
     for setting in settings:
-        name = f"engine@{setting.batch_tokens}/{setting.max_row_tokens}" if len(settings) > 1 else "engine"
+        name = (f"engine@{setting.batch_tokens}/{setting.max_row_tokens}" + (f"/{setting.attention}" if len(kinds) > 1
+                else "")) if len(settings) > 1 else "engine"  # fmt: skip
         methods[name] = Method(lambda s=setting: engine_scores(model, groups, s),
                                engine_work(shape, groups, setting.max_row_tokens))  # fmt: skip
         engines.append(name)

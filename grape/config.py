@@ -48,7 +48,11 @@ def settings_from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
     unknown = sorted(set(data) - names)
     if unknown:
         raise GrapeError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    return cls(**{key: coerce(hints[key], value, f"{where}: {key}") for key, value in data.items()})
+    values = {key: coerce(hints[key], value, f"{where}: {key}") for key, value in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as error:  # a settings class's own check (__post_init__) of a value
+        raise GrapeError(f"{where}: {error}") from None
 
 
 def with_overrides(cls: type[T], settings: T | None, overrides: dict[str, Any]) -> T:
@@ -108,7 +112,7 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
         raise GrapeError(f"{where}: may not be null")
     options = [a for a in typing.get_args(hint) if a is not type(None)] if _is_union(hint) else [hint]
     for option in options:
-        converted = _convert(option, value)
+        converted = _convert(option, value, where)
         if converted is not _FAIL:
             return converted
     names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
@@ -118,7 +122,7 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
 _FAIL = object()
 
 
-def _convert(option: Any, value: Any) -> Any:
+def _convert(option: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(option)
     if option is Any:
         return value
@@ -141,14 +145,14 @@ def _convert(option: Any, value: Any) -> Any:
             value = [value]
         if not isinstance(value, list):
             return _FAIL
-        items = [_convert(item, v) for v in value]
+        items = [_convert(item, v, where) for v in value]
         return _FAIL if any(i is _FAIL for i in items) else items
     if origin is dict:
         return value if isinstance(value, dict) else _FAIL
     if dataclasses.is_dataclass(option):
         if isinstance(value, option):
             return value
-        return settings_from_dict(option, value, option.__name__) if isinstance(value, dict) else _FAIL
+        return settings_from_dict(option, value, where) if isinstance(value, dict) else _FAIL
     return value
 
 

@@ -32,6 +32,13 @@ def test_a_nested_flag_updates_the_config_files_mapping(tmp_path):
     assert settings.engine == EngineSettings(batch_tokens=1024, max_row_tokens=128)
 
 
+def test_a_value_a_settings_class_refuses_is_a_one_line_error_naming_the_file(tmp_path):
+    config = tmp_path / "score.yaml"
+    config.write_text(yaml.safe_dump({"engine": {"attention": "flash"}}))
+    with pytest.raises(GrapeError, match=r"score.yaml.*attention must be one of segments, mask, not 'flash'"):
+        load_settings(ScoreSettings, config)
+
+
 def test_score_and_generate_flags_win_over_their_config_files(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"model": "smollm2-135m-instruct", "eos": False, "engine": {"compile": True}}))

@@ -12,7 +12,7 @@ from grape.cli_options import add_config_option, add_input_options, add_model_op
 from grape.console import console, print_table
 from grape.data.records import SCORED
 from grape.errors import GrapeError
-from grape.scoring.settings import DEVICE_DEFAULTS, ScoreSettings
+from grape.scoring.settings import ATTENTION_KINDS, DEVICE_DEFAULTS, ScoreSettings
 
 if TYPE_CHECKING:
     from grape.scoring.dry_run import ScorePlan
@@ -49,6 +49,12 @@ def register(subparsers) -> None:
         type=int,
         help="instructions shorter than this share a packed row; longer ones are split, each piece repeating "
         f"the prompt. Default: {cpu.max_row_tokens} on CPU, {gpu.max_row_tokens} on a GPU",
+    )
+    parser.add_argument(
+        "--attention",
+        choices=ATTENTION_KINDS,
+        help="segments: attention per prompt and per response; mask: one mask over each packed row (its square). "
+        f"Default: {cpu.attention} on CPU, {gpu.attention} on a GPU",
     )
     parser.add_argument(
         "--compile",
@@ -103,7 +109,7 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
 # ScoreSettings fields with a flag, and those of its engine (nested under `engine:` in a --config file).
 FLAGS = ("model", "template", "eos", "dtype", "device", "on_error", "layout", "columns", "split", "subset", "revision",
          "trust_remote_code", "part_size", "limit")  # fmt: skip
-ENGINE_FLAGS = ("batch_tokens", "max_row_tokens", "compile")
+ENGINE_FLAGS = ("batch_tokens", "max_row_tokens", "compile", "attention")
 
 
 def score_settings(args: argparse.Namespace) -> ScoreSettings:

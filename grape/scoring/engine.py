@@ -1,8 +1,9 @@
 """The scoring engine: sum of log p(response | prompt) per candidate, for many groups at once.
 
-The four things that make it fast (DESIGN.md §4): prefix sharing (packing.py), the LM head applied
-only to rows that predict a response token, a log-softmax by vocabulary tiles that never holds
-[tokens, vocab] (grape/models/logprobs.py), and token-budget batches of similar length (packing.py).
+The things that make it fast (DESIGN.md §4): prefix sharing (packing.py), the LM head applied only to
+rows that predict a response token, a log-softmax by vocabulary tiles that never holds [tokens, vocab]
+(grape/models/logprobs.py), token-budget batches of similar length (packing.py), and on a CPU attention
+per prompt and per response instead of over the packed row's square (grape/models/segment_attention.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from grape.errors import GrapeError
 from grape.models.logprobs import chunk_rows_for, head_settings, token_logprobs, vocab_tile_for
+from grape.models.segment_attention import packed_attention
 from grape.scoring.packing import (
     PackedBatch,
     TokenGroup,
@@ -46,6 +48,11 @@ class ScoringEngine:
         self.vocab_tile = vocab_tile_for(self.head["weight"].shape[0], self.device)
         self.chunk_rows = chunk_rows_for(self.vocab_tile, self.settings.logits_budget_bytes)
         self.windows = _attention_windows(model.config)
+        implementation = getattr(model.config, "_attn_implementation", None)
+        if implementation != "sdpa":  # the packed masks are boolean SDPA masks; eager attention would add them
+            raise GrapeError(f"the scoring engine needs the model on SDPA attention (grape loads it so), not "
+                             f"{implementation!r}: load it with attn_implementation='sdpa'")  # fmt: skip
+        self.by_segments = self.settings.attention == "segments"
 
     @property
     def device(self) -> torch.device:
@@ -78,14 +85,18 @@ class ScoringEngine:
     def _score_batch(self, batch: PackedBatch) -> torch.Tensor:
         device = self.device
         segment, branch = batch.segment.to(device), batch.branch.to(device)
-        position = batch.position_ids.to(device)
-        masks = {
-            kind: packed_attention_mask(segment, branch, position, window) for kind, window in self.windows.items()
-        }
-        mask = masks if len(masks) > 1 else next(iter(masks.values()))
-        hidden = self.decoder(
-            input_ids=batch.input_ids.to(device), attention_mask=mask, position_ids=position, use_cache=False
-        ).last_hidden_state
+        position, ids = batch.position_ids.to(device), batch.input_ids.to(device)
+        if self.by_segments:  # the positions lay out prompts and responses (packing.py); no mask
+            with packed_attention(self.model):
+                hidden = self.decoder(input_ids=ids, position_ids=position, use_cache=False).last_hidden_state
+        else:
+            masks = {
+                kind: packed_attention_mask(segment, branch, position, window) for kind, window in self.windows.items()
+            }
+            mask = masks if len(masks) > 1 else next(iter(masks.values()))
+            hidden = self.decoder(
+                input_ids=ids, attention_mask=mask, position_ids=position, use_cache=False
+            ).last_hidden_state
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index.to(device))
         logprobs = token_logprobs(
             rows,

@@ -31,7 +31,7 @@ class PackedBatch:
     """One forward pass worth of groups. B rows of T tokens; N scored tokens; C candidates."""
 
     input_ids: torch.Tensor  # [B, T] long (0 in padding)
-    position_ids: torch.Tensor  # [B, T] long
+    position_ids: torch.Tensor  # [B, T] long; a row's padding counts 0, 1, … as one more sequence
     segment: torch.Tensor  # [B, T] long: which group a token belongs to, -1 for padding
     branch: torch.Tensor  # [B, T] long: 0 for prompt tokens, k+1 for tokens of response k
     source_index: torch.Tensor  # [N] long: flat index (into B*T) of the hidden state that predicts each token
@@ -130,6 +130,7 @@ def build_batch(groups: Sequence[TokenGroup], rows: Sequence[Sequence[int]]) -> 
                 candidates.append((g, k))
                 at += r
             segment += 1
+        pos[b, at:] = np.arange(width - at)  # padding: one run of its own (segment_attention.py cuts by position)
     as_long = lambda x: torch.from_numpy(np.asarray(x, dtype=np.int64))  # noqa: E731
     cat = lambda parts: as_long(np.concatenate(parts) if parts else np.zeros(0))  # noqa: E731
     return PackedBatch(

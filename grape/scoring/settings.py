@@ -17,12 +17,19 @@ class EngineSettings:
     max_row_tokens: int | None = None  # longest packed row; longer groups are split (the prompt repeated)
     logits_budget_bytes: int | None = None  # memory for one block of LM-head logits (rows x vocabulary tile)
     compile: bool = False  # torch.compile the decoder: fuses the elementwise work between the matmuls
+    attention: str | None = None  # "segments": SDPA per prompt and per response; "mask": one mask per packed row
+
+    def __post_init__(self):
+        if self.attention not in (None, *ATTENTION_KINDS):
+            raise ValueError(f"attention must be one of {', '.join(ATTENTION_KINDS)}, not {self.attention!r}")
 
     def for_device(self, device_type: str) -> EngineSettings:
         """These settings with every unset field filled by the defaults measured for ``device_type``."""
         defaults = DEVICE_DEFAULTS["cuda" if device_type == "cuda" else "cpu"]
         return EngineSettings(**{f.name: getattr(self, f.name) or getattr(defaults, f.name) for f in fields(self)})
 
+
+ATTENTION_KINDS = ("segments", "mask")
 
 # Measured in docs/performance.md. On a CPU masked attention costs the square of a packed row and
 # dominates, so rows stay short; the LM head works on 1,024 rows x a 4,096-entry vocabulary tile
@@ -31,8 +38,8 @@ class EngineSettings:
 # many long candidates from being split into pieces that each repeat its prompt (an 8B target, K=8,
 # 512-token prompts: 40% of the datasheet peak with 4,096-token rows against 24% with 1,024).
 DEVICE_DEFAULTS = {
-    "cpu": EngineSettings(batch_tokens=8192, max_row_tokens=1024, logits_budget_bytes=24 * 2**20),
-    "cuda": EngineSettings(batch_tokens=16384, max_row_tokens=4096, logits_budget_bytes=1024 * 2**20),
+    "cpu": EngineSettings(batch_tokens=8192, max_row_tokens=1024, logits_budget_bytes=24 * 2**20, attention="segments"),
+    "cuda": EngineSettings(batch_tokens=16384, max_row_tokens=4096, logits_budget_bytes=1024 * 2**20, attention="mask"),
 }
 
 

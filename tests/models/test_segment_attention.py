@@ -1,5 +1,6 @@
-"""Per-example attention over a packed row equals each example run on its own (logits and gradients), through
-sliding-window layers too; anything else falls back to transformers' SDPA; the model's implementation returns."""
+"""Attention run by run over a packed row equals each sequence run on its own (logits and gradients), for
+training's examples and for the scoring engine's prompt-and-responses groups, through sliding-window layers
+too; anything else falls back to transformers' SDPA; the model's implementation returns."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from tiny_models import tiny_gemma3, tiny_llama
 
-from grape.models.segment_attention import SEGMENT_SDPA, packed_attention, segment_bounds, window_mask
+from grape.models.segment_attention import SEGMENT_SDPA, Run, packed_attention, plan_runs, run_mask, segment_bounds
 
 LENGTHS = [7, 30, 1, 19]  # 30 and 19 exceed the sliding window of 8: the windowed branch runs
 
@@ -28,9 +29,27 @@ def test_segment_bounds_cut_where_positions_restart():
     assert segment_bounds(torch.tensor([0, 0, 0])) == [(0, 1), (1, 2), (2, 3)]
 
 
-def test_window_mask_by_hand():
-    expected = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=torch.bool)
-    assert torch.equal(window_mask(4, 2, torch.device("cpu")), expected)
+def test_runs_of_training_and_scoring_layouts():
+    # training: three examples
+    assert plan_runs(torch.tensor([0, 1, 2, 0, 1, 0])) == [Run(0, 3, 0, 0), Run(3, 5, 3, 0), Run(5, 6, 5, 0)]
+    # scoring: prompt of 2 + responses of 2, 1, 3; then a group with one response
+    positions = torch.tensor([0, 1, 2, 3, 2, 2, 3, 4, 0, 1, 2])
+    assert plan_runs(positions) == [Run(0, 4, 0, 0), Run(4, 5, 0, 2), Run(5, 8, 0, 2), Run(8, 11, 8, 0)]
+
+
+@pytest.mark.parametrize("positions", [[1, 2, 3], [0, 1, 5], [0, 1, 0, 3]])
+def test_positions_no_packed_layout_gives_are_refused(positions):
+    with pytest.raises(ValueError, match="continue"):
+        plan_runs(torch.tensor(positions))
+
+
+def test_run_masks_by_hand():
+    cpu = torch.device("cpu")
+    windowed = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=torch.bool)
+    assert torch.equal(run_mask(4, 0, 2, cpu), windowed)
+    # two queries after a prefix of 3: all of the prefix, then causal; with a window of 3, the oldest drop out
+    assert run_mask(2, 3, None, cpu).int().tolist() == [[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]
+    assert run_mask(2, 3, 3, cpu).int().tolist() == [[0, 1, 1, 1, 0], [0, 0, 1, 1, 1]]
 
 
 def separate(model, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,6 +86,41 @@ def test_a_packed_row_equals_each_example_alone(model):
     torch.testing.assert_close(logits, sdpa_logits, atol=1e-5, rtol=1e-5)
 
 
+def test_prompt_and_responses_rows_equal_each_pair_alone(model):
+    """The scoring engine's layout: [prompt][r1][r2]... with every response at the prompt's positions; two rows
+    in a batch. Each response's logits equal those of prompt + response run alone."""
+    generator = torch.Generator().manual_seed(1)
+    draw = lambda n: torch.randint(3, 64, (n,), generator=generator)  # noqa: E731
+    groups = [(draw(6), [draw(5), draw(11), draw(1)]), (draw(3), [draw(4)]), (draw(9), [draw(2), draw(7)])]
+    rows = [groups[:2], groups[2:]]
+    layouts = []
+    for row in rows:
+        ids, positions = [], []
+        for prompt, responses in row:
+            ids += [prompt, *responses]
+            p = len(prompt)
+            positions += [torch.arange(p)] + [torch.arange(p, p + len(r)) for r in responses]
+        layouts.append((torch.cat(ids), torch.cat(positions)))
+    width = max(len(ids) for ids, _ in layouts)
+    pad = lambda x, n: torch.cat([x, torch.arange(n)])  # noqa: E731  padding: one more run at the end
+    ids = torch.stack([pad(i, width - len(i)) for i, _ in layouts])
+    positions = torch.stack([pad(p, width - len(p)) for _, p in layouts])
+    with torch.no_grad(), packed_attention(model) as switched:
+        assert switched
+        logits = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+    with torch.no_grad():
+        for b, row in enumerate(rows):
+            at = 0
+            for prompt, responses in row:
+                whole = model(input_ids=prompt[None]).logits[0]
+                torch.testing.assert_close(logits[b, at : at + len(prompt)], whole, atol=1e-5, rtol=1e-5)
+                at += len(prompt)
+                for response in responses:
+                    alone = model(input_ids=torch.cat([prompt, response])[None]).logits[0, len(prompt) :]
+                    torch.testing.assert_close(logits[b, at : at + len(response)], alone, atol=1e-5, rtol=1e-5)
+                    at += len(response)
+
+
 def test_padded_batches_cached_decoding_and_chunked_prefill_fall_back_to_sdpa(model):
     rows = examples()[:2]
     width = max(len(r) for r in rows)
@@ -92,8 +146,8 @@ def test_padded_batches_cached_decoding_and_chunked_prefill_fall_back_to_sdpa(mo
 def test_other_implementations_are_left_alone():
     model = tiny_llama(vocab_size=64)
     model.set_attn_implementation("eager")
-    with packed_attention(model):
-        assert model.config._attn_implementation == "eager"
+    with packed_attention(model) as switched:
+        assert not switched and model.config._attn_implementation == "eager"
     assert model.config._attn_implementation == "eager"
 
 

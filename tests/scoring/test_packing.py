@@ -61,6 +61,7 @@ def test_mask_padding_and_sliding_window():
     batch = build_batch(groups, [[0], [1]])
     mask = packed_attention_mask(batch.segment, batch.branch, batch.position_ids, sliding_window=2)
     assert mask.shape == (2, 1, 4, 4)
+    assert batch.position_ids[1].tolist() == [0, 1, 0, 1]  # the padding counts from 0 again: a run of its own
     assert mask[0, 0, 3].tolist() == [False, False, True, True]  # window 2: sees positions 2 and 3
     assert mask[1, 0, 2].tolist() == [False, False, True, False]  # padding sees itself only
     assert mask[1, 0, 3].tolist() == [False, False, False, True]
