@@ -123,8 +123,9 @@ def segment_sdpa_forward(
     from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 
     position_ids = kwargs.get("position_ids")
-    covered = (attention_mask is None and position_ids is not None and query.shape[2] == key.shape[2]
-               and kwargs.get("softcap") is None and getattr(module, "is_causal", True))  # fmt: skip
+    covered = (attention_mask is None and position_ids is not None and position_ids.dim() <= 2
+               and query.shape[2] == key.shape[2] and kwargs.get("softcap") is None
+               and getattr(module, "is_causal", True))  # fmt: skip
     if not covered:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)  # fmt: skip
