@@ -67,7 +67,7 @@ def plan_runs(position_ids: torch.Tensor) -> list[Run]:
         if first == 0:
             example_start, first_length = start, end - start
             runs.append(Run(start, end, start, 0))
-        elif start > 0 and first <= first_length and example_start + first_length <= start:
+        elif start > 0 and first <= first_length:
             runs.append(Run(start, end, example_start, first))
         else:
             raise ValueError(f"positions at {start} continue {first} tokens that the row does not hold before them")

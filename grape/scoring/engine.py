@@ -52,7 +52,6 @@ class ScoringEngine:
         if implementation != "sdpa":  # the packed masks are boolean SDPA masks; eager attention would add them
             raise GrapeError(f"the scoring engine needs the model on SDPA attention (grape loads it so), not "
                              f"{implementation!r}: load it with attn_implementation='sdpa'")  # fmt: skip
-        self.by_segments = self.settings.attention == "segments"
 
     @property
     def device(self) -> torch.device:
@@ -84,12 +83,12 @@ class ScoringEngine:
     @torch.inference_mode()
     def _score_batch(self, batch: PackedBatch) -> torch.Tensor:
         device = self.device
-        segment, branch = batch.segment.to(device), batch.branch.to(device)
         position, ids = batch.position_ids.to(device), batch.input_ids.to(device)
-        if self.by_segments:  # the positions lay out prompts and responses (packing.py); no mask
+        if self.settings.attention == "segments":  # the positions lay out prompts and responses; no mask
             with packed_attention(self.model):
                 hidden = self.decoder(input_ids=ids, position_ids=position, use_cache=False).last_hidden_state
         else:
+            segment, branch = batch.segment.to(device), batch.branch.to(device)
             masks = {
                 kind: packed_attention_mask(segment, branch, position, window) for kind, window in self.windows.items()
             }
