@@ -16,8 +16,10 @@ from typing import Any
 
 import torch
 
+from grape.errors import GrapeError
 from grape.models.logprobs import head_settings, token_logprobs
-from grape.rl.rollout import Rollouts, position_ids
+from grape.models.segment_attention import packed_attention
+from grape.rl.rollout import Rollouts
 
 
 @dataclass
@@ -66,13 +68,19 @@ def response_logprobs_and_values(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One forward pass over prompt + response: ([B, R] log π of each response token, [B, R] values or None).
 
-    Both are read at the hidden state just before each response token; 0 on padding.
+    Both are read at the hidden state just before each response token; 0 on padding. The rows go through the
+    trunk packed into one row without their padding, each attending to itself alone (segment attention), so
+    a batch costs its real tokens and the sum of its rows' attention, not B × (P + R) tokens and a padded
+    [B, H, L, L] square kept for the backward pass (what put a batch of 2,000-token tool prompts over 23 GB).
     """
-    mask = rollouts.attention_mask
-    trunk = _trunk(model)
-    hidden = trunk(input_ids=rollouts.input_ids, attention_mask=mask, position_ids=position_ids(mask)).last_hidden_state
-    width, length = rollouts.prompt_ids.shape[1], rollouts.response_ids.shape[1]
-    states = hidden[:, width - 1 : width + length - 1]  # [B, R, H]: the state that emits response token t
+    packed = pack_rollouts(rollouts)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    with packed_attention(base) as switched:
+        if not switched:
+            raise GrapeError(f"the RL forward pass needs a model loaded with SDPA attention, not "
+                             f"{base.config._attn_implementation!r}")  # fmt: skip
+        hidden = _trunk(model)(input_ids=packed.ids, position_ids=packed.positions).last_hidden_state[0]  # [N, H]
+    states = hidden[packed.emitting]  # [B, R, H]: the state that emits response token t
     keep = rollouts.response_mask.bool()
     logprobs = torch.zeros(keep.shape, dtype=torch.float32, device=hidden.device)
     logprobs[keep] = token_logprobs(states[keep], targets=rollouts.response_ids[keep], **head_settings(model))
@@ -80,6 +88,29 @@ def response_logprobs_and_values(
         return logprobs, None
     values = value_head(states.float()).squeeze(-1) * rollouts.response_mask
     return logprobs, values
+
+
+@dataclass
+class PackedRollouts:
+    ids: torch.Tensor  # [1, N] each row's real prompt and response tokens, one row after another
+    positions: torch.Tensor  # [1, N] 0, 1, … within each row (a new example wherever it restarts at 0)
+    emitting: torch.Tensor  # [B, R] index into N of the state that emits response token t (row start on padding)
+
+
+def pack_rollouts(rollouts: Rollouts) -> PackedRollouts:
+    """The rollouts without padding, as one packed row (the layout of `Rollouts`, whose prompts are
+    left-padded and responses right-padded)."""
+    prompt_lengths = rollouts.prompt_mask.sum(dim=1).long()  # [B]
+    response_lengths = rollouts.response_mask.sum(dim=1).long()  # [B]
+    keep = torch.cat([rollouts.prompt_mask.bool(), rollouts.response_mask.bool()], dim=1)  # [B, P + R]
+    ids = rollouts.input_ids[keep]
+    lengths = prompt_lengths + response_lengths
+    starts = torch.cumsum(lengths, dim=0) - lengths  # [B]
+    positions = torch.arange(ids.shape[0], device=ids.device) - torch.repeat_interleave(starts, lengths)
+    t = torch.arange(rollouts.response_ids.shape[1], device=ids.device)[None, :]  # [1, R]
+    emitting = starts[:, None] + prompt_lengths[:, None] - 1 + t
+    emitting = torch.where(t < response_lengths[:, None], emitting, starts[:, None])
+    return PackedRollouts(ids[None, :], positions[None, :], emitting)
 
 
 def plain_model(policy: Policy) -> Any:

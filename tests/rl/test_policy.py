@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from grape.models.load import load_model
-from grape.rl.policy import build_policy, response_logprobs_and_values
-from grape.rl.rollout import left_padded, position_ids, sample_rollouts
+from grape.rl.policy import build_policy, pack_rollouts, response_logprobs_and_values
+from grape.rl.rollout import Rollouts, left_padded, position_ids, sample_rollouts
 from grape.text import Renderer
 
 QUESTIONS = ["What is 2 + 2?", "A train leaves at noon and travels 60 miles in an hour. How far in three hours?", "Hi"]
@@ -86,3 +86,19 @@ def test_full_fine_tuning_keeps_a_frozen_copy_as_the_reference(tiny_llama_dir):
     assert all(p.requires_grad for p in policy.model.parameters())
     assert not any(p.requires_grad for p in policy.frozen_reference.parameters())
     assert not policy.model.training  # dropout off
+
+
+def test_rollouts_are_packed_without_their_padding():
+    pad = 0
+    rollouts = Rollouts(
+        prompt_ids=torch.tensor([[5, 6, 7], [pad, pad, 8]]),
+        prompt_mask=torch.tensor([[1, 1, 1], [0, 0, 1]]),
+        response_ids=torch.tensor([[9, pad, pad], [10, 11, 12]]),
+        response_mask=torch.tensor([[1.0, 0, 0], [1, 1, 1]]),
+        sample_logprobs=torch.zeros(2, 3),
+    )
+    packed = pack_rollouts(rollouts)
+    assert packed.ids.tolist() == [[5, 6, 7, 9, 8, 10, 11, 12]]
+    assert packed.positions.tolist() == [[0, 1, 2, 3, 0, 1, 2, 3]]
+    # row 0's one response token is emitted by its last prompt token (index 2); row 1's by indices 4, 5, 6
+    assert packed.emitting.tolist() == [[2, 0, 0], [4, 5, 6]]
