@@ -1,10 +1,14 @@
 """How the experiment runners resume: a stage that finished leaves a marker file and is skipped on a re-run,
-a grape command runs as a user would type it, and a results file says which runs are already done."""
+a grape command runs as a user would type it, and a results file says which runs are already done,
+and `run_stages` lets several processes of one runner share its stages."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +37,59 @@ def finished(results: Path, *keys: str) -> set[tuple]:
     if not results.exists():
         return set()
     return {tuple(row[k] for k in keys) for row in map(json.loads, results.read_text().splitlines())}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a runner: ``work()`` after every stage in ``after`` has finished; done when ``marker`` exists."""
+
+    name: str
+    marker: Path
+    work: Callable[[], Any]
+    after: tuple[str, ...] = ()
+
+
+def run_stages(stages: list[Stage], claims: Path, poll_seconds: float = 30.0) -> None:
+    """Run the stages in list order as their dependencies finish, so that the same runner started once per core
+    shares them: a process claims a stage with a file in ``claims`` (made atomically, holding its PID), skips a
+    stage another live process holds, and waits while every stage left is held or waits on one. A claim whose
+    process died (a session's end) is taken over; the stage resumes from what it saved."""
+    by_name = {stage.name: stage for stage in stages}
+    claims.mkdir(parents=True, exist_ok=True)
+    while True:
+        left = [stage for stage in stages if not stage.marker.exists()]
+        if not left:
+            return
+        ready = [s for s in left if all(by_name[d].marker.exists() for d in s.after)]
+        stage = next((s for s in ready if _claim(claims / f"{s.name}.claim")), None)
+        if stage is None:
+            held = ", ".join(s.name for s in left if (claims / f"{s.name}.claim").exists())
+            print(f"waiting: {len(left)} stages left, held by other processes: {held or 'none'}", flush=True)
+            time.sleep(poll_seconds)
+            continue
+        print(f"stage {stage.name}", flush=True)
+        try:
+            once(stage.marker, stage.work)
+        finally:
+            (claims / f"{stage.name}.claim").unlink(missing_ok=True)
+
+
+def _claim(path: Path) -> bool:
+    """Take ``path`` for this process unless a live process holds it."""
+    try:
+        holder = int(path.read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        holder = None
+    if holder is not None:
+        try:
+            os.kill(holder, 0)
+            return False  # held by a live process
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)  # its process died
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(str(os.getpid()))
+    return True

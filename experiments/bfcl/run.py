@@ -1,9 +1,11 @@
 """TL-Training and iTool on BFCL (issue 17): smollm2-135m-instruct trained on BFCL's live categories, tested on
 simple_python + multiple. Design and pass criterion: experiments/bfcl/README.md. Each stage runs the `grape`
 command a user would type (grape.cli.main); a finished stage is marked and skipped on a re-run, and the stages
-resume inside (training from checkpoints), so the run is resumable at any point.
+resume inside (training from checkpoints), so the run is resumable at any point. Started once per core, the
+processes share the stages (experiments/stages.py: run_stages), one thread each:
 
-  .venv/bin/python experiments/bfcl/run.py --out /work/bfcl
+  OMP_NUM_THREADS=1 .venv/bin/python experiments/bfcl/run.py --out /work/bfcl &
+  OMP_NUM_THREADS=1 .venv/bin/python experiments/bfcl/run.py --out /work/bfcl
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from grape.tools.judge import EXTRA_CALL, HALLUCINATED_TOOL, MISSING_CALL, UNPAR
 from grape.tools.verifier import judge
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/stages.py
+from stages import Stage, once, run_stages  # noqa: E402
 from stages import grape_command as grape  # noqa: E402
-from stages import once  # noqa: E402
 
 BFCL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bfcl"
 TRAIN = ("live_simple", "live_multiple")
 TEST = ("simple_python", "multiple")
 TOOL_CHOICE_ERRORS = {UNPARSABLE, HALLUCINATED_TOOL, WRONG_TOOL, MISSING_CALL, EXTRA_CALL}
+ARMS = ("base", "sft", "sft-pkt", "pkt-irm", "itool-warmup", "itool-step-pairs", "itool-answer-pairs",
+        "itool-sft-matched")  # fmt: skip
+UNTRAINED = "untrained.txt"  # in an arm's folder: why it has no model (a search that found no pairs)
 # The pass criteria (README): each first arm beats the second on exact match, paired on the test rows.
 CRITERIA = (("sft-pkt", "sft"), ("pkt-irm", "sft-pkt"), ("itool-step-pairs", "itool-sft-matched"),
             ("itool-step-pairs", "itool-answer-pairs"))  # fmt: skip
@@ -133,143 +138,141 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    out, seed = args.out, str(args.seed)
-    train = prepared(args, TRAIN, args.train_per_category, "train", 0)
-    test = prepared(args, TEST, args.test_per_category, "test", 1)
-    template = read_sidecar(train).get("score_settings", {}).get("template") or "chat"
-    lora = ["--lora-r", "16", "--lr", "2e-4", "--batch-size", "8", "--device", args.device, "--seed", seed]
-    model = {"base": args.model}
+    run_stages(stages(args), args.out / "claims")
+    summarise(args)
 
-    def sft(name: str, data: Path, start: str, *extra: str) -> None:
-        once(
-            out / name / "done",
-            grape,
-            "sft",
-            data,
-            "-o",
-            out / name,
-            "--model",
-            start,
-            "--template",
-            template,
-            *lora,
-            "--save-steps",  # a checkpoint every ~5 minutes of a CPU run: a session's end loses little
-            "10",
-            *extra,
-        )
-        model[name] = str(out / name)
 
-    # TL-Training: SFT, SFT with key-token weights (PKT), then the error-category reward (IRM) by PPO
-    sft("sft", train, args.model, "--epochs", "2")
-    sft("sft-pkt", train, args.model, "--epochs", "2", "--loss", "weighted")
-    once(
-        out / "pkt-irm" / "done",
-        grape,
-        "rl",
-        train,
-        "-o",
-        out / "pkt-irm",
-        "--model",
-        model["sft-pkt"],
-        "--template",
-        template,
-        "--verifier",
-        "tool-call",
-        "--kl-coef",
-        "0.4",
-        "--aggregation",
-        "token",
-        "--rollout",
-        "greedy",
-        "--max-steps",
-        "8",
-        "--batch-size",
-        "8",
-        "--lora-r",
-        "16",
-        "--max-new-tokens",
-        args.max_new_tokens,
-        "--max-prompt-tokens",  # grape rl keeps a longer prompt's last 512 tokens: 79 of the 200 training
-        "4096",  # prompts (tool docs up to 2,092 tokens) would lose their system turn and first tools
-        "--device",
-        args.device,
-        "--seed",
-        seed,
-    )
-    model["pkt-irm"] = str(out / "pkt-irm")
-    # iTool: the warm-up from easy to hard, then one iteration on the worst-fitting rows
-    ordered = out / "itool" / "ordered.jsonl"
-    once(out / "itool" / "curriculum.done", grape, "itool", "curriculum", train, "-o", ordered)
-    sft("itool-warmup", ordered, args.model, "--epochs", "1", "--trainer-arg", "train_sampling_strategy=sequential")
-    weak = out / "itool" / "deficient.jsonl"
-    once(
-        out / "itool" / "deficiency.done",
-        grape,
-        "itool",
-        "deficiency",
-        train,
-        "-o",
-        weak,
-        "--model",
-        model["itool-warmup"],
-    )
-    for kind in ("step", "answer"):
-        pairs = out / "itool" / f"pairs-{kind}.jsonl"
-        once(
-            out / "itool" / f"mcts-{kind}.done",
-            grape,
-            "itool",
-            "mcts",
-            weak,
-            "-o",
-            pairs,
-            "--model",
-            model["itool-warmup"],
-            "--pairs",
-            kind,
-            "--seed",
-            seed,
-        )
-        name = f"itool-{kind}-pairs"
-        if not pairs.read_text().strip():  # the search found no pair with a gap: nothing to train, said in results
-            print(f"{name}: the search found no pairs; the arm is not trained")
-            continue
-        once(
-            out / name / "done",
-            grape,
-            "dpo",
-            pairs,
-            "-o",
-            out / name,
-            "--model",
-            model["itool-warmup"],
-            "--loss",
-            "simpo",
-            "--beta",
-            "2.5",
-            "--gamma",
-            "0.5",
-            "--epochs",
-            "1",
-            *lora,
-        )
-        model[name] = str(out / name)
-    # compute-matched SFT: the warm-up model trained on the same deficient rows' gold answers, one epoch
-    sft("itool-sft-matched", weak, model["itool-warmup"], "--epochs", "1")
-    results = {name: measure(args, path, out / "eval" / name, test, template) for name, path in model.items()}
+def summarise(args) -> None:
+    """Each arm's metrics, and each pass criterion tested on the paired test items, into results.json."""
+    out, test = args.out, args.out / "data" / "test.jsonl"
+    results = {name: json.loads((out / "eval" / name / "metrics.json").read_text()) for name in ARMS}
     for name, m in results.items():
+        if "untrained" in m:
+            print(f"{name:18s} not trained: {m['untrained']}")
+            continue
         print(f"{name:18s} exact {m['accuracy']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]  tool choice "
               f"{m['tool_accuracy']:.3f}  errors {m['errors']}")  # fmt: skip
     criteria = {}
     for first, second in CRITERIA:
-        if first not in results or second not in results:
-            print(f"{first} against {second}: not judged ({first if first not in results else second} not trained)")
+        missing = [name for name in (first, second) if "untrained" in results[name]]
+        if missing:
+            print(f"{first} against {second}: not judged ({', '.join(missing)} not trained)")
             continue
         paired = mcnemar(*(judged(out / "eval" / name / "test.eval.jsonl", test) for name in (first, second)))
         criteria[f"{first} > {second}"] = paired
         print(f"{first} > {second}: {paired['only_first']} against {paired['only_second']} items, exact McNemar "
               f"p = {paired['p']:.3g}: {'passes' if paired['beats'] else 'fails'}")  # fmt: skip
     (out / "results.json").write_text(json.dumps({"arms": results, "criteria": criteria}, indent=1) + "\n")
+
+
+def stages(args) -> list[Stage]:
+    """Every stage of the run, most urgent first (the longest chains start first when two processes share it)."""
+    out, seed = args.out, str(args.seed)
+    data = {"train": out / "data" / "train.jsonl", "test": out / "data" / "test.jsonl"}
+    lora = ["--lora-r", "16", "--lr", "2e-4", "--batch-size", "8", "--device", args.device, "--seed", seed]
+    model = {"base": args.model, **{name: str(out / name) for name in ARMS if name != "base"}}
+    ordered, weak = out / "itool" / "ordered.jsonl", out / "itool" / "deficient.jsonl"
+
+    def template() -> str:
+        return read_sidecar(data["train"]).get("score_settings", {}).get("template") or "chat"
+
+    def prepare() -> None:
+        prepared(args, TRAIN, args.train_per_category, "train", 0)
+        prepared(args, TEST, args.test_per_category, "test", 1)
+
+    def sft(name: str, data_file: Path, start: str, after: tuple[str, ...], *extra: str) -> Stage:
+        def work() -> None:  # a checkpoint every ~5 minutes of a CPU run: a session's end loses little
+            grape("sft", data_file, "-o", out / name, "--model", start, "--template", template(), *lora,
+                  "--save-steps", "10", *extra)  # fmt: skip
+
+        return Stage(f"train:{name}", out / name / "done", work, after)
+
+    def ppo() -> None:
+        # grape rl keeps a longer prompt's last 512 tokens: 79 of the 200 training prompts (tool docs up to 2,092
+        # tokens) would lose their system turn and first tools, hence --max-prompt-tokens 4096
+        grape("rl", data["train"], "-o", out / "pkt-irm", "--model", model["sft-pkt"], "--template", template(),
+              "--verifier", "tool-call", "--kl-coef", "0.4", "--aggregation", "token", "--rollout", "greedy",
+              "--max-steps", "8", "--batch-size", "8", "--lora-r", "16", "--max-new-tokens", args.max_new_tokens,
+              "--max-prompt-tokens", "4096", "--device", args.device, "--seed", seed)  # fmt: skip
+
+    def search(kind: str) -> None:
+        grape("itool", "mcts", weak, "-o", out / "itool" / f"pairs-{kind}.jsonl", "--model", model["itool-warmup"],
+              "--pairs", kind, "--seed", seed)  # fmt: skip
+
+    def simpo(kind: str) -> None:
+        pairs = out / "itool" / f"pairs-{kind}.jsonl"
+        if not pairs.read_text().strip():  # the search found no pair with a gap: nothing to train, said in results
+            print(f"itool-{kind}-pairs: the search found no pairs; the arm is not trained")
+            (out / f"itool-{kind}-pairs" / UNTRAINED).write_text("the search found no pairs\n")
+            return
+        grape("dpo", pairs, "-o", out / f"itool-{kind}-pairs", "--model", model["itool-warmup"], "--loss", "simpo",
+              "--beta", "2.5", "--gamma", "0.5", "--epochs", "1", *lora)  # fmt: skip
+
+    def evaluation(name: str) -> Stage:
+        def work() -> None:
+            if (out / name / UNTRAINED).exists():  # no model to evaluate: the reason stands in for the metrics
+                folder = out / "eval" / name
+                folder.mkdir(parents=True, exist_ok=True)
+                reason = (out / name / UNTRAINED).read_text().strip()
+                (folder / "metrics.json").write_text(json.dumps({"untrained": reason}) + "\n")
+                return
+            measure(args, model[name], out / "eval" / name, data["test"], template())
+
+        return Stage(f"eval:{name}", out / "eval" / name / "metrics.json", work,
+                     ("prepare",) if name == "base" else (f"train:{name}",))  # fmt: skip
+
+    itool = out / "itool"
+    return [
+        Stage("prepare", out / "data" / "prepared.done", prepare),
+        # iTool: the warm-up from easy to hard, then one iteration on the worst-fitting rows
+        Stage(
+            "curriculum",
+            itool / "curriculum.done",
+            lambda: grape("itool", "curriculum", data["train"], "-o", ordered),
+            ("prepare",),
+        ),  # fmt: skip
+        sft(
+            "itool-warmup",
+            ordered,
+            args.model,
+            ("curriculum",),
+            "--epochs",
+            "1",
+            "--trainer-arg",
+            "train_sampling_strategy=sequential",
+        ),  # fmt: skip
+        # TL-Training: SFT with key-token weights (PKT), then the error-category reward (IRM) by PPO
+        sft("sft-pkt", data["train"], args.model, ("prepare",), "--epochs", "2", "--loss", "weighted"),
+        Stage(
+            "deficiency",
+            itool / "deficiency.done",
+            lambda: grape("itool", "deficiency", data["train"], "-o", weak, "--model", model["itool-warmup"]),
+            ("train:itool-warmup",),
+        ),  # fmt: skip
+        Stage("mcts:step", itool / "mcts-step.done", lambda: search("step"), ("deficiency",)),
+        Stage("train:pkt-irm", out / "pkt-irm" / "done", ppo, ("train:sft-pkt",)),
+        Stage("mcts:answer", itool / "mcts-answer.done", lambda: search("answer"), ("deficiency",)),
+        Stage("train:itool-step-pairs", out / "itool-step-pairs" / "done", lambda: simpo("step"), ("mcts:step",)),
+        Stage(
+            "train:itool-answer-pairs", out / "itool-answer-pairs" / "done", lambda: simpo("answer"), ("mcts:answer",)
+        ),  # fmt: skip
+        # compute-matched SFT: the warm-up model trained on the same deficient rows' gold answers, one epoch
+        sft("itool-sft-matched", weak, model["itool-warmup"], ("deficiency",), "--epochs", "1"),
+        *(
+            evaluation(name)
+            for name in (
+                "sft-pkt",
+                "pkt-irm",
+                "itool-step-pairs",
+                "itool-sft-matched",
+                "itool-answer-pairs",
+                "itool-warmup",
+                "base",
+            )
+        ),  # fmt: skip
+        sft("sft", data["train"], args.model, ("prepare",), "--epochs", "2"),
+        evaluation("sft"),
+    ]
 
 
 if __name__ == "__main__":
