@@ -12,8 +12,8 @@ from grape.rl.settings import ALGORITHMS, ROLLOUTS, RLSettings
 # The RLSettings fields that have a flag; each flag defaults to None ("not given"): defaults < --config < flags.
 FLAGS = ("algo", "num_generations", "model", "template", "eos", "dtype", "device", "trust_remote_code", "verifier",
          "prompt_column", "answer_column", "max_prompt_tokens", "max_new_tokens", "rollout", "batch_size",
-         "mini_batch_size", "ppo_epochs", "epochs", "max_steps", "kl_coef", "value_coef", "aggregation", "lr",
-         "lora_r", "seed", "save_steps", "resume")  # fmt: skip
+         "mini_batch_size", "micro_batch_size", "ppo_epochs", "epochs", "max_steps", "kl_coef", "value_coef",
+         "aggregation", "lr", "lora_r", "seed", "save_steps", "resume")  # fmt: skip
 
 
 EXAMPLES = """examples:
@@ -53,6 +53,12 @@ def register(subparsers) -> None:
                         f"greedy (TL-Training). Default: {d.rollout}")  # fmt: skip
     parser.add_argument("--batch-size", type=int, help=f"questions per rollout batch. Default: {d.batch_size}")
     parser.add_argument("--mini-batch-size", type=int, help="questions per optimizer step. Default: the whole batch")
+    parser.add_argument(
+        "--micro-batch-size",
+        type=int,
+        help="questions per forward/backward pass; gradients "
+        "accumulate over a mini-batch (the same update, less memory). Default: the mini-batch",
+    )
     parser.add_argument("--ppo-epochs", type=int, help=f"passes over each rollout batch (GRPO's μ). "
                         f"Default: {d.ppo_epochs}")  # fmt: skip
     parser.add_argument("--epochs", type=float, help=f"passes over the questions. Default: {d.epochs:g}")

@@ -85,13 +85,14 @@ def rollout_batches(settings: RLSettings, n_questions: int) -> int:
 def grpo_config(settings: RLSettings, n_questions: int, folder: Path, device: Any) -> GRPOConfig:
     """TRL's GRPOConfig for resolved ``settings``: a rollout batch is one generation batch of TRL's."""
     per_step = settings.mini_batch_size or settings.batch_size  # questions per optimizer step
+    micro = settings.micro_batch_size or per_step  # questions (with their groups) per forward/backward pass
     steps = optimizer_steps_per_batch(settings)
     return GRPOConfig(
         output_dir=str(folder),
         num_generations=settings.num_generations,
-        per_device_train_batch_size=per_step * settings.num_generations,
-        gradient_accumulation_steps=1,
-        steps_per_generation=settings.batch_size // per_step,
+        per_device_train_batch_size=micro * settings.num_generations,
+        gradient_accumulation_steps=per_step // micro,
+        steps_per_generation=settings.batch_size // micro,
         num_iterations=settings.ppo_epochs,
         max_steps=rollout_batches(settings, n_questions) * steps,
         max_completion_length=settings.max_new_tokens,

@@ -16,8 +16,8 @@ from grape.rl.settings import RLSettings
 README = "README.md"
 # The settings shown per algorithm; all of them are in grape-rl.yaml beside the card.
 COMMON = ("model", "template", "eos", "verifier", "partial_reward", "max_prompt_tokens", "max_new_tokens",
-          "batch_size", "mini_batch_size", "ppo_epochs", "epochs", "max_steps", "kl_coef", "clip_ratio",
-          "aggregation", "lr", "max_grad_norm", "lora_r", "lora_alpha", "dtype", "seed")  # fmt: skip
+          "batch_size", "mini_batch_size", "micro_batch_size", "ppo_epochs", "epochs", "max_steps", "kl_coef",
+          "clip_ratio", "aggregation", "lr", "max_grad_norm", "lora_r", "lora_alpha", "dtype", "seed")  # fmt: skip
 SHOWN = {
     "ppo": (*COMMON, "gamma", "lam", "clip_value", "value_coef", "whiten_advantages"),
     "grpo": (*COMMON, "num_generations"),

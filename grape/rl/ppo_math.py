@@ -90,6 +90,17 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Te
     raise ValueError(f"unknown aggregation '{how}': use one of {', '.join(AGGREGATIONS)}")
 
 
+def micro_batch_weight(part_mask: torch.Tensor, whole_mask: torch.Tensor, how: str) -> float:
+    """The weight of a micro-batch's aggregated loss in its mini-batch's: Σ over micro-batches of weight × loss
+    equals the mini-batch's loss. ``token``: its share of the response tokens; ``sequence``: its share of the
+    sequences. Args: part_mask [b, T] (rows of) whole_mask [B, T]."""
+    if how == "sequence":
+        return part_mask.shape[0] / whole_mask.shape[0]
+    if how == "token":
+        return float(part_mask.sum() / whole_mask.sum())
+    raise ValueError(f"unknown aggregation '{how}': use one of {', '.join(AGGREGATIONS)}")
+
+
 def policy_loss(
     logprobs: torch.Tensor,
     old_logprobs: torch.Tensor,

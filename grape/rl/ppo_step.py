@@ -8,7 +8,16 @@ from dataclasses import dataclass
 import torch
 
 from grape.rl.policy import Policy, response_logprobs_and_values
-from grape.rl.ppo_math import gae, kl_shaped_rewards, masked_mean, masked_whiten, policy_loss, ppo_loss, value_loss
+from grape.rl.ppo_math import (
+    gae,
+    kl_shaped_rewards,
+    masked_mean,
+    masked_whiten,
+    micro_batch_weight,
+    policy_loss,
+    ppo_loss,
+    value_loss,
+)
 from grape.rl.rollout import Rollouts
 from grape.rl.settings import RLSettings
 
@@ -43,29 +52,38 @@ def ppo_update(
 ) -> dict[str, float]:
     """Fit ``policy`` to one rollout batch; returns the batch's statistics (means over its mini-batch steps).
 
-    Mini-batches are drawn in an order from torch's global generator (saved in every checkpoint).
+    Mini-batches are drawn in an order from torch's global generator (saved in every checkpoint). Each goes through
+    the model ``micro_batch_size`` rollouts at a time, its gradients accumulated with weights that make the sum
+    the mini-batch's own loss (`micro_batch_weight`): the same update in less memory.
     """
     targets = ppo_targets(policy, rollouts, scores, settings)
     size = rollouts.response_ids.shape[0]
     mini = settings.mini_batch_size or size
+    micro = settings.micro_batch_size or mini
     parameters = policy.trainable_parameters()
     logged: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": [], "grad_norm": []}
     for _ in range(settings.ppo_epochs):
         order = torch.randperm(size) if mini < size else torch.arange(size)
         for start in range(0, size, mini):
             rows = order[start : start + mini].to(rollouts.response_ids.device)
-            batch, mask = rollouts.select(rows), rollouts.response_mask[rows]
-            logprobs, values = response_logprobs_and_values(policy.model, policy.value_head, batch)
-            p_loss, clipped = policy_loss(logprobs, targets.old_logprobs[rows], targets.advantages[rows], mask,
-                                          settings.clip_ratio, settings.aggregation)  # fmt: skip
-            v_loss, _ = value_loss(values, targets.old_values[rows], targets.returns[rows], mask, settings.clip_value,
-                                   settings.aggregation)  # fmt: skip
             optimizer.zero_grad(set_to_none=True)
-            ppo_loss(p_loss, v_loss, settings.value_coef).backward()
+            sums = torch.zeros(3)  # policy loss, value loss, clip fraction of the mini-batch
+            for part in rows.split(micro):  # gradients accumulate: the mini-batch's update, a micro-batch in memory
+                weight = micro_batch_weight(rollouts.response_mask[part], rollouts.response_mask[rows],
+                                            settings.aggregation)  # fmt: skip
+                batch, mask = rollouts.select(part), rollouts.response_mask[part]
+                logprobs, values = response_logprobs_and_values(policy.model, policy.value_head, batch)
+                p_loss, clipped = policy_loss(logprobs, targets.old_logprobs[part], targets.advantages[part], mask,
+                                              settings.clip_ratio, settings.aggregation)  # fmt: skip
+                v_loss, _ = value_loss(values, targets.old_values[part], targets.returns[part], mask,
+                                       settings.clip_value, settings.aggregation)  # fmt: skip
+                (weight * ppo_loss(p_loss, v_loss, settings.value_coef)).backward()
+                share = float(mask.sum() / rollouts.response_mask[rows].sum())  # the clip fraction is per token
+                sums += torch.tensor([weight * float(p_loss), weight * float(v_loss), share * float(clipped)])
             norm = torch.nn.utils.clip_grad_norm_(parameters, settings.max_grad_norm)
             optimizer.step()
-            for name, value in zip(logged, (p_loss, v_loss, clipped, norm), strict=True):
-                logged[name].append(float(value.detach()))
+            for name, value in zip(logged, (*sums.tolist(), float(norm)), strict=True):
+                logged[name].append(value)
     mask = rollouts.response_mask
     return {
         "reward": float(scores.float().mean()),

@@ -39,6 +39,7 @@ class RLSettings:
     batch_size: int = 8  # prompts per rollout batch (PPO: one rollout each; GRPO: num_generations each)
     num_generations: int = 8  # GRPO: answers sampled per question, the group its advantages are relative to
     mini_batch_size: int | None = None  # prompts (with their rollouts) per optimizer step; None: the whole batch
+    micro_batch_size: int | None = None  # rollouts per forward/backward pass (gradients accumulate); None: mini
     ppo_epochs: int = 2  # passes over each rollout batch
     epochs: float = 1.0  # passes over the prompts
     max_steps: int = -1  # rollout batches; > 0 overrides epochs
@@ -94,6 +95,9 @@ def check(settings: RLSettings) -> None:
     mini = settings.mini_batch_size
     if mini is not None and (mini < 1 or settings.batch_size % mini):
         raise GrapeError(f"mini_batch_size {mini} must divide batch_size {settings.batch_size}")
+    micro, per_step = settings.micro_batch_size, mini or settings.batch_size
+    if micro is not None and (micro < 1 or per_step % micro):
+        raise GrapeError(f"micro_batch_size {micro} must divide the mini-batch ({per_step})")
     if settings.max_steps <= 0 and settings.epochs <= 0:
         raise GrapeError("set epochs > 0 or max_steps > 0")
     if settings.aggregation not in AGGREGATIONS:

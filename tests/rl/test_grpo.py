@@ -149,6 +149,12 @@ def test_the_grpo_config_maps_grapes_settings():
     assert config.lr_scheduler_type == "constant" and not config.activation_checkpointing and not config.bf16
     sequence = grpo_config(resolved(RLSettings(algo="grpo")), 10, "/tmp/unused", torch.device("cpu"))
     assert sequence.loss_type == "grpo" and sequence.per_device_train_batch_size == 8 * 8
+    # micro-batches: the same generation batch and optimizer steps, each step accumulated over passes of one question
+    micro = grpo_config(resolved(RLSettings(algo="grpo", batch_size=4, mini_batch_size=2, micro_batch_size=1,
+                                            num_generations=3)), 10, "/tmp/unused", torch.device("cpu"))  # fmt: skip
+    assert (micro.per_device_train_batch_size, micro.gradient_accumulation_steps) == (3, 2)
+    assert (micro.steps_per_generation, micro.generation_batch_size) == (4, 12)
+    assert (micro.max_steps, micro.logging_steps) == (config.max_steps, config.logging_steps)
 
 
 def test_grpo_settings_that_cannot_run_are_one_line_errors(tiny_llama_dir, recorded, tmp_path):

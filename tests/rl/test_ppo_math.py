@@ -11,6 +11,7 @@ from grape.rl.ppo_math import (
     kl_shaped_rewards,
     last_token_index,
     masked_whiten,
+    micro_batch_weight,
     policy_loss,
     ppo_loss,
     value_loss,
@@ -140,3 +141,14 @@ def test_losses_ignore_padding_and_the_total_weights_the_value_loss():
     v_loss, _ = value_loss(torch.tensor([[0.1, 9.0]]), torch.tensor([[0.0, 0.0]]), torch.tensor([[0.3, -9.0]]), mask)
     assert v_loss.item() == pytest.approx(0.5 * 0.04, rel=1e-4)
     assert ppo_loss(loss, v_loss, 5.0).item() == pytest.approx(-1.0 + 5 * 0.02, rel=1e-4)
+
+
+@pytest.mark.parametrize("how", ["sequence", "token"])
+def test_micro_batch_weights_make_the_parts_losses_sum_to_the_whole_batchs(how):
+    g, _, mask = _random_masked(3, batch=6)
+    per_token = torch.randn(mask.shape, generator=g)
+    whole = aggregate(per_token, mask, how)
+    for parts in ([[0, 1, 2], [3, 4, 5]], [[0], [1], [2], [3], [4], [5]], [[0, 1, 2, 3], [4, 5]]):
+        total = sum(micro_batch_weight(mask[rows], mask, how) * aggregate(per_token[rows], mask[rows], how)
+                    for rows in parts)  # fmt: skip
+        assert float(total) == pytest.approx(float(whole), rel=1e-6)

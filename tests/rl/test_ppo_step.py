@@ -68,3 +68,24 @@ def test_the_kl_penalty_enters_the_rewards_against_the_reference(tiny_llama_dir)
     rows = torch.arange(len(QUESTIONS))
     assert torch.allclose(with_kl.returns[rows, last], -0.5 * with_kl.kl[rows, last], atol=1e-6)
     assert without.returns.abs().max() == 0
+
+
+@pytest.mark.parametrize("how", ["sequence", "token"])
+def test_micro_batches_give_the_same_update_as_the_whole_mini_batch(tiny_llama_dir, how):
+    scores = torch.tensor([1.0, 0.0, 1.0, 0.1])
+    updated = []
+    for micro in (None, 1, 2):
+        policy, rollouts = _setup(tiny_llama_dir, lora_r=0)
+        settings = RLSettings(kl_coef=0.1, ppo_epochs=2, lr=1e-3, aggregation=how, micro_batch_size=micro)
+        optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-3, weight_decay=0.0)
+        torch.manual_seed(1)
+        stats = ppo_update(policy, optimizer, rollouts, scores, settings)
+        updated.append((torch.cat([p.detach().flatten() for p in policy.trainable_parameters()]), stats))
+    (whole, whole_stats), *parts = updated
+    for parameters, stats in parts:
+        assert (parameters - whole).abs().max() < 1e-5
+        for name in ("policy_loss", "value_loss", "clip_fraction", "grad_norm"):
+            assert stats[name] == pytest.approx(whole_stats[name], rel=1e-4, abs=1e-6)
+    first, _ = _setup(tiny_llama_dir, lora_r=0)
+    moved = torch.cat([p.detach().flatten() for p in first.trainable_parameters()])
+    assert (whole - moved).abs().max() > 1e-4  # the update did move the weights: the equality is not vacuous
