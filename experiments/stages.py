@@ -53,11 +53,11 @@ def run_stages(stages: list[Stage], claims: Path, poll_seconds: float = 30.0) ->
     """Run the stages in list order as their dependencies finish, so that the same runner started once per core
     shares them: a process claims a stage with a file in ``claims`` (made atomically, holding its PID), skips a
     stage another live process holds, and waits while every stage left is held or waits on one. A claim whose
-    process died (a session's end) is taken over; the stage resumes from what it saved."""
+    process died (a session's end) is taken over; the stage resumes from what it saved. Only `needed` stages run."""
     by_name = {stage.name: stage for stage in stages}
     claims.mkdir(parents=True, exist_ok=True)
     while True:
-        left = [stage for stage in stages if not stage.marker.exists()]
+        left = needed(stages)
         if not left:
             return
         ready = [s for s in left if all(by_name[d].marker.exists() for d in s.after)]
@@ -72,6 +72,25 @@ def run_stages(stages: list[Stage], claims: Path, poll_seconds: float = 30.0) ->
             once(stage.marker, stage.work)
         finally:
             (claims / f"{stage.name}.claim").unlink(missing_ok=True)
+
+
+def needed(stages: list[Stage]) -> list[Stage]:
+    """The stages left to run: not done, and either an end in themselves (nothing depends on them) or needed by a
+    stage that is itself needed. A stage whose every dependent is done is not run again (say a training whose
+    evaluation was kept from an earlier machine: its model was only there to be evaluated)."""
+    dependents: dict[str, list[Stage]] = {stage.name: [] for stage in stages}
+    for stage in stages:
+        for name in stage.after:
+            dependents[name].append(stage)
+    memo: dict[str, bool] = {}
+
+    def need(stage: Stage) -> bool:
+        if stage.name not in memo:
+            below = dependents[stage.name]
+            memo[stage.name] = not stage.marker.exists() and (not below or any(need(d) for d in below))
+        return memo[stage.name]
+
+    return [stage for stage in stages if need(stage)]
 
 
 def _claim(path: Path) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -27,6 +28,7 @@ from stages import Stage, once, run_stages  # noqa: E402
 from stages import grape_command as grape  # noqa: E402
 
 BFCL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bfcl"
+RESULTS = Path(__file__).resolve().parent / "results"  # each arm's metrics.json and answers, committed
 TRAIN = ("live_simple", "live_multiple")
 TEST = ("simple_python", "multiple")
 TOOL_CHOICE_ERRORS = {UNPARSABLE, HALLUCINATED_TOOL, WRONG_TOOL, MISSING_CALL, EXTRA_CALL}
@@ -138,6 +140,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
+    for kept in sorted(RESULTS.glob("*/metrics.json")):  # evaluations kept in the repository from earlier machines
+        folder = args.out / "eval" / kept.parent.name
+        if not (folder / "metrics.json").exists():
+            shutil.copytree(kept.parent, folder, dirs_exist_ok=True)
     run_stages(stages(args), args.out / "claims")
     summarise(args)
 
@@ -225,6 +231,7 @@ def stages(args) -> list[Stage]:
                 (folder / "metrics.json").write_text(json.dumps({"untrained": reason}) + "\n")
                 return
             measure(args, model[name], out / "eval" / name, data["test"], template())
+            shutil.copytree(out / "eval" / name, RESULTS / name, dirs_exist_ok=True)  # survives the machine
 
         return Stage(f"eval:{name}", out / "eval" / name / "metrics.json", work,
                      ("prepare",) if name == "base" else (f"train:{name}",))  # fmt: skip
@@ -251,14 +258,18 @@ def stages(args) -> list[Stage]:
         ),  # fmt: skip
         # TL-Training: SFT with key-token weights (PKT), then the error-category reward (IRM) by PPO
         sft("sft-pkt", data["train"], args.model, ("prepare",), "--epochs", "2", "--loss", "weighted"),
+        # evaluations early where they finish a result: a session's end loses the run's folder, not results/
+        evaluation("itool-warmup"),
         Stage(
             "deficiency",
             itool / "deficiency.done",
             lambda: grape("itool", "deficiency", data["train"], "-o", weak, "--model", model["itool-warmup"]),
             ("train:itool-warmup",),
         ),  # fmt: skip
-        Stage("mcts:step", itool / "mcts-step.done", lambda: search("step"), ("deficiency",)),
         Stage("train:pkt-irm", out / "pkt-irm" / "done", ppo, ("train:sft-pkt",)),
+        Stage("mcts:step", itool / "mcts-step.done", lambda: search("step"), ("deficiency",)),
+        evaluation("sft-pkt"),
+        evaluation("pkt-irm"),
         Stage("mcts:answer", itool / "mcts-answer.done", lambda: search("answer"), ("deficiency",)),
         Stage("train:itool-step-pairs", out / "itool-step-pairs" / "done", lambda: simpo("step"), ("mcts:step",)),
         Stage(
@@ -266,18 +277,7 @@ def stages(args) -> list[Stage]:
         ),  # fmt: skip
         # compute-matched SFT: the warm-up model trained on the same deficient rows' gold answers, one epoch
         sft("itool-sft-matched", weak, model["itool-warmup"], ("deficiency",), "--epochs", "1"),
-        *(
-            evaluation(name)
-            for name in (
-                "sft-pkt",
-                "pkt-irm",
-                "itool-step-pairs",
-                "itool-sft-matched",
-                "itool-answer-pairs",
-                "itool-warmup",
-                "base",
-            )
-        ),  # fmt: skip
+        *(evaluation(name) for name in ("itool-step-pairs", "itool-sft-matched", "itool-answer-pairs", "base")),
         sft("sft", data["train"], args.model, ("prepare",), "--epochs", "2"),
         evaluation("sft"),
     ]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
 
-from stages import Stage, run_stages  # noqa: E402
+from stages import Stage, needed, run_stages  # noqa: E402
 
 
 def _stage(folder: Path, log: list[str], name: str, after: tuple[str, ...] = ()) -> Stage:
@@ -70,3 +70,17 @@ def test_two_processes_share_the_stages_and_each_runs_once(tmp_path):
     ran = [line.split() for line in (tmp_path / "ran.log").read_text().splitlines()]
     assert sorted(name for name, _ in ran) == list("abcd")  # each once
     assert len({pid for _, pid in ran}) == 2  # both processes worked
+
+
+def test_a_stage_whose_dependents_are_all_done_is_not_needed(tmp_path):
+    log: list[str] = []
+    train = _stage(tmp_path, log, "train")
+    evaluate, further = _stage(tmp_path, log, "eval", ("train",)), _stage(tmp_path, log, "further", ("train",))
+    stages = [train, evaluate, further, _stage(tmp_path, log, "eval-further", ("further",))]
+    assert [s.name for s in needed(stages)] == ["train", "eval", "further", "eval-further"]
+    evaluate.marker.write_text("{}")  # kept from an earlier machine
+    assert [s.name for s in needed(stages)] == ["train", "further", "eval-further"]  # train still feeds further
+    (tmp_path / "eval-further.done").write_text("{}")
+    assert needed(stages) == []  # nothing left needs the training
+    run_stages(stages, tmp_path / "claims", poll_seconds=0.01)
+    assert log == []
