@@ -35,7 +35,10 @@ def progress_bar() -> Progress:
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    table = Table(title=title, title_justify="left")
+    """The title on a line of its own that never wraps: it often holds a path, which must stay whole to be copied
+    (and to be found in a log), however narrow the terminal or the 80 columns rich assumes for a pipe."""
+    console.print(title, soft_wrap=True, highlight=False)
+    table = Table()
     for name in header:
         table.add_column(name, justify="left" if name == header[0] else "right")
     for row in rows:
