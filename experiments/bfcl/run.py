@@ -139,8 +139,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where each evaluation is kept (committed)")
     args = parser.parse_args()
-    for kept in sorted(RESULTS.glob("*/metrics.json")):  # evaluations kept in the repository from earlier machines
+    for kept in sorted(args.results.glob("*/metrics.json")):  # evaluations kept in the repository from earlier machines
         folder = args.out / "eval" / kept.parent.name
         if not (folder / "metrics.json").exists():
             shutil.copytree(kept.parent, folder, dirs_exist_ok=True)
@@ -231,9 +232,10 @@ def stages(args) -> list[Stage]:
                 (folder / "metrics.json").write_text(json.dumps({"untrained": reason}) + "\n")
                 return
             measure(args, model[name], out / "eval" / name, data["test"], template())
-            shutil.copytree(out / "eval" / name, RESULTS / name, dirs_exist_ok=True)  # survives the machine
+            shutil.copytree(out / "eval" / name, args.results / name, dirs_exist_ok=True)  # survives the machine
 
-        return Stage(f"eval:{name}", out / "eval" / name / "metrics.json", work,
+        # the marker is not metrics.json: run_stages writes its marker after the work, over what it names
+        return Stage(f"eval:{name}", out / "eval" / name / "done", work,
                      ("prepare",) if name == "base" else (f"train:{name}",))  # fmt: skip
 
     itool = out / "itool"
