@@ -20,6 +20,8 @@ def once(marker: Path, work, *args: Any, **kwargs: Any) -> None:
     marker.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     work(*args, **kwargs)
+    if marker.exists():  # the work wrote it: it is the work's output, not a marker, and stays as written
+        raise RuntimeError(f"{marker}: the work wrote its own marker; give the stage a marker file of its own")
     marker.write_text(json.dumps({"seconds": round(time.time() - started, 1)}) + "\n")
 
 

@@ -145,6 +145,7 @@ def main() -> None:
         folder = args.out / "eval" / kept.parent.name
         if not (folder / "metrics.json").exists():
             shutil.copytree(kept.parent, folder, dirs_exist_ok=True)
+            (folder / "done").write_text(json.dumps({"kept_from": str(kept.parent)}) + "\n")  # its stage's marker
     run_stages(stages(args), args.out / "claims")
     summarise(args)
 

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
 
 from stages import Stage, needed, run_stages  # noqa: E402
@@ -84,3 +86,13 @@ def test_a_stage_whose_dependents_are_all_done_is_not_needed(tmp_path):
     assert needed(stages) == []  # nothing left needs the training
     run_stages(stages, tmp_path / "claims", poll_seconds=0.01)
     assert log == []
+
+
+def test_a_stage_whose_work_writes_its_marker_keeps_what_the_work_wrote_and_says_so(tmp_path):
+    """The BFCL runner once named an evaluation's metrics.json as its marker, and the runner's marker replaced
+    the metrics; now the file stays as the work wrote it and the run stops, naming it."""
+    metrics = tmp_path / "metrics.json"
+    stage = Stage("eval", metrics, lambda: metrics.write_text('{"accuracy": 0.5}'))
+    with pytest.raises(RuntimeError, match="metrics.json"):
+        run_stages([stage], tmp_path / "claims", poll_seconds=0.01)
+    assert json.loads(metrics.read_text()) == {"accuracy": 0.5}
