@@ -31,6 +31,7 @@ from grape.data.tables import read_sidecar, read_table_rows, write_rows, write_s
 from grape.errors import GrapeError, InputError
 from grape.models.load import LoadedModel, load_model
 from grape.search.hf_generator import HFGenerator
+from grape.search.journal import SearchJournal, journal_path, question_key, search_key, searched
 from grape.search.mcts import SearchRules, search
 from grape.search.pairs import AnswerPair, PairRules, StepPair, answer_pair, step_pairs
 from grape.search.rewards import Judge, irm_reward, verifier_reward
@@ -66,32 +67,33 @@ def mcts(input: str | Path | list[Row], output: str | Path | None = None, settin
     rules = SearchRules(settings.simulations, settings.samples, settings.max_depth, tuple(settings.separators),
                         settings.fragments_per_step, settings.exploration)  # fmt: skip
     pair_rules = PairRules(settings.min_gap, settings.min_chosen, settings.max_overlap)
+    key = search_key(loaded, settings)
+    done = searched(output, key)
     made: list[Row] = []
     without: list[Row] = []
     left_out: Counter[str] = Counter()
     calls = 0
-    with progress_bar() as bar:
+    with progress_bar() as bar, SearchJournal(output, key) as journal:
         task = bar.add_task("search", total=len(rows), rate="")
+        if done:
+            console.print(f"resuming: {len(done)} questions already searched ({journal_path(output)})")
         for number, row in enumerate(rows, start=1):
             ident = str(row.get("id", number))
             try:
                 prompt_text = renderer.prompt_text(_readable(row, name, number))
             except PromptError as exc:
                 raise InputError(name, number, "prompt", str(exc)) from exc
-            result = search(row["prompt"], row, generator, judge, rules, _seed(settings.seed, ident))
-            calls += result.generator_calls
-            if settings.pairs == "step":
-                kept, reasons = step_pairs(result.root, pair_rules)
-                pairs = [step_pair_row(ident, prompt_text, p, end_text, row) for p in kept]
-            else:
-                outcome = answer_pair(result, pair_rules)
-                kept, reasons = ([outcome], []) if isinstance(outcome, AnswerPair) else ([], [outcome])
-                pairs = [answer_pair_row(ident, prompt_text, p, end_text, row) for p in kept]
-            left_out.update(reasons)
-            made += pairs
-            if not pairs:
-                why = dict(Counter(reasons)) or {"no node with two children": 1}
-                without.append({"id": ident, "row": number, "reason": why})
+            question = question_key(ident, row)
+            outcome = done.get(question)
+            if outcome is None:
+                outcome = _search_question(row, ident, prompt_text, generator, judge, rules, pair_rules, settings,
+                                           end_text)  # fmt: skip
+                journal.record(question, outcome)
+            calls += outcome["calls"]
+            left_out.update(outcome["left_out"])
+            made += outcome["pairs"]
+            if outcome["without"] is not None:
+                without.append({"id": ident, "row": number, "reason": outcome["without"]})
             bar.update(task, advance=1, rate=f"{len(made)} pairs")
     summary = {"questions": len(rows), "pairs": len(made), "questions_without_pair": len(without),
                "pairs_left_out": dict(left_out), "generator_calls": calls,
@@ -104,9 +106,26 @@ def mcts(input: str | Path | list[Row], output: str | Path | None = None, settin
             # how `grape dpo` renders these rows: the prompt already holds the template's text and the prefix
             "score_settings": {"model": settings.model, "template": "raw", "eos": False},
         })  # fmt: skip
+        journal_path(output).unlink(missing_ok=True)  # the output holds every question's pairs now
     if not made:
         console.print(f"[yellow]warning:[/] no pair kept from {len(rows)} questions ({dict(left_out)})")
     return made, summary
+
+
+def _search_question(row: Row, ident: str, prompt_text: str, generator: HFGenerator, judge: Judge,
+                     rules: SearchRules, pair_rules: PairRules, settings: MCTSSettings,
+                     end_text: str | None) -> dict[str, Any]:  # fmt: skip
+    """One question searched: its pair rows, why it has none (or None), the pairs left out and the model calls."""
+    result = search(row["prompt"], row, generator, judge, rules, _seed(settings.seed, ident))
+    if settings.pairs == "step":
+        kept, reasons = step_pairs(result.root, pair_rules)
+        pairs = [step_pair_row(ident, prompt_text, p, end_text, row) for p in kept]
+    else:
+        outcome = answer_pair(result, pair_rules)
+        kept, reasons = ([outcome], []) if isinstance(outcome, AnswerPair) else ([], [outcome])
+        pairs = [answer_pair_row(ident, prompt_text, p, end_text, row) for p in kept]
+    why = None if pairs else (dict(Counter(reasons)) or {"no node with two children": 1})
+    return {"pairs": pairs, "without": why, "left_out": list(reasons), "calls": result.generator_calls}
 
 
 def _judge(settings: MCTSSettings, loaded: LoadedModel) -> Judge:

@@ -123,3 +123,45 @@ def test_self_evaluation_is_the_models_grade_distribution_weighted(tiny_smol):
     expected = torch.softmax(torch.tensor(logps, dtype=torch.float64), 0).tolist()
     assert grades == pytest.approx(expected, abs=1e-5)
     assert judge(answer, ROW) == pytest.approx(sum(w * p for w, p in zip(WEIGHTS, expected, strict=True)), abs=1e-5)
+
+
+class SessionEnded(Exception):
+    """Stands for the signal that ends a session mid-run."""
+
+
+def test_a_killed_search_resumes_where_it_stopped_with_the_same_pairs(tool_rows, tmp_path, monkeypatch):
+    """Each searched question is journalled as it is found; a re-run searches only the rest and writes what an
+    uninterrupted run writes; a journal under other settings (another seed) is not reused."""
+    import grape.search.run as run
+    from grape.search.journal import journal_path
+
+    rows = read_table_rows(tool_rows)[2:4]
+    source = write_rows(rows, tmp_path / "rows.jsonl")
+    (tmp_path / "rows.jsonl.meta.json").write_text((tool_rows.parent / "rows.jsonl.meta.json").read_text())
+    whole, _ = mcts(source, tmp_path / "whole.jsonl", **FAST)
+    searched_ids, real_search = [], run.search
+
+    def killed_on_the_second(prompt, row, *args):
+        searched_ids.append(row["id"])
+        if len(searched_ids) == 2:
+            raise SessionEnded
+        return real_search(prompt, row, *args)
+
+    monkeypatch.setattr(run, "search", killed_on_the_second)
+    output = tmp_path / "pairs.jsonl"
+    with pytest.raises(SessionEnded):
+        mcts(source, output, **FAST)
+    assert not output.exists() and len(journal_path(output).read_text().splitlines()) == 1
+    searched_ids.clear()
+    resumed, summary = mcts(source, output, **FAST)
+    assert searched_ids == [rows[1]["id"]]  # the first question came from the journal
+    assert resumed == whole == read_table_rows(output) and summary["questions"] == 2
+    assert not journal_path(output).exists()  # the output holds it all now
+    with pytest.raises(SessionEnded):  # a journal of another seed's search ...
+        searched_ids.clear()
+        mcts(source, output, **{**FAST, "seed": 7})
+    searched_ids.clear()
+    monkeypatch.setattr(run, "search", lambda prompt, row, *args: searched_ids.append(row["id"]) or real_search(
+        prompt, row, *args))  # fmt: skip
+    mcts(source, output, **FAST)
+    assert searched_ids == [r["id"] for r in rows]  # ... is not this search's
