@@ -79,7 +79,7 @@ def ppo_update(
                                        settings.clip_value, settings.aggregation)  # fmt: skip
                 (weight * ppo_loss(p_loss, v_loss, settings.value_coef)).backward()
                 share = float(mask.sum() / rollouts.response_mask[rows].sum())  # the clip fraction is per token
-                sums += torch.tensor([weight * float(p_loss), weight * float(v_loss), share * float(clipped)])
+                sums += torch.tensor([weight * p_loss.item(), weight * v_loss.item(), share * float(clipped)])
             norm = torch.nn.utils.clip_grad_norm_(parameters, settings.max_grad_norm)
             optimizer.step()
             for name, value in zip(logged, (*sums.tolist(), float(norm)), strict=True):
