@@ -54,13 +54,8 @@ def make_groups(vocab: int, n: int, k: int, prompt: int, response: int, seed: in
             for _ in range(n)]  # fmt: skip
 
 
-def engine_scores(
-    model, groups: list[TokenGroup], settings: EngineSettings, eager_reduction: bool = False
-) -> list[list[float]]:
-    engine = ScoringEngine(model, settings)
-    if eager_reduction:  # --compile without its fused vocabulary-tile kernel: the A/B of that kernel
-        engine.fold = None
-    return [r.sum_logprob.tolist() for r in engine.score(groups)]
+def engine_scores(model, groups: list[TokenGroup], settings: EngineSettings) -> list[list[float]]:
+    return [r.sum_logprob.tolist() for r in ScoringEngine(model, settings).score(groups)]
 
 
 @dataclass
@@ -194,11 +189,6 @@ def main() -> None:
         default=None,
         help="the datasheet dense peak in this dtype (H100 SXM bf16: 989): adds MFU against it",
     )
-    parser.add_argument(
-        "--eager-reduction-too",
-        action="store_true",
-        help="with --compile: also time each setting with the LM head's tile reduction run eagerly",
-    )
     parser.add_argument("--skip-baselines", action="store_true", help="engine only (e.g. on a large GPU model)")
     parser.add_argument("--memory-case", action="store_true", help="one instruction, 16 candidates x 1,024 tokens")
     parser.add_argument(
@@ -271,10 +261,6 @@ def main() -> None:
         methods[name] = Method(lambda s=setting: engine_scores(model, groups, s),
                                engine_work(shape, groups, setting.max_row_tokens))  # fmt: skip
         engines.append(name)
-        if args.compile and args.eager_reduction_too:
-            methods[f"{name}/eager-reduction"] = Method(lambda s=setting: engine_scores(model, groups, s, True),
-                                                        methods[name].flops)  # fmt: skip
-            engine_scores(model, groups, setting, True)  # its warm-up
     loads = {"start": load_at_start, "rounds": [], "after": None}
     print(f"load average (1 min): {load_at_start:.2f} at start", flush=True)
     for r in range(args.rounds):
@@ -290,12 +276,6 @@ def main() -> None:
           f"~{machine['torch_threads']} busy)")  # fmt: skip
     summary = summarise(methods, tokens, useful, peak, groups, spec_peak)
     ratios = compare(methods, engines, tokens, args.max_spread) if not args.skip_baselines else {}
-    for name in engines:
-        if f"{name}/eager-reduction" in methods:
-            fused = per_round_ratios(*([1 / s for s in methods[m].seconds] for m in (name, f"{name}/eager-reduction")))
-            ratios[f"{name} fused / eager reduction"] = {"ratio": spread_of(fused).as_dict()}
-            print(f"{name}: fused tile reduction / eager, per round: {spread_of(fused).median:.3f}x "
-                  f"({spread_of(fused).low:.3f}-{spread_of(fused).high:.3f}x)")  # fmt: skip
     if args.json:
         record = {
             "machine": machine,
