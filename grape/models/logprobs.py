@@ -15,8 +15,6 @@ chosen by whether gradients are wanted:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 CPU_VOCAB_TILE = 4096  # vocabulary entries per LM-head tile on a CPU (docs/performance.md)
@@ -42,7 +40,6 @@ def token_logprobs(
     scale: float = 1.0,
     chunk_rows: int = 1024,
     vocab_tile: int | None = None,
-    fold: FoldTile | None = None,
 ) -> torch.Tensor:
     """log p(target_i | hidden_i) for each row.
 
@@ -54,8 +51,6 @@ def token_logprobs(
         scale: multiplies the logits before soft-capping (Cohere's logit_scale, 1/Granite's logits_scaling).
         chunk_rows: rows per block; peak memory is chunk_rows * vocab_tile * 6 bytes.
         vocab_tile: vocabulary entries per LM-head matmul (inference only); None: `vocab_tile_for`.
-        fold: folds a tile's linear output into the running log-sum-exp (inference only): `fold_tile`
-            compiled (one fused pass per tile; `compiled_fold`); None: the same math eagerly, in place.
 
     Returns:
         [N] float32 log-probabilities.
@@ -69,7 +64,7 @@ def token_logprobs(
         stop = min(start + chunk_rows, hidden.shape[0])
         rows, row_targets = hidden[start:stop], targets[start:stop]
         target_logits = _capped(_target_logits(rows, weight, row_targets, bias), softcap, scale)
-        out[start:stop] = target_logits - _logsumexp_by_tiles(rows, weight, head, tile, fold)
+        out[start:stop] = target_logits - _logsumexp_by_tiles(rows, weight, head, tile)
     return out
 
 
@@ -90,56 +85,9 @@ def _capped(logits: torch.Tensor, softcap: float | None, scale: float) -> torch.
     return logits
 
 
-def fold_tile(
-    logits: torch.Tensor, running_max: torch.Tensor, running_sum: torch.Tensor, softcap: float | None, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One vocabulary tile folded into a running log-sum-exp, out of place (for `torch.compile`, which fuses it
-    into one kernel that reads the tile twice: its max, then its sum of exponentials).
-
-    Args:
-        logits: [n, t] linear output of the LM head for a vocabulary tile (bias added), float32 or the model's
-            dtype (upcast here, in the same kernel).
-        running_max, running_sum: [n] float32, the log-sum-exp so far as ``max + log(sum)``; -inf and 0 at first.
-        softcap, scale: as in `token_logprobs`.
-
-    Returns:
-        The new ([n] running max, [n] running sum).
-    """
-    logits = logits.float() * scale
-    if softcap is not None:
-        logits = softcap * torch.tanh(logits / softcap)
-    new_max = torch.maximum(running_max, logits.amax(dim=1))
-    new_sum = running_sum * torch.exp(running_max - new_max) + torch.exp(logits - new_max[:, None]).sum(dim=1)
-    return new_max, new_sum
-
-
-FoldTile = Callable[
-    [torch.Tensor, torch.Tensor, torch.Tensor, "float | None", float], tuple[torch.Tensor, torch.Tensor]
-]
-
-
-def compiled_fold() -> FoldTile:
-    """`fold_tile` compiled once for every row count (Inductor: on a CPU a C++ kernel per tile)."""
-    return torch.compile(fold_tile, dynamic=True)
-
-
-def _fold_tile_in_place(
-    logits: torch.Tensor, running_max: torch.Tensor, running_sum: torch.Tensor, softcap: float | None, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`fold_tile` eagerly, overwriting ``logits`` and ``running_sum``: no allocation per tile."""
-    logits = _capped(logits, softcap, scale)
-    new_max = torch.maximum(running_max, logits.amax(dim=1))
-    running_sum.mul_(torch.exp(running_max - new_max)).add_(logits.sub_(new_max[:, None]).exp_().sum(dim=1))
-    return new_max, running_sum
-
-
-def _logsumexp_by_tiles(
-    rows: torch.Tensor, weight: torch.Tensor, head: tuple, tile: int, fold: FoldTile | None
-) -> torch.Tensor:
+def _logsumexp_by_tiles(rows: torch.Tensor, weight: torch.Tensor, head: tuple, tile: int) -> torch.Tensor:
     """[n] float32 log-sum-exp of the logits of ``rows`` [n, H], one vocabulary tile at a time."""
     bias, softcap, scale = head
-    in_place = fold is None  # then the tile is upcast into a float32 buffer first (fold_tile upcasts itself)
-    fold = fold or _fold_tile_in_place
     n, vocab = rows.shape[0], weight.shape[0]
     raw = torch.empty(n * tile, dtype=rows.dtype, device=rows.device)  # the tile's linear output
     upcast = raw if rows.dtype == torch.float32 else torch.empty(n * tile, dtype=torch.float32, device=rows.device)
@@ -148,11 +96,14 @@ def _logsumexp_by_tiles(
     for first in range(0, vocab, tile):
         last = min(first + tile, vocab)
         logits = torch.mm(rows, weight[first:last].t(), out=raw[: n * (last - first)].view(n, last - first))
-        if upcast is not raw and (in_place or bias is not None):
+        if upcast is not raw:
             logits = upcast[: logits.numel()].view_as(logits).copy_(logits)
         if bias is not None:
             logits.add_(bias[first:last])
-        running_max, running_sum = fold(logits, running_max, running_sum, softcap, scale)
+        logits = _capped(logits, softcap, scale)
+        new_max = torch.maximum(running_max, logits.amax(dim=1))
+        running_sum.mul_(torch.exp(running_max - new_max)).add_(logits.sub_(new_max[:, None]).exp_().sum(dim=1))
+        running_max = new_max
     return running_max + running_sum.log()
 
 

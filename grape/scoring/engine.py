@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from grape.errors import GrapeError
-from grape.models.logprobs import chunk_rows_for, compiled_fold, head_settings, token_logprobs, vocab_tile_for
+from grape.models.logprobs import chunk_rows_for, head_settings, token_logprobs, vocab_tile_for
 from grape.models.segment_attention import packed_attention
 from grape.scoring.packing import (
     PackedBatch,
@@ -45,8 +45,6 @@ class ScoringEngine:
             # dynamic=True: batch shapes change from batch to batch; one graph serves them all. The first
             # batches pay the compilation (about a minute for an 8B model), the rest run fused kernels.
             self.decoder = torch.compile(self.decoder, dynamic=True)
-        # compiled: each vocabulary tile's reduction (upcast, soft-cap, max, sum of exp) is one fused kernel
-        self.fold = compiled_fold() if self.settings.compile else None
         self.vocab_tile = vocab_tile_for(self.head["weight"].shape[0], self.device)
         self.chunk_rows = chunk_rows_for(self.vocab_tile, self.settings.logits_budget_bytes)
         self.windows = _attention_windows(model.config)
@@ -104,7 +102,6 @@ class ScoringEngine:
             targets=batch.target_ids.to(device),
             chunk_rows=self.chunk_rows,
             vocab_tile=self.vocab_tile,
-            fold=self.fold,
             **self.head,
         )
         sums = torch.zeros(len(batch.candidates), dtype=torch.float64, device=device)

@@ -1,9 +1,8 @@
 import math
 
-import pytest
 import torch
 
-from grape.models.logprobs import chunk_rows_for, compiled_fold, fold_tile, token_logprobs
+from grape.models.logprobs import chunk_rows_for, token_logprobs
 
 
 def test_token_logprobs_hand_computed():
@@ -74,31 +73,3 @@ def test_bfloat16_inputs_reduce_in_float32():
 def test_chunk_rows_for_bounds_memory():
     assert chunk_rows_for(262144, 256 * 2**20) == 170
     assert chunk_rows_for(10**9, 1) == 1
-
-
-@pytest.mark.parametrize("fold", [fold_tile, compiled_fold()], ids=["eager", "compiled"])
-def test_a_fused_fold_per_tile_gives_the_full_log_softmax(fold):
-    """`fold_tile` (the engine's --compile path) against the reference log-softmax: softcap, scale, bias, tiles
-    that do not divide V, logits 400 nats apart, and row counts that change between calls (one compiled graph)."""
-    torch.manual_seed(3)
-    for n in (5, 37, 1):
-        hidden, weight, bias = torch.randn(n, 8), torch.randn(50, 8) * 3, torch.randn(50)
-        weight[7] = 100.0  # a tile far above the others
-        targets = torch.randint(0, 50, (n,))
-        logits = 4.0 * torch.tanh(torch.nn.functional.linear(hidden, weight, bias) * 0.5 / 4.0)
-        expected = torch.log_softmax(logits, -1).gather(1, targets[:, None]).squeeze(1)
-        for tile, head in ((7, {"bias": bias, "softcap": 4.0, "scale": 0.5}), (16, {})):
-            if not head:
-                expected = torch.log_softmax(hidden @ weight.T, -1).gather(1, targets[:, None]).squeeze(1)
-            out = token_logprobs(hidden, weight, targets, vocab_tile=tile, fold=fold, **head)
-            torch.testing.assert_close(out, expected, rtol=0, atol=1e-4)
-
-
-def test_the_compiled_fold_upcasts_bfloat16_tiles_itself():
-    torch.manual_seed(1)
-    hidden, weight = torch.randn(16, 32).bfloat16(), torch.randn(1000, 32).bfloat16()
-    targets = torch.randint(0, 1000, (16,))
-    eager = token_logprobs(hidden, weight, targets, vocab_tile=64)
-    fused = token_logprobs(hidden, weight, targets, vocab_tile=64, fold=compiled_fold())
-    assert fused.dtype == torch.float32
-    torch.testing.assert_close(fused, eager, rtol=0, atol=1e-4)  # both reduce the same bf16 logits in float32
