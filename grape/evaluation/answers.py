@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from grape.data.journal_file import JournalFile
 from grape.data.tables import read_sidecar, read_table_rows
 from grape.models.fingerprint import loaded_fingerprint
 from grape.models.load import LoadedModel
@@ -69,30 +70,16 @@ def given_answers(output: str | Path, key: str) -> dict[str, Answer]:
     return found
 
 
-class AnswerJournal:
+class AnswerJournal(JournalFile):
     """Appends each new answer to ``<output>.answers.jsonl`` as it comes (nothing when there is no output)."""
 
     def __init__(self, output: str | Path | None, key: str | None):
-        self.path = journal_path(output) if output is not None else None
+        super().__init__(journal_path(output) if output is not None else None)
         self.key = key
-        self._file = None
-
-    def __enter__(self) -> AnswerJournal:
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
-        return self
 
     def record(self, item: str, answer: Answer) -> None:
-        if self._file is not None:
-            text, n_tokens, finish = answer
-            entry = {"key": self.key, "item": item, "response": text, "n_tokens": n_tokens, "finish_reason": finish}
-            self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            self._file.flush()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._file is not None:
-            self._file.close()
+        text, n_tokens, finish = answer
+        self.append({"key": self.key, "item": item, "response": text, "n_tokens": n_tokens, "finish_reason": finish})
 
 
 def _digest(data: bytes) -> str:

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from grape.data.journal_file import JournalFile
 from grape.models.fingerprint import loaded_fingerprint
 from grape.models.load import LoadedModel
 from grape.search.settings import MCTSSettings
@@ -60,29 +61,15 @@ def searched(output: str | Path | None, key: str) -> dict[str, Outcome]:
     return found
 
 
-class SearchJournal:
+class SearchJournal(JournalFile):
     """Appends each question's outcome to ``<output>.searched.jsonl`` as it is found (nothing without output)."""
 
     def __init__(self, output: str | Path | None, key: str):
-        self.path = journal_path(output) if output is not None else None
+        super().__init__(journal_path(output) if output is not None else None)
         self.key = key
-        self._file = None
-
-    def __enter__(self) -> SearchJournal:
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
-        return self
 
     def record(self, question: str, outcome: Outcome) -> None:
-        if self._file is not None:
-            entry = {"key": self.key, "question": question, "outcome": outcome}
-            self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            self._file.flush()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._file is not None:
-            self._file.close()
+        self.append({"key": self.key, "question": question, "outcome": outcome})
 
 
 def _digest(data: bytes) -> str:
