@@ -69,6 +69,18 @@ def per_round_ratios(numerators: Sequence[float], denominators: Sequence[float])
     return [a / b for a, b in zip(numerators, denominators, strict=True)]
 
 
+def bracketing_peaks(peaks: Sequence[float]) -> list[float]:
+    """The yardstick of each round: the mean of the peaks measured just before and just after it.
+
+    ``peaks`` has one more entry than there are rounds (before round 1, between rounds, after the last).
+    A virtual machine's matmul peak drifts (166 and 138 GFLOP/s ten minutes apart on one VM), so a
+    fraction of one peak measured at start-up moves with the drift; a round's own bracketing peak saw
+    the same machine as the round."""
+    if len(peaks) < 2:
+        raise ValueError("bracketing_peaks needs a peak before and after at least one round")
+    return [(before + after) / 2 for before, after in zip(peaks[:-1], peaks[1:])]
+
+
 def ratio_refusal(spreads: Sequence[Spread], max_spread_pct: float = MAX_SPREAD_PCT) -> str | None:
     """Why a ratio must not be printed, or None when it may be.
 

@@ -38,7 +38,7 @@ from flop_count import ModelShape, engine_flops, naive_flops, padded_flops, shap
 from measure import load_average, machine_state, matmul_peak_flops, peak_memory
 from random_model import SHAPES, random_model
 from real_groups import alpaca_groups
-from round_stats import MAX_SPREAD_PCT, per_round_ratios, ratio_refusal, rotated_order, spread_of
+from round_stats import MAX_SPREAD_PCT, bracketing_peaks, per_round_ratios, ratio_refusal, rotated_order, spread_of
 
 from grape.models.load import load_model, resolve_device, resolve_dtype
 from grape.scoring.engine import EngineSettings, ScoringEngine
@@ -89,21 +89,26 @@ def engine_work(shape: ModelShape, groups: list[TokenGroup], max_row_tokens: int
                for g, piece in split_groups(groups, max_row_tokens))  # fmt: skip
 
 
-def summarise(methods: dict[str, Method], tokens: int, useful: float, peak: float, groups, spec_peak) -> dict:
-    """Per method: tokens/s over the rounds (median, spread), FLOP rates at the median, memory, error."""
+def summarise(methods: dict[str, Method], tokens: int, useful: float, peak: float, groups, spec_peak,
+              round_peaks: list[float]) -> dict:
+    """Per method: tokens/s over the rounds (median, spread), FLOP rates at the median, memory, error.
+    ``round_peaks``: each round's own matmul peak (bracketing_peaks); useful/rpeak is the median over
+    rounds of the useful FLOP rate over that round's peak, steadier than one peak taken at start-up."""
     reference = methods["naive"].sums if "naive" in methods else None
     print(f"\n{'method':18s} {'tok/s':>7s} {'min-max':>13s} {'range':>6s} {'IQR':>6s} {'useful/peak':>11s} "
-          f"{'own/peak':>8s} {'GFLOP':>7s} {'+MiB':>7s}  max|Δmean|")  # fmt: skip
+          f"{'own/peak':>8s} {'useful/rpeak':>12s} {'min-max':>11s} {'GFLOP':>7s} {'+MiB':>7s}  max|Δmean|")  # fmt: skip
     summary = {}
     for name, method in methods.items():
         rate = spread_of([tokens / s for s in method.seconds])
         seconds = tokens / rate.median
+        of_round = spread_of(per_round_ratios([useful / s for s in method.seconds], round_peaks))
         entry = {
             "tokens_per_s": rate.as_dict(),
             "seconds_per_round": method.seconds,
             "flops": method.flops,
             "useful_of_peak": useful / seconds / peak,
             "own_of_peak": method.flops / seconds / peak,
+            "useful_of_round_peak": of_round.as_dict(),
             "useful_of_spec_peak": useful / seconds / spec_peak if spec_peak else None,
             "peak_mib": max(method.peak_bytes) / 2**20,
             "max_err": max_error(groups, method.sums, reference) if reference else None,
@@ -113,6 +118,7 @@ def summarise(methods: dict[str, Method], tokens: int, useful: float, peak: floa
         spec = f"  MFU {100 * entry['useful_of_spec_peak']:5.1f}% of spec" if spec_peak else ""
         print(f"{name:18s} {rate.median:7.0f} {rate.low:6.0f}-{rate.high:<6.0f} {rate.range_pct:5.1f}% "
               f"{rate.iqr_pct:5.1f}% {100 * entry['useful_of_peak']:10.1f}% {100 * entry['own_of_peak']:7.1f}% "
+              f"{100 * of_round.median:11.1f}% {100 * of_round.low:4.1f}-{100 * of_round.high:<5.1f} "
               f"{method.flops / 1e9:7.0f} {entry['peak_mib']:7.0f}  {error}{spec}")  # fmt: skip
     return summary
 
@@ -263,18 +269,22 @@ def main() -> None:
         engines.append(name)
     loads = {"start": load_at_start, "rounds": [], "after": None}
     print(f"load average (1 min): {load_at_start:.2f} at start", flush=True)
+    round_peaks = []  # before each round and after the last: the VM's peak drifts (bracketing_peaks)
     for r in range(args.rounds):
+        round_peaks.append(matmul_peak_flops(loaded.dtype, device))
         loads["rounds"].append(load_average())
         order = rotated_order(list(methods), r)
         for name in order:
             timed(methods[name], device)
         print(f"round {r + 1}/{args.rounds} (load {loads['rounds'][-1]:.2f}): "
-              + ", ".join(f"{name} {methods[name].seconds[-1]:.2f} s" for name in order), flush=True)  # fmt: skip
+              + ", ".join(f"{name} {methods[name].seconds[-1]:.2f} s" for name in order)
+              + f"; peak before it {round_peaks[-1] / 1e9:.0f} GFLOP/s", flush=True)  # fmt: skip
+    round_peaks.append(matmul_peak_flops(loaded.dtype, device))
     loads["after"] = load_average()
     print(f"load average (1 min): {load_at_start:.2f} at start, {loads['rounds'][0]:.2f} before the rounds, "
           f"{loads['after']:.2f} after, on {machine['cpus_usable']} CPUs (this benchmark alone keeps "
           f"~{machine['torch_threads']} busy)")  # fmt: skip
-    summary = summarise(methods, tokens, useful, peak, groups, spec_peak)
+    summary = summarise(methods, tokens, useful, peak, groups, spec_peak, bracketing_peaks(round_peaks))
     ratios = compare(methods, engines, tokens, args.max_spread) if not args.skip_baselines else {}
     if args.json:
         record = {
@@ -283,6 +293,7 @@ def main() -> None:
             "settings": vars(args),
             "workload": {"pair_tokens": tokens, "instructions": len(groups), "candidates": len(lengths)},
             "matmul_peak_flops": peak,
+            "matmul_peaks_between_rounds": round_peaks,
             "useful_flops": useful,
             "max_spread_pct": args.max_spread,
             "methods": summary,

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from round_stats import per_round_ratios, ratio_refusal, rotated_order, spread_of  # noqa: E402
+from round_stats import bracketing_peaks, per_round_ratios, ratio_refusal, rotated_order, spread_of  # noqa: E402
 
 
 def test_rotated_order_puts_each_method_once_in_each_position():
@@ -56,3 +56,13 @@ def test_ratio_refusal_on_spread_and_rounds():
     assert ratio_refusal([steady, noisy]) == "spread too large: 20%, rerun on a quiet machine"
     assert ratio_refusal([steady, noisy], max_spread_pct=25.0) is None
     assert ratio_refusal([spread_of([3.8, 3.9])]).startswith("2 round(s) cannot show a spread")
+
+
+def test_bracketing_peaks_average_the_peaks_around_each_round():
+    # peaks before round 1, between rounds 1 and 2, after round 2
+    assert bracketing_peaks([160.0, 140.0, 150.0]) == [150.0, 145.0]
+    # a round at 100 useful GFLOP/s is 2/3 of a 150 peak and 0.69 of 145, not 0.625 of the start's 160
+    fractions = per_round_ratios([100.0, 100.0], bracketing_peaks([160.0, 140.0, 150.0]))
+    assert fractions == pytest.approx([100 / 150, 100 / 145])
+    with pytest.raises(ValueError):
+        bracketing_peaks([160.0])
