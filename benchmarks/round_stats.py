@@ -78,7 +78,7 @@ def bracketing_peaks(peaks: Sequence[float]) -> list[float]:
     the same machine as the round."""
     if len(peaks) < 2:
         raise ValueError("bracketing_peaks needs a peak before and after at least one round")
-    return [(before + after) / 2 for before, after in zip(peaks[:-1], peaks[1:])]
+    return [(before + after) / 2 for before, after in zip(peaks[:-1], peaks[1:], strict=True)]
 
 
 def ratio_refusal(spreads: Sequence[Spread], max_spread_pct: float = MAX_SPREAD_PCT) -> str | None:

@@ -89,14 +89,16 @@ def engine_work(shape: ModelShape, groups: list[TokenGroup], max_row_tokens: int
                for g, piece in split_groups(groups, max_row_tokens))  # fmt: skip
 
 
-def summarise(methods: dict[str, Method], tokens: int, useful: float, peak: float, groups, spec_peak,
-              round_peaks: list[float]) -> dict:
+def summarise(
+    methods: dict[str, Method], tokens: int, useful: float, peak: float, groups, spec_peak, round_peaks: list[float]
+) -> dict:
     """Per method: tokens/s over the rounds (median, spread), FLOP rates at the median, memory, error.
     ``round_peaks``: each round's own matmul peak (bracketing_peaks); useful/rpeak is the median over
-    rounds of the useful FLOP rate over that round's peak, steadier than one peak taken at start-up."""
+    rounds of the useful FLOP rate over that round's peak: each round against the machine as it ran then."""
     reference = methods["naive"].sums if "naive" in methods else None
     print(f"\n{'method':18s} {'tok/s':>7s} {'min-max':>13s} {'range':>6s} {'IQR':>6s} {'useful/peak':>11s} "
-          f"{'own/peak':>8s} {'useful/rpeak':>12s} {'min-max':>11s} {'GFLOP':>7s} {'+MiB':>7s}  max|Δmean|")  # fmt: skip
+          f"{'own/peak':>8s} {'useful/rpeak':>12s} {'min-max':>11s} {'GFLOP':>7s} {'+MiB':>7s}  "
+          "max|Δmean|")  # fmt: skip
     summary = {}
     for name, method in methods.items():
         rate = spread_of([tokens / s for s in method.seconds])
