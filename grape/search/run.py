@@ -13,7 +13,9 @@ from. A step that ends the answer (the model wrote its end marker after it) carr
 (``<|im_end|>``, or EOS), which the tokenizer reads as that token; any other step has no end. Whole-answer pairs
 (``pairs: answer``) are written the same way with an empty prefix.
 
-Every row is accounted for: questions without a pair are listed in the sidecar with the reason.
+Every row is accounted for: questions without a pair are listed in the sidecar with the reason and the
+terminal rewards of the answers the search judged, and the summary counts the judged answers by reward, so
+that "no pair" can be told apart as "every answer wrong" or "every answer right".
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def mcts(input: str | Path | list[Row], output: str | Path | None = None, settin
     made: list[Row] = []
     without: list[Row] = []
     left_out: Counter[str] = Counter()
-    calls = 0
+    judged: Counter[str] = Counter()
+    calls = unrecorded = 0
     with progress_bar() as bar, SearchJournal(output, key) as journal:
         task = bar.add_task("search", total=len(rows), rate="")
         if done:
@@ -91,12 +94,16 @@ def mcts(input: str | Path | list[Row], output: str | Path | None = None, settin
                 journal.record(question, outcome)
             calls += outcome["calls"]
             left_out.update(outcome["left_out"])
+            rewards = outcome.get("rewards")  # absent from journals written before it was recorded
+            judged.update(_reward_keys(rewards or []))
+            unrecorded += rewards is None
             made += outcome["pairs"]
             if outcome["without"] is not None:
-                without.append({"id": ident, "row": number, "reason": outcome["without"]})
+                without.append({"id": ident, "row": number, "reason": outcome["without"], "rewards": rewards})
             bar.update(task, advance=1, rate=f"{len(made)} pairs")
     summary = {"questions": len(rows), "pairs": len(made), "questions_without_pair": len(without),
-               "pairs_left_out": dict(left_out), "generator_calls": calls,
+               "pairs_left_out": dict(left_out), "judged_answers": _by_reward(judged), "generator_calls": calls,
+               **({"questions_without_recorded_rewards": unrecorded} if unrecorded else {}),
                "seconds": round(time.time() - started, 2)}  # fmt: skip
     if output is not None:
         write_rows(made, output)
@@ -125,7 +132,23 @@ def _search_question(row: Row, ident: str, prompt_text: str, generator: HFGenera
         kept, reasons = ([outcome], []) if isinstance(outcome, AnswerPair) else ([], [outcome])
         pairs = [answer_pair_row(ident, prompt_text, p, end_text, row) for p in kept]
     why = None if pairs else (dict(Counter(reasons)) or {"no node with two children": 1})
-    return {"pairs": pairs, "without": why, "left_out": list(reasons), "calls": result.generator_calls}
+    return {
+        "pairs": pairs,
+        "without": why,
+        "left_out": list(reasons),
+        "calls": result.generator_calls,
+        "rewards": [rollout.reward for rollout in result.rollouts],
+    }
+
+
+def _reward_keys(rewards: list[float]) -> list[str]:
+    """The judge's rewards as the keys of the sidecar's count of judged answers (4 decimals)."""
+    return [f"{reward:.4g}" for reward in rewards]
+
+
+def _by_reward(judged: Counter[str]) -> dict[str, int]:
+    """How many judged answers got each terminal reward, highest reward first."""
+    return dict(sorted(judged.items(), key=lambda item: -float(item[0])))
 
 
 def _judge(settings: MCTSSettings, loaded: LoadedModel) -> Judge:

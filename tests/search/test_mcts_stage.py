@@ -75,6 +75,11 @@ def test_the_stage_accounts_for_every_question_and_is_reproducible(tool_rows, ti
     unpaired = {e["id"] for e in meta["questions_without_pair"]}
     assert paired | unpaired == {r["id"] for r in rows} and not paired & unpaired
     assert summary["pairs"] == len(made) and summary["questions"] == 2
+    # every judged answer is counted by its reward: one per simulation and question, the judge's own values
+    assert sum(summary["judged_answers"].values()) == 2 * FAST["simulations"]
+    assert set(summary["judged_answers"]) <= {"1", "-1", "0"}  # the tool-call verifier's
+    for entry in meta["questions_without_pair"]:
+        assert len(entry["rewards"]) == FAST["simulations"]
     prompts = {r["id"]: Renderer(tiny_smol.tokenizer, "chat").prompt_text(r["prompt"]) for r in rows}
     for pair in made:
         assert pair["prompt"].startswith(prompts[pair["question"]]) and pair["level"] == "step"
