@@ -18,8 +18,9 @@ by at most --max-spread percent. It records the 1-minute load average before, at
 Each method's FLOPs are counted from the model's shape (flop_count.py): naive / engine in FLOPs is the
 speed-up equal efficiency would give, and the measured ratio over it is what faster kernels add.
 Also: useful FLOP/s (the engine's minimal FLOPs, for every method) and each method's own FLOP/s, as a
-fraction of the matmul peak measured here in the same dtype; peak memory above the loaded model (max
-over rounds); the max |Δ mean_logprob| against the naive reference.
+fraction of the matmul peak measured here in the same dtype, and per round against the peak and the
+sustained matmul rate measured just before and after it (useful/rpeak, useful/rsust); peak memory above
+the loaded model (max over rounds); the max |Δ mean_logprob| against the naive reference.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 import torch
 from baseline_scorers import naive_scores, padded_scores
 from flop_count import ModelShape, engine_flops, naive_flops, padded_flops, shape_of
-from measure import load_average, machine_state, matmul_peak_flops, peak_memory
+from measure import load_average, machine_state, matmul_peak_flops, matmul_rates, peak_memory
 from random_model import SHAPES, random_model
 from real_groups import alpaca_groups
 from round_stats import MAX_SPREAD_PCT, bracketing_peaks, per_round_ratios, ratio_refusal, rotated_order, spread_of
@@ -90,20 +91,31 @@ def engine_work(shape: ModelShape, groups: list[TokenGroup], max_row_tokens: int
 
 
 def summarise(
-    methods: dict[str, Method], tokens: int, useful: float, peak: float, groups, spec_peak, round_peaks: list[float]
+    methods: dict[str, Method],
+    tokens: int,
+    useful: float,
+    peak: float,
+    groups,
+    spec_peak,
+    round_peaks: list[float],
+    round_sustained: list[float],
 ) -> dict:
     """Per method: tokens/s over the rounds (median, spread), FLOP rates at the median, memory, error.
     ``round_peaks``: each round's own matmul peak (bracketing_peaks); useful/rpeak is the median over
-    rounds of the useful FLOP rate over that round's peak: each round against the machine as it ran then."""
+    rounds of the useful FLOP rate over that round's peak: each round against the machine as it ran then.
+    ``round_sustained``: the same with the matmul rate sustained over seconds (measure.MatmulRates);
+    useful/rsust is the workload's rate against a yardstick measured the same way, an average."""
     reference = methods["naive"].sums if "naive" in methods else None
     print(f"\n{'method':18s} {'tok/s':>7s} {'min-max':>13s} {'range':>6s} {'IQR':>6s} {'useful/peak':>11s} "
-          f"{'own/peak':>8s} {'useful/rpeak':>12s} {'min-max':>11s} {'GFLOP':>7s} {'+MiB':>7s}  "
+          f"{'own/peak':>8s} {'useful/rpeak':>12s} {'min-max':>11s} {'useful/rsust':>12s} {'min-max':>11s} "
+          f"{'GFLOP':>7s} {'+MiB':>7s}  "
           "max|Δmean|")  # fmt: skip
     summary = {}
     for name, method in methods.items():
         rate = spread_of([tokens / s for s in method.seconds])
         seconds = tokens / rate.median
         of_round = spread_of(per_round_ratios([useful / s for s in method.seconds], round_peaks))
+        of_sustained = spread_of(per_round_ratios([useful / s for s in method.seconds], round_sustained))
         entry = {
             "tokens_per_s": rate.as_dict(),
             "seconds_per_round": method.seconds,
@@ -111,6 +123,7 @@ def summarise(
             "useful_of_peak": useful / seconds / peak,
             "own_of_peak": method.flops / seconds / peak,
             "useful_of_round_peak": of_round.as_dict(),
+            "useful_of_round_sustained": of_sustained.as_dict(),
             "useful_of_spec_peak": useful / seconds / spec_peak if spec_peak else None,
             "peak_mib": max(method.peak_bytes) / 2**20,
             "max_err": max_error(groups, method.sums, reference) if reference else None,
@@ -121,6 +134,7 @@ def summarise(
         print(f"{name:18s} {rate.median:7.0f} {rate.low:6.0f}-{rate.high:<6.0f} {rate.range_pct:5.1f}% "
               f"{rate.iqr_pct:5.1f}% {100 * entry['useful_of_peak']:10.1f}% {100 * entry['own_of_peak']:7.1f}% "
               f"{100 * of_round.median:11.1f}% {100 * of_round.low:4.1f}-{100 * of_round.high:<5.1f} "
+              f"{100 * of_sustained.median:11.1f}% {100 * of_sustained.low:4.1f}-{100 * of_sustained.high:<5.1f} "
               f"{method.flops / 1e9:7.0f} {entry['peak_mib']:7.0f}  {error}{spec}")  # fmt: skip
     return summary
 
@@ -206,6 +220,13 @@ def main() -> None:
         help="real text instead of random tokens: this many AlpacaEval instructions x 15 generators",
     )
     parser.add_argument("--max-chars", type=int, default=None, help="with --alpaca: cut each answer here")
+    parser.add_argument(
+        "--sustained-seconds",
+        type=float,
+        default=5.0,
+        help="before each round and after the last, besides the best of 5 products: 2,048^3 products back to "
+        "back for this long, their FLOPs over their time (useful/rsust)",
+    )
     args = parser.parse_args()  # fmt: skip
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -271,22 +292,32 @@ def main() -> None:
         engines.append(name)
     loads = {"start": load_at_start, "rounds": [], "after": None}
     print(f"load average (1 min): {load_at_start:.2f} at start", flush=True)
-    round_peaks = []  # before each round and after the last: the VM's peak drifts (bracketing_peaks)
+    # before each round and after the last: the VM's peak drifts (bracketing_peaks)
+    round_peaks: list[float] = []
+    round_sustained: list[float] = []
+
+    def measure_yardsticks() -> None:
+        rates = matmul_rates(loaded.dtype, device, min_seconds=args.sustained_seconds)
+        round_peaks.append(rates.best)
+        round_sustained.append(rates.sustained)
+
     for r in range(args.rounds):
-        round_peaks.append(matmul_peak_flops(loaded.dtype, device))
+        measure_yardsticks()
         loads["rounds"].append(load_average())
         order = rotated_order(list(methods), r)
         for name in order:
             timed(methods[name], device)
         print(f"round {r + 1}/{args.rounds} (load {loads['rounds'][-1]:.2f}): "
               + ", ".join(f"{name} {methods[name].seconds[-1]:.2f} s" for name in order)
-              + f"; peak before it {round_peaks[-1] / 1e9:.0f} GFLOP/s", flush=True)  # fmt: skip
-    round_peaks.append(matmul_peak_flops(loaded.dtype, device))
+              + f"; matmul before it: best {round_peaks[-1] / 1e9:.0f}, sustained {round_sustained[-1] / 1e9:.0f} "
+              "GFLOP/s", flush=True)  # fmt: skip
+    measure_yardsticks()
     loads["after"] = load_average()
     print(f"load average (1 min): {load_at_start:.2f} at start, {loads['rounds'][0]:.2f} before the rounds, "
           f"{loads['after']:.2f} after, on {machine['cpus_usable']} CPUs (this benchmark alone keeps "
           f"~{machine['torch_threads']} busy)")  # fmt: skip
-    summary = summarise(methods, tokens, useful, peak, groups, spec_peak, bracketing_peaks(round_peaks))
+    yardsticks = bracketing_peaks(round_peaks), bracketing_peaks(round_sustained)
+    summary = summarise(methods, tokens, useful, peak, groups, spec_peak, *yardsticks)
     ratios = compare(methods, engines, tokens, args.max_spread) if not args.skip_baselines else {}
     if args.json:
         record = {
@@ -296,6 +327,7 @@ def main() -> None:
             "workload": {"pair_tokens": tokens, "instructions": len(groups), "candidates": len(lengths)},
             "matmul_peak_flops": peak,
             "matmul_peaks_between_rounds": round_peaks,
+            "matmul_sustained_between_rounds": round_sustained,
             "useful_flops": useful,
             "max_spread_pct": args.max_spread,
             "methods": summary,
