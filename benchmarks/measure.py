@@ -83,17 +83,18 @@ def matmul_rates(
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     torch.matmul(a, b)  # warm-up
-    times: list[float] = []
-    while len(times) < repeats or sum(times) < min_seconds:
+    fastest, elapsed, products = float("inf"), 0.0, 0
+    while products < repeats or elapsed < min_seconds:
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
         torch.matmul(a, b)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        fastest, elapsed, products = min(fastest, took), elapsed + took, products + 1
     flops = 2 * n**3
-    return MatmulRates(best=flops / min(times), sustained=flops * len(times) / sum(times), products=len(times))
+    return MatmulRates(best=flops / fastest, sustained=flops * products / elapsed, products=products)
 
 
 def matmul_peak_flops(dtype: torch.dtype, device: torch.device, n: int | None = None, repeats: int = 5) -> float:

@@ -114,8 +114,9 @@ def summarise(
     for name, method in methods.items():
         rate = spread_of([tokens / s for s in method.seconds])
         seconds = tokens / rate.median
-        of_round = spread_of(per_round_ratios([useful / s for s in method.seconds], round_peaks))
-        of_sustained = spread_of(per_round_ratios([useful / s for s in method.seconds], round_sustained))
+        useful_rates = [useful / s for s in method.seconds]
+        of_round = spread_of(per_round_ratios(useful_rates, round_peaks))
+        of_sustained = spread_of(per_round_ratios(useful_rates, round_sustained))
         entry = {
             "tokens_per_s": rate.as_dict(),
             "seconds_per_round": method.seconds,
