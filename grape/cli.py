@@ -63,7 +63,7 @@ def _with_examples(parser: argparse.ArgumentParser, examples: str | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), argv)
     try:
         return int(args.run(args) or 0)
     except GrapeError as exc:
@@ -75,6 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("interrupted")
         return 130
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The parsed command line, where a command's trailing positionals may also follow its flags.
+
+    argparse ends a ``nargs="*"`` positional at the first flag, so ``grape run p.yaml --dry-run x=1`` would
+    refuse ``x=1``. A command that names its list in ``set_defaults(trailing=...)`` gets such words appended.
+    """
+    args, extra = parser.parse_known_args(argv)
+    trailing = getattr(args, "trailing", None)
+    if extra and trailing is not None and not any(word.startswith("-") for word in extra):
+        getattr(args, trailing).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _report(exc: GrapeError) -> int:

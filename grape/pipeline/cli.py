@@ -40,7 +40,7 @@ def register(subparsers) -> None:
         help="redo this step though cached (repeatable; NAME for every iteration, NAME.I for one); later ones "
         "rerun if its output changed",
     )  # fmt: skip
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, trailing="overrides")  # `p.yaml --dry-run x=1` works as `p.yaml x=1 --dry-run`
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,7 +38,7 @@ def register(subparsers) -> None:
         "--png", default=None, metavar="DIR",
         help="also write each figure as DIR/<name>.png (needs Chrome or Chromium, e.g. Debian's chromium)",
     )  # fmt: skip
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, trailing="paths")  # `runs/a -o x.html runs/b` reads both runs
 
 
 def run(args: argparse.Namespace) -> int:

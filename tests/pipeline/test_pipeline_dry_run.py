@@ -57,6 +57,20 @@ def test_the_dry_run_shows_the_cached_steps_and_their_last_time(tmp_path, capsys
     assert not list((tmp_path / "run" / "best").glob("*.partial"))  # the dry run wrote nothing
 
 
+def test_overrides_may_follow_the_flags(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(console, "width", 200)
+    path = write_pipeline(tmp_path)
+    run_pipeline(path)
+    capsys.readouterr()
+    assert main(["run", str(path), "--dry-run", "steps.best.strategy=lowest", "check.limit=1"]) == 0
+    shown = capsys.readouterr().err
+    assert "settings changed: strategy" in shown and "settings changed: limit" in shown
+    with pytest.raises(SystemExit) as refused:  # a flag no command has is still refused
+        main(["run", str(path), "--dry-run", "--no-such-flag"])
+    assert refused.value.code == 2
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("block", "message"), [
     (", sandbox_timeout: 0", "must be a number of seconds above 0, not 0.0"),
     (", sandbox_memory_mb: 8", "at least 32"),

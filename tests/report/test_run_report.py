@@ -77,6 +77,8 @@ def test_the_cli_takes_run_directories(pipeline_runs, tmp_path, capsys):
     out = tmp_path / "run.html"
     assert main(["report", *map(str, pipeline_runs), "-o", str(out)]) == 0
     assert out.is_file() and "report written to" in capsys.readouterr().err
+    first, *rest = map(str, pipeline_runs)  # the runs may also follow the flags
+    assert main(["report", first, "-o", str(out), *rest]) == 0 and "report written to" in capsys.readouterr().err
     scores = pipeline_runs[0] / "score" / "scores.parquet"
     assert main(["report", str(scores), str(pipeline_runs[1]), "-o", str(out)]) == 2
     assert "one scores table, or one or more run directories" in capsys.readouterr().err
