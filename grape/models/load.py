@@ -7,10 +7,12 @@ A GGUF file is dequantized by transformers once; the plain weights are then cach
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +83,22 @@ def resolve_model_dir(spec: str, trust_remote_code: bool = False) -> tuple[str, 
         return str(path), {"spec": spec, "kind": "local", "path": str(path.resolve())}
     if path.exists():
         raise GrapeError(f"{spec}: expected a model directory, a .gguf file, or one of {sorted(EMBEDDED)}")
+    if not could_be_hub_id(spec):  # a mistyped path: say so now, not as the Hub client's complaint at load time
+        raise GrapeError(f"{spec}: no such model directory (nor a Hub id, which is NAME or OWNER/NAME); give a "
+                         f"model directory, a .gguf file, or one of {sorted(EMBEDDED)}")  # fmt: skip
     return spec, {"spec": spec, "kind": "hub"}
+
+
+_HUB_NAME = re.compile(r"\w(?:[\w.-]{0,94}\w)?", re.ASCII)
+
+
+def could_be_hub_id(spec: str) -> bool:
+    """Whether ``spec`` has the form of a Hugging Face Hub id: NAME or OWNER/NAME (letters, digits, ``_.-``,
+    at most 96 characters each, no ``--`` or ``..``, not ending ``.git``), so that a path that does not exist
+    is not taken for one."""
+    parts = spec.split("/")
+    return (len(parts) <= 2 and all(_HUB_NAME.fullmatch(p) for p in parts)
+            and "--" not in spec and ".." not in spec and not spec.endswith(".git"))  # fmt: skip
 
 
 def load_model(spec: str, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
@@ -136,9 +153,16 @@ def converted_gguf_dir(gguf: Path) -> Path:
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     target = cache_root() / "models" / f"{gguf.stem}-{key}"
-    if (target / "grape-source.json").is_file():
+    done = target / "grape-source.json"
+    if done.is_file():
         return target
-    _convert_gguf(gguf, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.with_name(target.name + ".lock").open("a") as lock:
+        # Another process converting the same file (two Ray workers on a fresh machine): wait for it and
+        # take its result; alone, the lock makes the fixed `.partial` folder below this process's own.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.is_file():
+            _convert_gguf(gguf, target)
     return target
 
 

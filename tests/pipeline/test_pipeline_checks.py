@@ -90,6 +90,7 @@ MISTAKES = [
     ("best", {"input": "${steps.warmup.output}"}, r"steps.best: input: \$\{steps.warmup.output\} runs after this"),
     ("fit", {"input": "nothing.jsonl"}, r"steps.fit: input: .*nothing.jsonl does not exist"),
     ("fit", {"model": "missing.gguf"}, r"steps.fit: model: missing.gguf: no such GGUF file"),
+    ("exam", {"model": "./models/tuned"}, r"steps.exam: model: ./models/tuned: no such model directory \(nor a Hub"),
     ("tune", {"template": "raw"}, r"steps.tune: `template` is 'raw' but rescore.1, upstream of it, has 'paper'"),
     ("exam", {"data": None}, r"steps.exam: no `data:` given"),
 ]
