@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from grape.data.tables import write_atomically
 from grape.errors import GrapeError
 
 MARKER, STATE = ".grape-step", "stage.json"
@@ -121,6 +121,4 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(partial, path)
+    write_atomically(path, lambda h: h.write((json.dumps(data, indent=2, default=str) + "\n").encode()))

@@ -13,6 +13,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from grape.data.tables import write_atomically
 from grape.errors import GrapeError
 from grape.report.page import figure_html, render
 from grape.report.paired import PairedComparison, paired_comparisons
@@ -94,11 +95,7 @@ def write_run_report(run_dirs: list[str | Path], output_html: str | Path, png_di
     """Write the run report of ``run_dirs`` to ``output_html``; with ``png_dir`` also every figure as PNG there
     (``training_loss.png``, ``eval_accuracy.png``, and ``<selection>-<figure>.png`` per selection)."""
     report = build_run_report(run_dirs)
-    output_html = Path(output_html)
-    output_html.parent.mkdir(parents=True, exist_ok=True)
-    partial = output_html.with_name(output_html.name + ".partial")
-    partial.write_text(report.html(), encoding="utf-8")
-    partial.replace(output_html)  # a reader never sees half a page
+    output_html = write_atomically(output_html, lambda h: h.write(report.html().encode()))  # never half a page
     if png_dir is not None:
         figures = dict(report.figures)
         for selection, page in report.selections:

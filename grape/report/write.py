@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from grape.data.tables import write_atomically
 from grape.report.collect import ReportInputs, collect
 from grape.report.figures import report_figures
 from grape.report.margins import Margin, margins
@@ -80,11 +81,7 @@ def write_report(
     With ``png_dir`` the same figures are also written there as PNG files. Returns the HTML path.
     """
     report = build_report(scores_path, selection_path)
-    output_html = Path(output_html)
-    output_html.parent.mkdir(parents=True, exist_ok=True)
-    partial = output_html.with_name(output_html.name + ".partial")
-    partial.write_text(report.html(), encoding="utf-8")
-    partial.replace(output_html)  # a reader never sees half a page
+    output_html = write_atomically(output_html, lambda h: h.write(report.html().encode()))  # never half a page
     if png_dir is not None:
         write_pngs(report.figures, png_dir)
     return output_html

@@ -8,12 +8,12 @@ a temporary name and renamed, so a run killed mid-write leaves the previous chec
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from grape.data.tables import write_atomically
 from grape.errors import GrapeError
 from grape.rl.policy import Policy
 
@@ -35,9 +35,7 @@ def save_checkpoint(
         "history": history,
     }
     path = folder / f"step-{step:06d}.pt"
-    partial = path.with_name(path.name + ".partial")
-    torch.save(state, partial)
-    os.replace(partial, path)
+    write_atomically(path, lambda handle: torch.save(state, handle))
     for old in checkpoints(folder)[:-KEEP]:
         old.unlink()
     return path
