@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 from measure import load_average, machine_state, matmul_rates
-from round_stats import Spread, bracketing_peaks, per_round_ratios, rotated_order, spread_of
+from round_stats import bracketing_peaks, per_round_ratios, rotated_order, spread_of
 
 from grape.models.logprobs import token_logprobs
 
@@ -126,18 +126,14 @@ def main() -> None:
         of_peak = spread_of(per_round_ratios(values, peaks))
         of_sustained = spread_of(per_round_ratios(values, sustained))
         against = spread_of(per_round_ratios(values, rates[first]))
-        print(f"{name:24s} {spread_of(values).median / 1e9:8.1f} {_spread(of_peak):>22s} "
-              f"{_spread(of_sustained):>22s} {_spread(against):>24s}")  # fmt: skip
+        print(f"{name:24s} {spread_of(values).median / 1e9:8.1f} {of_peak.brief():>22s} "
+              f"{of_sustained.brief():>22s} {against.brief():>24s}")  # fmt: skip
         report["methods"][name] = {"gflops": [v / 1e9 for v in values], "of_round_peak": of_peak.as_dict(),
                                    "of_round_sustained": of_sustained.as_dict(),
                                    "rate_against_first": against.as_dict()}  # fmt: skip
     print(f"load average: {loads[0]:.2f} at start, {min(loads[1:]):.2f}-{max(loads[1:]):.2f} after the rounds")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
-
-
-def _spread(spread: Spread) -> str:
-    return f"{spread.median:.3f} ({spread.low:.3f}-{spread.high:.3f})"
 
 
 if __name__ == "__main__":

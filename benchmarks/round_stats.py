@@ -52,6 +52,10 @@ class Spread:
     def as_dict(self) -> dict:
         return {**asdict(self), "range_pct": self.range_pct, "iqr_pct": self.iqr_pct}
 
+    def brief(self) -> str:
+        """``median (min-max)`` to three decimals, as the benchmarks' tables print a ratio over rounds."""
+        return f"{self.median:.3f} ({self.low:.3f}-{self.high:.3f})"
+
 
 def spread_of(values: Sequence[float]) -> Spread:
     """Median, min, max and quartiles of ``values`` (one per round, all > 0)."""

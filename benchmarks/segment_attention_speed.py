@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from measure import load_average, machine_state
-from round_stats import Spread, per_round_ratios, rotated_order, spread_of
+from round_stats import per_round_ratios, rotated_order, spread_of
 
 from grape.models import segment_attention
 from grape.models.segment_attention import Run, plan_runs, run_mask, segment_sdpa_forward
@@ -189,10 +189,6 @@ def _groups(runs: list[Run]) -> list[tuple[Run, list[Run]]]:
     return groups
 
 
-def _spread(spread: Spread) -> str:
-    return f"{spread.median:.3f} ({spread.low:.3f}-{spread.high:.3f})"
-
-
 def attention_alone(rounds: int) -> dict:
     torch.manual_seed(0)
     positions = packed_positions(groups=8, k=4, prompt=256, low=48, high=80, seed=0)
@@ -253,7 +249,7 @@ def _rounds(methods: dict[str, Callable[[], object]], rounds: int, about: dict, 
     for name, values in seconds.items():
         faster = spread_of(per_round_ratios(seconds["sdpa"], values))
         report["sdpa_over"][name] = faster.as_dict()
-        print(f"{name:10s} {spread_of(values).median * 1000:8.1f} ms   sdpa / {name}, per round: {_spread(faster)}")
+        print(f"{name:10s} {spread_of(values).median * 1000:8.1f} ms   sdpa / {name}, per round: {faster.brief()}")
     return report
 
 

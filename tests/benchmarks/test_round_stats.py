@@ -30,6 +30,7 @@ def test_spread_of_five_rounds():
     assert spread.range_pct == pytest.approx(100 * 4 / 11)
     assert spread.iqr_pct == pytest.approx(100 * 2 / 11)
     assert spread.as_dict()["range_pct"] == pytest.approx(36.3636, abs=1e-4)
+    assert spread.brief() == "11.000 (9.000-13.000)"
 
 
 def test_spread_of_even_count_and_single_value():
