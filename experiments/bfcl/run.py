@@ -210,9 +210,9 @@ def stages(args) -> list[Stage]:
               "--max-new-tokens", args.max_new_tokens, "--max-prompt-tokens", "4096", "--save-steps", "1",
               "--device", args.device, "--seed", seed)  # fmt: skip
 
-    def search(kind: str) -> None:
+    def search(kind: str) -> None:  # one search: the second kind reads its pairs from the first's kept trees
         grape("itool", "mcts", weak, "-o", out / "itool" / f"pairs-{kind}.jsonl", "--model", model["itool-warmup"],
-              "--pairs", kind, "--seed", seed)  # fmt: skip
+              "--pairs", kind, "--seed", seed, "--trees", out / "itool" / "searches.jsonl")  # fmt: skip
 
     def simpo(kind: str) -> None:
         pairs = out / "itool" / f"pairs-{kind}.jsonl"
@@ -274,7 +274,7 @@ def stages(args) -> list[Stage]:
         Stage("mcts:step", itool / "mcts-step.done", lambda: search("step"), ("deficiency",)),
         evaluation("sft-pkt"),
         evaluation("pkt-irm"),
-        Stage("mcts:answer", itool / "mcts-answer.done", lambda: search("answer"), ("deficiency",)),
+        Stage("mcts:answer", itool / "mcts-answer.done", lambda: search("answer"), ("mcts:step",)),
         Stage("train:itool-step-pairs", out / "itool-step-pairs" / "done", lambda: simpo("step"), ("mcts:step",)),
         Stage(
             "train:itool-answer-pairs", out / "itool-answer-pairs" / "done", lambda: simpo("answer"), ("mcts:answer",)

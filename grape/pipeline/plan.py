@@ -33,6 +33,9 @@ STEP_OUTPUT = re.compile(r"steps\.([A-Za-z][A-Za-z0-9_-]*)\.output")
 MODEL_SETTINGS = ("model", "ref", "baseline", "reward", "baseline_reward")
 FILE_SETTINGS = ("template", "prompt_format", "reward_template", "decode")
 RELATIVE_TO_YAML = (*MODEL_SETTINGS, *FILE_SETTINGS)
+# Settings that name a file a step writes beside its own folder (mcts's kept searches): relative to the YAML,
+# existing or not, and not fingerprinted (a place, not an input).
+PLACE_SETTINGS = ("trees",)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,10 @@ class _Planner:
         for key in RELATIVE_TO_YAML:
             value = values.get(key)
             if key not in linked and isinstance(value, str) and (self.base / value).exists():
+                values[key] = str(self.base / value)
+        for key in PLACE_SETTINGS:
+            value = values.get(key)
+            if key not in linked and isinstance(value, str):
                 values[key] = str(self.base / value)
         for entry in values.get("models") or []:  # a generator given as a mapping: its own model and template
             for key in RELATIVE_TO_YAML if isinstance(entry, dict) else ():

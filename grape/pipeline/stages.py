@@ -9,7 +9,7 @@ eval's ``model``). The types that need torch import it when they run, so that re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from grape.verification.settings import check as check_verify
 from grape.verification.verify import verify
 
 Inputs = dict[str, Path]
+MCTS_TREES = "mcts.trees.jsonl"  # in the workdir: the mcts steps' searches, kept (grape.search.trees_file)
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ def _deficiency(settings: DeficiencySettings, inputs: Inputs, output: Path) -> N
 def _mcts(settings: MCTSSettings, inputs: Inputs, output: Path) -> None:
     from grape.search.run import mcts
 
-    mcts(inputs["input"], output, settings)
+    # the searches outlive the step's folder (wiped when its settings change): other pair rules reuse them
+    mcts(inputs["input"], output, replace(settings, trees=settings.trees or str(output.parent.parent / MCTS_TREES)))
 
 
 def _eval(settings: EvalSettings, inputs: Inputs, output: Path) -> None:

@@ -14,7 +14,7 @@ MODEL_FLAGS = ("model", "template", "dtype", "device", "trust_remote_code")
 DEFICIENCY_FLAGS = (*MODEL_FLAGS, "fraction", "eos")
 MCTS_FLAGS = (*MODEL_FLAGS, "simulations", "samples", "max_new_tokens", "temperature", "max_depth",
               "fragments_per_step", "exploration", "judge", "pairs", "min_gap", "min_chosen", "max_overlap",
-              "seed")  # fmt: skip
+              "seed", "trees")  # fmt: skip
 
 
 EXAMPLES = """examples:
@@ -74,6 +74,8 @@ def register(subparsers) -> None:
     tree.add_argument("--min-chosen", type=float, help="least V_chosen kept. Default: -0.3")
     tree.add_argument("--max-overlap", type=float, help="most word overlap of the two texts kept. Default: 0.95")
     tree.add_argument("--seed", type=int, help="Default: 0")
+    tree.add_argument("--trees", help="the searched trees to reuse and add to (.jsonl; runs may share one: other "
+                      "pair rules read their pairs from the kept searches). Default: <output>.trees.jsonl")  # fmt: skip
     add_config_option(tree)
     tree.set_defaults(run=run_mcts)
 
@@ -113,8 +115,8 @@ def run_mcts(args: argparse.Namespace) -> int:
     from grape.search.run import mcts
 
     _, summary = mcts(args.input, args.output, settings_from_args(MCTSSettings, args, MCTS_FLAGS))
-    print_table("MCTS pairs", ["questions", "pairs", "questions without pair", "generator calls"],
-                [(summary["questions"], summary["pairs"], summary["questions_without_pair"],
-                  summary["generator_calls"])])  # fmt: skip
+    print_table("MCTS pairs", ["questions", "searches kept", "pairs", "questions without pair", "generator calls"],
+                [(summary["questions"], summary["questions_from_kept_trees"], summary["pairs"],
+                  summary["questions_without_pair"], summary["generator_calls"])])  # fmt: skip
     console.print(f"pairs written to [bold]{args.output}[/]")
     return 0

@@ -17,6 +17,9 @@ Departures from the official code (mcts_vllm.py), on purpose: the terminal rewar
 official one grades the rollout's text alone, which a verifier cannot read); the rollout goes down to a leaf
 and finishes the answer, where the official one stops after two steps; a node reached that cannot be expanded
 is still rolled out and judged, so no simulation is lost; steps keep their text as sampled (no spaces added).
+
+A finished search is kept as JSON (`search_record`, `search_from_record`): the tree, the judged answers with
+their leaves' places, and the generator calls; pairs taken from a search read back are the search's own.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from grape.search.generator import Continuation, Generator, span_prior
 from grape.search.rewards import Judge, fast_reward, gold_words
 from grape.search.steps import FRAGMENTS_PER_STEP, SEPARATORS, split_steps, step_spans
-from grape.search.tree import Node, backup, best_child, highest_value_child
+from grape.search.tree import Node, backup, best_child, highest_value_child, node_from_record, node_record
 
 
 @dataclass(frozen=True)
@@ -109,3 +112,17 @@ def add_chain(node: Node, continuation: Continuation, rules: SearchRules, answer
                             finished=continuation.finished and last)  # fmt: skip
         chain.append(parent)
     return chain
+
+
+def search_record(result: Search) -> dict[str, Any]:
+    """``result`` as a JSON-ready object (each rollout's leaf by its place in the tree)."""
+    rollouts = [{"text": r.text, "finished": r.finished, "reward": r.reward, "leaf": r.leaf.label()}
+                for r in result.rollouts]  # fmt: skip
+    return {"tree": node_record(result.root), "rollouts": rollouts, "generator_calls": result.generator_calls}
+
+
+def search_from_record(record: dict[str, Any]) -> Search:
+    """The search `search_record` wrote."""
+    root = node_from_record(record["tree"])
+    rollouts = [Rollout(r["text"], r["finished"], r["reward"], root.at(r["leaf"])) for r in record["rollouts"]]
+    return Search(root, rollouts, record["generator_calls"])

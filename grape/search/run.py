@@ -13,6 +13,10 @@ from. A step that ends the answer (the model wrote its end marker after it) carr
 (``<|im_end|>``, or EOS), which the tokenizer reads as that token; any other step has no end. Whole-answer pairs
 (``pairs: answer``) are written the same way with an empty prefix.
 
+Each question's search is kept in a trees file (``<output>.trees.jsonl``, or the ``trees`` setting's):
+a killed run resumes from it, and a run with other pair rules or ``pairs: answer`` reads its pairs from the
+trees already searched instead of searching again (grape.search.trees_file).
+
 Every row is accounted for: questions without a pair are listed in the sidecar with the reason and the
 terminal rewards of the answers the search judged, and the summary counts the judged answers by reward, so
 that "no pair" can be told apart as "every answer wrong" or "every answer right".
@@ -33,11 +37,11 @@ from grape.data.tables import read_sidecar, read_table_rows, write_rows, write_s
 from grape.errors import GrapeError, InputError
 from grape.models.load import LoadedModel, load_model
 from grape.search.hf_generator import HFGenerator
-from grape.search.journal import SearchJournal, journal_path, question_key, search_key, searched
-from grape.search.mcts import SearchRules, search
+from grape.search.mcts import Search, SearchRules, search
 from grape.search.pairs import AnswerPair, PairRules, StepPair, answer_pair, step_pairs
 from grape.search.rewards import Judge, irm_reward, verifier_reward
 from grape.search.settings import MCTSSettings, check_mcts, with_row_defaults
+from grape.search.trees_file import TreesFile, question_key, read_trees, search_key, trees_path
 from grape.text import PromptError, Renderer
 from grape.tools.calls import GoldError, read_gold
 
@@ -70,16 +74,17 @@ def mcts(input: str | Path | list[Row], output: str | Path | None = None, settin
                         settings.fragments_per_step, settings.exploration)  # fmt: skip
     pair_rules = PairRules(settings.min_gap, settings.min_chosen, settings.max_overlap)
     key = search_key(loaded, settings)
-    done = searched(output, key)
+    trees = trees_path(output, settings.trees)
+    kept = read_trees(trees, key)
     made: list[Row] = []
     without: list[Row] = []
     left_out: Counter[str] = Counter()
     judged: Counter[str] = Counter()
-    calls = unrecorded = 0
-    with progress_bar() as bar, SearchJournal(output, key) as journal:
+    calls = reused = 0
+    with progress_bar() as bar, TreesFile(trees, key) as trees_file:
         task = bar.add_task("search", total=len(rows), rate="")
-        if done:
-            console.print(f"resuming: {len(done)} questions already searched ({journal_path(output)})")
+        if kept:
+            console.print(f"{len(kept)} questions' searches kept in {trees} under this model and settings")
         for number, row in enumerate(rows, start=1):
             ident = str(row.get("id", number))
             try:
@@ -87,58 +92,50 @@ def mcts(input: str | Path | list[Row], output: str | Path | None = None, settin
             except PromptError as exc:
                 raise InputError(name, number, "prompt", str(exc)) from exc
             question = question_key(ident, row)
-            outcome = done.get(question)
-            if outcome is None:
-                outcome = _search_question(row, ident, prompt_text, generator, judge, rules, pair_rules, settings,
-                                           end_text)  # fmt: skip
-                journal.record(question, outcome)
-            calls += outcome["calls"]
+            found = kept.get(question)
+            reused += found is not None
+            if found is None:
+                found = search(row["prompt"], row, generator, judge, rules, _seed(settings.seed, ident))
+                trees_file.record(question, found)
+            outcome = _pairs_of(found, ident, prompt_text, row, pair_rules, settings.pairs, end_text)
+            calls += found.generator_calls
             left_out.update(outcome["left_out"])
-            rewards = outcome.get("rewards")  # absent from journals written before it was recorded
-            judged.update(_reward_keys(rewards or []))
-            unrecorded += rewards is None
+            judged.update(_reward_keys(outcome["rewards"]))
             made += outcome["pairs"]
             if outcome["without"] is not None:
-                without.append({"id": ident, "row": number, "reason": outcome["without"], "rewards": rewards})
+                without.append({"id": ident, "row": number, "reason": outcome["without"],
+                                "rewards": outcome["rewards"]})  # fmt: skip
             bar.update(task, advance=1, rate=f"{len(made)} pairs")
     summary = {"questions": len(rows), "pairs": len(made), "questions_without_pair": len(without),
                "pairs_left_out": dict(left_out), "judged_answers": _by_reward(judged), "generator_calls": calls,
-               **({"questions_without_recorded_rewards": unrecorded} if unrecorded else {}),
-               "seconds": round(time.time() - started, 2)}  # fmt: skip
+               "questions_from_kept_trees": reused, "seconds": round(time.time() - started, 2)}  # fmt: skip
     if output is not None:
         write_rows(made, output)
         write_sidecar(output, {
             "stage": "itool-mcts", "input": name, "settings": asdict(settings), "summary": summary,
             "model": loaded.identity, "questions_without_pair": without,
+            **({"trees": str(trees)} if trees is not None else {}),
             # how `grape dpo` renders these rows: the prompt already holds the template's text and the prefix
             "score_settings": {"model": settings.model, "template": "raw", "eos": False},
         })  # fmt: skip
-        journal_path(output).unlink(missing_ok=True)  # the output holds every question's pairs now
     if not made:
         console.print(f"[yellow]warning:[/] no pair kept from {len(rows)} questions ({dict(left_out)})")
     return made, summary
 
 
-def _search_question(row: Row, ident: str, prompt_text: str, generator: HFGenerator, judge: Judge,
-                     rules: SearchRules, pair_rules: PairRules, settings: MCTSSettings,
-                     end_text: str | None) -> dict[str, Any]:  # fmt: skip
-    """One question searched: its pair rows, why it has none (or None), the pairs left out and the model calls."""
-    result = search(row["prompt"], row, generator, judge, rules, _seed(settings.seed, ident))
-    if settings.pairs == "step":
-        kept, reasons = step_pairs(result.root, pair_rules)
+def _pairs_of(found: Search, ident: str, prompt_text: str, row: Row, rules: PairRules, level: str,
+              end_text: str | None) -> dict[str, Any]:  # fmt: skip
+    """A searched question's pair rows, why it has none (or None), the pairs left out and the judged rewards."""
+    if level == "step":
+        kept, reasons = step_pairs(found.root, rules)
         pairs = [step_pair_row(ident, prompt_text, p, end_text, row) for p in kept]
     else:
-        outcome = answer_pair(result, pair_rules)
+        outcome = answer_pair(found, rules)
         kept, reasons = ([outcome], []) if isinstance(outcome, AnswerPair) else ([], [outcome])
         pairs = [answer_pair_row(ident, prompt_text, p, end_text, row) for p in kept]
     why = None if pairs else (dict(Counter(reasons)) or {"no node with two children": 1})
-    return {
-        "pairs": pairs,
-        "without": why,
-        "left_out": list(reasons),
-        "calls": result.generator_calls,
-        "rewards": [rollout.reward for rollout in result.rollouts],
-    }
+    return {"pairs": pairs, "without": why, "left_out": list(reasons),
+            "rewards": [rollout.reward for rollout in found.rollouts]}  # fmt: skip
 
 
 def _reward_keys(rewards: list[float]) -> list[str]:

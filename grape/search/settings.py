@@ -14,6 +14,7 @@ from grape.search.steps import FRAGMENTS_PER_STEP, SEPARATORS
 
 JUDGES = ("tool-call", "irm", "self-eval")
 PAIR_LEVELS = ("step", "answer")
+PAIR_RULES = ("pairs", "min_gap", "min_chosen", "max_overlap")  # what is read from a searched tree, not searched
 T = TypeVar("T")
 
 
@@ -46,6 +47,7 @@ class MCTSSettings:
     min_chosen: float = -0.3  # V_chosen at least this,
     max_overlap: float = 0.95  # and the two texts' word overlap at most this
     seed: int = 0
+    trees: str | None = None  # the searched trees to reuse and add to (None: <output>.trees.jsonl; trees_file.py)
     dtype: str = "auto"
     device: str = "auto"
     trust_remote_code: bool = False

@@ -8,6 +8,9 @@ V is a sum, N the number of rewards added, and selection reads V/(N+1) (the +1 c
 
 P is the child's prior: exp of the mean log-probability of its step's tokens under the model. Before the
 parent's first backup (N_parent = 0, where ln is -inf) the exploration term is taken as 0.
+
+A tree is kept as nested JSON objects (`node_record`, `node_from_record`): a node's fields and its children in
+order, so that a tree read back has the same places (`Node.label`), texts, values and visits, and the same pairs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(eq=False)
@@ -54,6 +58,13 @@ class Node:
         indices = [str(n.parent.children.index(n)) for n in self.path()[1:] if n.parent is not None]
         return ".".join(indices) or "root"
 
+    def at(self, label: str) -> Node:
+        """The node at ``label`` below this one (the inverse of `label` from the root)."""
+        node = self
+        for index in () if label == "root" else label.split("."):
+            node = node.children[int(index)]
+        return node
+
     def walk(self) -> Iterator[Node]:
         """This node and its descendants, depth first, children in the order they were added."""
         yield self
@@ -84,3 +95,18 @@ def backup(node: Node, reward: float) -> None:
     for n in node.path():
         n.visits += 1
         n.value += reward
+
+
+def node_record(node: Node) -> dict[str, Any]:
+    """``node`` and everything under it as nested JSON-ready objects (JSON keeps a float's every digit)."""
+    return {"step": node.step, "prior": node.prior, "value": node.value, "visits": node.visits,
+            "finished": node.finished, "expanded": node.expanded,
+            "children": [node_record(child) for child in node.children]}  # fmt: skip
+
+
+def node_from_record(record: dict[str, Any], parent: Node | None = None) -> Node:
+    """The tree `node_record` wrote, hung under ``parent``."""
+    node = Node(record["step"], record["prior"], record["value"], record["visits"], record["finished"],
+                parent=parent, expanded=record["expanded"])  # fmt: skip
+    node.children = [node_from_record(child, node) for child in record["children"]]
+    return node

@@ -23,6 +23,17 @@ def test_the_example_pipeline_plans_each_iteration_on_the_model_before_it():
     assert plan["warmup"].settings.trainer == {"train_sampling_strategy": "sequential"}
 
 
+def test_a_trees_file_named_in_the_yaml_is_relative_to_it_before_it_exists(tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"id": "q", "prompt": "Hi", "answer": []}\n')
+    path = tmp_path / "p.yaml"
+    path.write_text("workdir: run\nsteps:\n  - {name: search, type: mcts, input: rows.jsonl, model: "
+                    "smollm2-135m-instruct, trees: kept/trees.jsonl}\n  - {name: other, type: mcts, input: "
+                    "rows.jsonl, model: smollm2-135m-instruct, trees: /abs/trees.jsonl}\n")  # fmt: skip
+    plan = {p.name: p for p in load_pipeline(path).steps}
+    assert plan["search"].settings.trees == str(tmp_path / "kept" / "trees.jsonl")
+    assert plan["other"].settings.trees == "/abs/trees.jsonl"
+
+
 def test_one_iteration_end_to_end_on_a_tiny_model(tmp_path, tiny_smol_dir):
     write_rows(TRAJECTORIES, tmp_path / "conversations.jsonl")
     fast = {"batch_size": 4, "lr": 1e-2, "precision": "fp32", "lora_r": 4, "max_steps": 1, "logging_steps": 1}
@@ -63,3 +74,13 @@ def test_one_iteration_end_to_end_on_a_tiny_model(tmp_path, tiny_smol_dir):
     assert "loss: simpo" in done and "template: raw" in done and "eos: false" in done
     assert (runs / "simpo.1" / "model" / "config.json").is_file()  # LoRA merged: the next iteration's model
     assert read_sidecar(runs / "eval" / "eval.jsonl")["summary"]["items"] == 8
+    # the paper's ablation on the same run: the search step reruns with whole-answer pairs from the kept searches
+    searched = read_sidecar(runs / "search.1" / "pairs.jsonl")["summary"]
+    assert searched["questions_from_kept_trees"] == 0 and (runs / "mcts.trees.jsonl").is_file()
+    outcomes = run_pipeline(path, overrides=["search.pairs=answer", "search.max_overlap=1.0"])
+    assert [o.step for o in outcomes if o.status != "cached"] == ["search.1", "simpo.1", "eval"]
+    ablation = read_sidecar(runs / "search.1" / "pairs.jsonl")
+    assert ablation["settings"]["pairs"] == "answer" and ablation["trees"] == str(runs / "mcts.trees.jsonl")
+    assert ablation["summary"]["questions_from_kept_trees"] == len(deficient) == searched["questions"]
+    assert ablation["summary"]["generator_calls"] == searched["generator_calls"]
+    assert all(r["level"] == "answer" for r in read_table_rows(runs / "search.1" / "pairs.jsonl"))

@@ -20,12 +20,13 @@ Pairs: root A1 (2.6) vs B1 (-0.9): kept; A1's A2 (2.6) vs C (-0.4): kept; B1's E
 text, overlap 1: left out.
 """
 
+import json
 import math
 
 import pytest
 
 from grape.search.generator import Continuation
-from grape.search.mcts import SearchRules, search
+from grape.search.mcts import SearchRules, search, search_from_record, search_record
 from grape.search.pairs import OVERLAP, PairRules, answer_pair, step_pairs
 from grape.search.rewards import verifier_reward
 
@@ -107,6 +108,26 @@ def test_exactly_the_expected_step_pairs(result):
 def test_the_whole_answer_pair(result):
     pair = answer_pair(result, PairRules())
     assert (pair.chosen.text, pair.rejected.text) == ("get_weather(city='Paris')", "get_time(city='Paris')")
+
+
+def test_a_search_read_back_from_json_has_the_same_tree_answers_and_pairs(result):
+    """What the trees file keeps: every node's fields in place, the rollouts' leaves, and so the same pairs."""
+    back = search_from_record(json.loads(json.dumps(search_record(result))))
+    fields = ("step", "prior", "value", "visits", "finished", "expanded", "depth")
+    nodes = [(n.label(), n.text(), *(getattr(n, f) for f in fields)) for n in result.root.walk()]
+    assert [(n.label(), n.text(), *(getattr(n, f) for f in fields)) for n in back.root.walk()] == nodes
+    assert len(nodes) == 9 and back.generator_calls == 3
+    assert [(r.text, r.finished, r.reward, r.leaf.label()) for r in back.rollouts] == [
+        ("get_weather(city='Paris')", True, 1.0, "0.0"),
+        ("get_weather(city='Paris')", True, 1.0, "0.0"),
+        ("get_time(city='Paris')", True, -1.0, "1.0"),
+    ]
+    assert all(b.leaf is back.root.at(b.leaf.label()) for b in back.rollouts)
+    for rules in (PairRules(), PairRules(min_gap=0.0, min_chosen=-5.0, max_overlap=1.0)):
+        pairs = [(p.parent.label(), p.chosen.label(), p.rejected.label()) for p in step_pairs(result.root, rules)[0]]
+        assert [(p.parent.label(), p.chosen.label(), p.rejected.label()) for p in step_pairs(back.root, rules)[0]] \
+            == pairs  # fmt: skip
+    assert answer_pair(back, PairRules()).rejected.leaf.label() == "1.0"
 
 
 def test_an_unfinished_leaf_is_finished_by_one_more_sample_before_it_is_judged():

@@ -135,10 +135,10 @@ class SessionEnded(Exception):
 
 
 def test_a_killed_search_resumes_where_it_stopped_with_the_same_pairs(tool_rows, tmp_path, monkeypatch):
-    """Each searched question is journalled as it is found; a re-run searches only the rest and writes what an
-    uninterrupted run writes; a journal under other settings (another seed) is not reused."""
+    """Each question's search is kept as it is found; a re-run searches only the rest and writes what an
+    uninterrupted run writes; searches under other settings (another seed) are not reused."""
     import grape.search.run as run
-    from grape.search.journal import journal_path
+    from grape.search.trees_file import trees_path
 
     rows = read_table_rows(tool_rows)[2:4]
     source = write_rows(rows, tmp_path / "rows.jsonl")
@@ -154,19 +154,42 @@ def test_a_killed_search_resumes_where_it_stopped_with_the_same_pairs(tool_rows,
 
     monkeypatch.setattr(run, "search", killed_on_the_second)
     output = tmp_path / "pairs.jsonl"
+    trees = trees_path(output, None)
     with pytest.raises(SessionEnded):
         mcts(source, output, **FAST)
-    assert not output.exists() and len(journal_path(output).read_text().splitlines()) == 1
+    assert not output.exists() and len(trees.read_text().splitlines()) == 1
     searched_ids.clear()
     resumed, summary = mcts(source, output, **FAST)
-    assert searched_ids == [rows[1]["id"]]  # the first question came from the journal
+    assert searched_ids == [rows[1]["id"]]  # the first question's search was kept
     assert resumed == whole == read_table_rows(output) and summary["questions"] == 2
-    assert not journal_path(output).exists()  # the output holds it all now
-    with pytest.raises(SessionEnded):  # a journal of another seed's search ...
-        searched_ids.clear()
-        mcts(source, output, **{**FAST, "seed": 7})
+    assert summary["questions_from_kept_trees"] == 1 and len(trees.read_text().splitlines()) == 2  # and stays
     searched_ids.clear()
-    monkeypatch.setattr(run, "search", lambda prompt, row, *args: searched_ids.append(row["id"]) or real_search(
-        prompt, row, *args))  # fmt: skip
-    mcts(source, output, **FAST)
-    assert searched_ids == [r["id"] for r in rows]  # ... is not this search's
+    with pytest.raises(SessionEnded):
+        mcts(source, output, **{**FAST, "seed": 7})
+    assert searched_ids == [r["id"] for r in rows]  # the kept searches of seed 0 are not seed 7's
+
+
+def test_other_pair_rules_read_their_pairs_from_the_kept_searches(tool_rows, tmp_path, monkeypatch):
+    """Whole-answer pairs, or other bounds, from the trees a step-pair run kept (one file shared through --trees):
+    no question searched again, and the same pairs as a run that searches from scratch."""
+    import grape.search.run as run
+
+    rows = read_table_rows(tool_rows)[1:4]
+    source = write_rows(rows, tmp_path / "rows.jsonl")
+    (tmp_path / "rows.jsonl.meta.json").write_text((tool_rows.parent / "rows.jsonl.meta.json").read_text())
+    trees = tmp_path / "searches.jsonl"
+    step, searched = mcts(source, tmp_path / "step.jsonl", **FAST, trees=str(trees))
+    assert searched["questions_from_kept_trees"] == 0 and len(trees.read_text().splitlines()) == 3
+    ablations = [{"pairs": "answer", "max_overlap": 1.0}, {"min_gap": 0.5, "min_chosen": 0.0}, {"max_overlap": 0.2}]
+    fresh = [mcts(source, None, **{**FAST, **rules})[0] for rules in ablations]  # searched again, no trees kept
+    calls = []
+    monkeypatch.setattr(run, "search", lambda *args: calls.append(args))
+    for rules, expected in zip(ablations, fresh, strict=True):
+        output = tmp_path / "ablation.jsonl"
+        assert main(["itool", "mcts", str(source), "-o", str(output), "--trees", str(trees),
+                     *(f"--{k.replace('_', '-')}={v}" for k, v in {**FAST, **rules}.items())]) == 0  # fmt: skip
+        assert read_table_rows(output) == expected and not calls
+        summary = read_sidecar(output)["summary"]
+        assert summary["questions_from_kept_trees"] == 3 and summary["generator_calls"] == searched["generator_calls"]
+    assert fresh[0] and all(r["level"] == "answer" for r in fresh[0]) and step != fresh[1]
+    assert len(trees.read_text().splitlines()) == 3  # nothing searched, nothing added
