@@ -28,6 +28,7 @@ from typing import Any
 
 from grape.data.read_datasets import csv_rows, dataset_object_rows, disk_dataset_rows, hub_rows, is_dataset_object
 from grape.errors import GrapeError, InputError
+from grape.models.hub_ids import could_be_hub_id
 
 _JSONL = (".jsonl", ".ndjson")
 _PARQUET = (".parquet", ".pq")
@@ -80,14 +81,8 @@ def source_name(source: Any) -> str:
 
 
 def looks_like_hub_id(text: str) -> bool:
-    """``name`` or ``owner/name`` without a file suffix, not absolute, not ``./``-relative."""
-    parts = text.split("/")
-    return (
-        0 < len(parts) <= 2
-        and all(part and not part.startswith(".") for part in parts)
-        and all(c.isalnum() or c in "-_." for part in parts for c in part)
-        and not text.lower().endswith(FILE_SUFFIXES)
-    )
+    """A dataset's Hub id: the form of one (``name`` or ``owner/name``), without a data file's suffix."""
+    return could_be_hub_id(text) and not text.lower().endswith(FILE_SUFFIXES)
 
 
 def _file_rows(path: Path) -> Iterator[RawRow]:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import pickle
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from grape.errors import GrapeError
 from grape.models.dtypes import dtype_name
 from grape.models.embedded import EMBEDDED
+from grape.models.hub_ids import could_be_hub_id
 
 
 @dataclass
@@ -87,18 +87,6 @@ def resolve_model_dir(spec: str, trust_remote_code: bool = False) -> tuple[str, 
         raise GrapeError(f"{spec}: no such model directory (nor a Hub id, which is NAME or OWNER/NAME); give a "
                          f"model directory, a .gguf file, or one of {sorted(EMBEDDED)}")  # fmt: skip
     return spec, {"spec": spec, "kind": "hub"}
-
-
-_HUB_NAME = re.compile(r"\w(?:[\w.-]{0,94}\w)?", re.ASCII)
-
-
-def could_be_hub_id(spec: str) -> bool:
-    """Whether ``spec`` has the form of a Hugging Face Hub id: NAME or OWNER/NAME (letters, digits, ``_.-``,
-    at most 96 characters each, no ``--`` or ``..``, not ending ``.git``), so that a path that does not exist
-    is not taken for one."""
-    parts = spec.split("/")
-    return (len(parts) <= 2 and all(_HUB_NAME.fullmatch(p) for p in parts)
-            and "--" not in spec and ".." not in spec and not spec.endswith(".git"))  # fmt: skip
 
 
 def load_model(spec: str, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False) -> LoadedModel:

@@ -7,7 +7,8 @@ import pytest
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from grape.errors import GrapeError
-from grape.models.load import could_be_hub_id, resolve_model_dir
+from grape.models.hub_ids import could_be_hub_id
+from grape.models.load import resolve_model_dir
 
 SPECS = ["gpt2", "google/gemma-3-270m", "HuggingFaceTB/SmolLM2-135M-Instruct", "a", "_x/y_", "1/2", "my_models/llama",
          "./no/such/model", "../model", "/abs/model", "~/models/x", "a/b/c", "org/-x", "org/x-", ".x", "x.", "a--b",
