@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grape.data.journal_file import JournalFile
+from grape.data.journal_file import JournalFile, read_journal
 from grape.data.tables import read_sidecar, read_table_rows
 from grape.models.fingerprint import loaded_fingerprint
 from grape.models.load import LoadedModel
@@ -58,15 +58,9 @@ def given_answers(output: str | Path, key: str) -> dict[str, Answer]:
             if isinstance(row.get("response"), str) and "id" in row and "prompt" in row:
                 found[item_key(row["id"], row["prompt"])] = (row["response"], int(row.get("n_tokens") or 0),
                                                              str(row.get("finish_reason") or "stop"))  # fmt: skip
-    journal = journal_path(output)
-    if journal.is_file():
-        for line in journal.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the line a killed run was writing
-            if isinstance(entry, dict) and entry.get("key") == key:
-                found[entry["item"]] = (entry["response"], entry["n_tokens"], entry["finish_reason"])
+    for entry in read_journal(journal_path(output)):
+        if entry.get("key") == key:
+            found[entry["item"]] = (entry["response"], entry["n_tokens"], entry["finish_reason"])
     return found
 
 

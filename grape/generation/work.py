@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grape.data.journal_file import read_journal
 from grape.data.pool import SKIP_KEY, Row, item_of, prompt_of, read_pool
 from grape.data.tables import read_sidecar, write_atomically
 from grape.errors import GrapeError
@@ -121,19 +122,6 @@ def _extend(existing: list[Row], fresh: list[Row], wanted: int, where: str) -> l
 def journal_path(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(output.name + ".journal.jsonl")
-
-
-def read_journal(path: Path) -> list[Row]:
-    """Completions written by an earlier (interrupted) run; a torn last line is ignored."""
-    if not path.is_file():
-        return []
-    entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # the line being written when the run was killed
-    return entries
 
 
 def close_journal(path: Path, leftover: list[Row]) -> None:

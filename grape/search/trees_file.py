@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from grape.data.journal_file import JournalFile
+from grape.data.journal_file import JournalFile, read_journal
 from grape.models.fingerprint import loaded_fingerprint
 from grape.models.load import LoadedModel
 from grape.search.mcts import Search, search_from_record, search_record
@@ -54,17 +54,8 @@ def trees_path(output: str | Path | None, trees: str | Path | None) -> Path | No
 
 def read_trees(path: Path | None, key: str) -> dict[str, Search]:
     """The searches kept in ``path`` under ``key``, by question key (the last line of a question wins)."""
-    found: dict[str, Search] = {}
-    if path is None or not path.is_file():
-        return found
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # the line a killed run was writing
-        if isinstance(entry, dict) and entry.get("key") == key:
-            found[entry["question"]] = search_from_record(entry["search"])
-    return found
+    return {entry["question"]: search_from_record(entry["search"]) for entry in read_journal(path)
+            if entry.get("key") == key}  # fmt: skip
 
 
 class TreesFile(JournalFile):
