@@ -26,7 +26,7 @@ import torch
 from grape.config import read_yaml
 from grape.data.records import Messages
 from grape.errors import GrapeError
-from grape.models.kv_cache import cache_keyword, cache_of
+from grape.models.kv_cache import cache_keyword, cache_of, shared_prefix_length
 from grape.models.load import quiet_transformers, resolve_device, resolve_dtype, resolve_model_dir
 from grape.text import Renderer
 
@@ -182,12 +182,3 @@ class FunctionReward:
     def score(self, responses: list[str], ended: list[bool]) -> torch.Tensor:
         values = [float(self.function(self.prompt, r, e)) for r, e in zip(responses, ended, strict=True)]
         return torch.tensor(values, dtype=torch.float32)
-
-
-def shared_prefix_length(rows: list[list[int]]) -> int:
-    """The length of the longest common prefix of ``rows``."""
-    first, length = rows[0], min(len(r) for r in rows)
-    for position in range(length):
-        if any(r[position] != first[position] for r in rows[1:]):
-            return position
-    return length

@@ -7,8 +7,9 @@ import pytest
 import torch
 from decoding_models import reward_model
 
-from grape.decoding.reward import CachedRewardScorer, PlainRewardScorer, load_reward_model, shared_prefix_length
+from grape.decoding.reward import CachedRewardScorer, PlainRewardScorer, load_reward_model
 from grape.errors import GrapeError
+from grape.models.kv_cache import shared_prefix_length
 
 PROMPT = "Name a colour."
 RESPONSES = ["Blue", "The sky is blue on a clear day", "Red, like a tomato", "Green"]

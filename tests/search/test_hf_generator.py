@@ -73,3 +73,57 @@ def test_token_ends_place_each_token_in_the_text(tiny_smol):
 
 def test_the_end_marker_of_the_chat_template_ends_an_answer(tiny_smol, generator):
     assert tiny_smol.tokenizer.convert_tokens_to_ids("<|im_end|>") in end_token_ids(tiny_smol, generator.renderer)
+
+
+OTHER = [{"role": "system", "content": "def get_time(zone: string): ..."}, {"role": "user", "content": "Time in Oslo?"}]
+
+
+# The calls of two questions' searches: expansions and rollouts of one prompt, then another, then the first again.
+CALLS = [(PROMPT, "", 3, 1), (PROMPT, "get_weather(city=", 3, 2), (PROMPT, "get_weather(city='Paris'", 1, 3),
+         (OTHER, "", 2, 4), (OTHER, "get_time(", 1, 5), (PROMPT, "get", 2, 6)]  # fmt: skip
+
+
+def _search_like_calls(generator):
+    return [generator.sample(prompt, prefix, n, seed) for prompt, prefix, n, seed in CALLS]
+
+
+def _agree(cached, plain):
+    for ours, reference in zip(cached, plain, strict=True):
+        for a, b in zip(ours, reference, strict=True):
+            assert (a.text, a.finished, a.token_ends) == (b.text, b.finished, b.token_ends)
+            assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_the_kept_prompt_cache_samples_what_the_whole_context_samples(tiny_smol):
+    """Continuing a copy of the prompt's kept cache draws the same tokens, with the same log-probs, as computing
+    the whole context on every call; each prompt is computed once per run of calls on it."""
+    renderer = Renderer(tiny_smol.tokenizer, "chat", eos=False)
+    cached = HFGenerator(tiny_smol, renderer, max_new_tokens=8, temperature=1.5)
+    plain = HFGenerator(tiny_smol, renderer, max_new_tokens=8, temperature=1.5, prompt_cache=False)
+    _agree(_search_like_calls(cached), _search_like_calls(plain))
+    assert cached.prompt_builds == 3 and plain.prompt_builds == 0  # PROMPT, OTHER, PROMPT again
+    contexts = [len(cached.context_ids(prompt, prefix)[0]) for prompt, prefix, _, _ in CALLS]
+    kept = {id(p): len(renderer.generation_ids(p)) - 1 for p in (PROMPT, OTHER)}
+    assert plain.tokens_fed == sum(contexts)  # every call computes its whole context
+    # each prompt's kept ids once a run of calls on it, then each call's ids after them
+    assert cached.tokens_fed == 2 * kept[id(PROMPT)] + kept[id(OTHER)] + sum(
+        n - kept[id(prompt)] for n, (prompt, *_) in zip(contexts, CALLS, strict=True))  # fmt: skip
+    context, _ = cached.context_ids(PROMPT, "get")
+    assert cached._kept_for(PROMPT, context) is not None  # the first prompt is the kept one now
+    assert cached._kept_for(PROMPT, [context[0] + 1, *context[1:]]) is None  # a context not starting with it
+
+
+def test_a_prompt_longer_than_a_sliding_window_is_kept_and_continued_alike(tiny_model_dir):
+    """Gemma 3's sliding-window layers (window 16 here) keep only the window of a long prompt's cache."""
+    from grape.models.load import load_model
+
+    loaded = load_model(str(tiny_model_dir), "float32", "cpu")
+    renderer = Renderer(loaded.tokenizer, "paper", eos=False)
+    prompt = "List three cities in France, and say which of them is the capital and why it became one."
+    assert len(renderer.generation_ids(prompt)) > 16
+    calls = [(prompt, "", 3, 1), (prompt, " Paris, Lyon", 2, 2), (prompt, " Paris", 1, 3)]
+    results = []
+    for prompt_cache in (True, False):
+        generator = HFGenerator(loaded, renderer, max_new_tokens=6, temperature=1.5, prompt_cache=prompt_cache)
+        results.append([generator.sample(p, prefix, n, seed) for p, prefix, n, seed in calls])
+    _agree(*results)

@@ -1,0 +1,138 @@
+"""iTool's search speed: the generator that keeps each prompt's KV cache against the one that computes the whole
+context on every call (seconds per question and the ratio).
+
+  .venv/bin/python benchmarks/search_speed.py --questions 3 --rounds 3
+
+The questions are --questions rows with a gold call drawn (seed --seed) from BFCL's live_simple and
+live_multiple, the BFCL experiment's training categories (../shared/data/bfcl, as `grape tools prepare` makes
+them for --model; the hand-made conversations of the tests when the data is absent), searched
+at the paper's settings (5 simulations, 3 continuations of <= 50 tokens an expansion, temperature 1.5, depth 3,
+the tool-call judge) with each question's own seed, as `grape itool mcts` searches them. Each round searches
+every question with both generators, in rotated order; the two trees must hold the same steps and texts and
+the same priors within 1e-4, or the script stops. Printed: seconds per question of each per round (median and
+spread), the per-round ratio, the prompts' lengths in tokens, the context positions each generator computed,
+the load average before and after every timing, and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from measure import load_average, machine_state  # noqa: E402
+from round_stats import per_round_ratios, ratio_refusal, rotated_order, spread_of  # noqa: E402
+
+from grape.data.tables import write_rows  # noqa: E402
+from grape.models.load import load_model  # noqa: E402
+from grape.search.hf_generator import HFGenerator  # noqa: E402
+from grape.search.mcts import Search, SearchRules, search  # noqa: E402
+from grape.search.rewards import verifier_reward  # noqa: E402
+from grape.text import Renderer  # noqa: E402
+from grape.tools.prepare import prepare  # noqa: E402
+
+BFCL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bfcl"
+CATEGORIES = ("live_simple", "live_multiple")
+PATHS = ("kept", "whole")
+
+
+def questions(count: int, model: str, seed: int) -> tuple[list[dict], str]:
+    """``count`` prepared rows with a gold call drawn under ``seed``: BFCL's live categories, else the tests'."""
+    with tempfile.TemporaryDirectory() as folder:
+        if all((BFCL / f"BFCL_v4_{c}.json").is_file() for c in CATEGORIES):
+            rows = []
+            for category in CATEGORIES:
+                answers = BFCL / "possible_answer" / f"BFCL_v4_{category}.json"
+                rows += prepare(BFCL / f"BFCL_v4_{category}.json", Path(folder) / f"{category}.jsonl",
+                                answers=str(answers), model=model)[0]  # fmt: skip
+            described = f"{count} rows of BFCL {' + '.join(CATEGORIES)} drawn with seed {seed}"
+        else:
+            from tool_rows import TRAJECTORIES
+
+            conversations = write_rows(TRAJECTORIES, Path(folder) / "conversations.jsonl")
+            rows, _ = prepare(conversations, Path(folder) / "rows.jsonl", model=model)
+            described = f"{count} rows of the tests' conversations drawn with seed {seed} (BFCL data absent)"
+    called = [r for r in rows if r.get("answer")]
+    return random.Random(seed).sample(called, min(count, len(called))), described
+
+
+def same_tree(a: Search, b: Search, tolerance: float = 1e-4) -> None:
+    """Stop unless both searches made the same nodes (steps, places) with priors within ``tolerance``."""
+    one, other = list(a.root.walk()), list(b.root.walk())
+    if [(n.label(), n.step) for n in one] != [(n.label(), n.step) for n in other]:
+        raise SystemExit("the two generators' searches made different trees")
+    gap = max(abs(x.prior - y.prior) for x, y in zip(one, other, strict=True))
+    if gap > tolerance:
+        raise SystemExit(f"priors differ by {gap:.2e} > {tolerance:g}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--questions", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0, help="the draw of the questions")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--simulations", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--json", type=Path, help="also write the summary here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    loaded = load_model(args.model, "float32", "cpu")
+    rows, source = questions(args.questions, args.model, args.seed)
+    renderer = Renderer(loaded.tokenizer, "chat", eos=False)
+    lengths = [len(renderer.generation_ids(row["prompt"])) for row in rows]
+    generators = {path: HFGenerator(loaded, renderer, 50, 1.5, prompt_cache=path == "kept") for path in PATHS}
+    rules = SearchRules(simulations=args.simulations, samples=3, max_depth=3)
+    seeds = [zlib.crc32(str(row.get("id", i)).encode()) % 2**31 for i, row in enumerate(rows)]
+    generators["kept"].sample(rows[0]["prompt"], "", 1, 0)  # warm-up: one short call each
+    generators["whole"].sample(rows[0]["prompt"], "", 1, 0)
+    rounds = []
+    for index in range(args.rounds):
+        found, row = {}, {}
+        for path in rotated_order(PATHS, index):
+            generator = generators[path]
+            before, fed = load_average(), generator.tokens_fed
+            started = time.perf_counter()
+            found[path] = [search(r["prompt"], r, generator, verifier_reward, rules, seed)
+                           for r, seed in zip(rows, seeds, strict=True)]  # fmt: skip
+            seconds = time.perf_counter() - started
+            row[path] = {"seconds": seconds, "s_per_question": seconds / len(rows),
+                         "calls": sum(f.generator_calls for f in found[path]),
+                         "positions_computed": generator.tokens_fed - fed, "load_before": before,
+                         "load_after": load_average()}  # fmt: skip
+        for a, b in zip(found["kept"], found["whole"], strict=True):
+            same_tree(a, b)
+        rounds.append(row)
+        print(json.dumps({"round": index, **row}), file=sys.stderr, flush=True)
+    kept = [r["kept"]["s_per_question"] for r in rounds]
+    whole = [r["whole"]["s_per_question"] for r in rounds]
+    ratios = per_round_ratios(whole, kept)  # how many times faster the kept cache is
+    spreads = [spread_of(kept), spread_of(whole), spread_of(ratios)]
+    summary = {
+        "benchmark": "search_speed", "model": args.model, "questions": source, "prompt_tokens": lengths,
+        "simulations": args.simulations, "machine": machine_state(loaded.device), "rounds": rounds,
+        "kept_s_per_question": spreads[0].as_dict(), "whole_s_per_question": spreads[1].as_dict(),
+        "speedup": spreads[2].as_dict(), "ratio_refused": ratio_refusal(spreads), "trees_equal": True,
+    }  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"kept {spreads[0].brief()} s/question, whole {spreads[1].brief()} s/question, speed-up "
+        f"{spreads[2].brief()}x; trees equal in every round",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
