@@ -23,6 +23,7 @@ from grape.errors import GrapeError
 from grape.models.dtypes import dtype_name
 from grape.models.embedded import EMBEDDED
 from grape.models.hub_ids import could_be_hub_id
+from grape.models.small_batch_head import use_small_batch_head
 
 
 @dataclass
@@ -108,6 +109,8 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto", trust_remot
     except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) met code, not just tensors
         raise GrapeError(_refused_pickle_message(spec, exc)) from exc
     model.to(torch_device).eval()
+    if torch_device.type == "cpu":
+        use_small_batch_head(model)  # a few rows' LM head in the orientation MKL runs fast
     identity.update(
         name_or_path=getattr(model.config, "_name_or_path", target),
         model_type=model.config.model_type,
