@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from grape.models.kv_cache import cache_keyword, cache_of
+from grape.models.padded_cache import joined, mergeable, selected, trimmed
 
 
 @dataclass
@@ -66,7 +67,7 @@ def continuous_greedy(
             entering = [waiting.pop() for _ in range(min(slots - len(rows), len(waiting)))]
             fresh, fresh_mask, fresh_logits = _prefill(model, [prompts[i] for i in entering], pad_id, device, keyword)
             new_rows = [_Row(i, len(prompts[i])) for i in entering]
-            cache, mask = _joined(cache, mask, fresh, fresh_mask)
+            cache, mask = joined(cache, mask, fresh, fresh_mask)
             rows += new_rows
             chosen = fresh_logits.argmax(-1)
             last = chosen if last is None else torch.cat([last, chosen])
@@ -93,8 +94,8 @@ def continuous_greedy(
                 cache, mask, last = None, None, None
                 continue
             index = torch.tensor(keep, device=device)
-            cache, mask, last = _selected(cache, index), mask[index], last[index]
-            cache, mask = _trimmed(cache, mask)
+            cache, mask, last = selected(cache, index), mask[index], last[index]
+            cache, mask = trimmed(cache, mask)
 
 
 def _advance(rows, first, chosen, eos_ids, max_new_tokens, finished) -> list[int]:
@@ -120,44 +121,6 @@ def _prefill(model, prompts: list[list[int]], pad_id: int, device, keyword: str)
     positions = (mask.cumsum(1) - 1).clamp(min=0)
     output = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{keyword: None})
     cache = cache_of(output)
-    if any(type(layer).__name__ != "DynamicLayer" for layer in cache.layers):
+    if not mergeable(cache):
         raise ValueError("continuous batching needs a cache of plain full-attention layers")
     return cache, mask, output.logits[:, -1]
-
-
-def _joined(cache, mask, fresh, fresh_mask):
-    """The running rows' cache and the new ones' in one, both padded on the left to the wider of the two."""
-    if cache is None:
-        return fresh, fresh_mask
-    width, fresh_width = mask.shape[1], fresh_mask.shape[1]
-    cache, mask = _left_padded(cache, mask, fresh_width - width)
-    fresh, fresh_mask = _left_padded(fresh, fresh_mask, width - fresh_width)
-    for layer, new in zip(cache.layers, fresh.layers, strict=True):
-        layer.keys = torch.cat([layer.keys, new.keys])
-        layer.values = torch.cat([layer.values, new.values])
-    return cache, torch.cat([mask, fresh_mask])
-
-
-def _left_padded(cache, mask, columns: int):
-    if columns <= 0:
-        return cache, mask
-    for layer in cache.layers:
-        layer.keys = torch.nn.functional.pad(layer.keys, (0, 0, columns, 0))
-        layer.values = torch.nn.functional.pad(layer.values, (0, 0, columns, 0))
-    return cache, torch.nn.functional.pad(mask, (columns, 0))
-
-
-def _selected(cache, index: torch.Tensor):
-    for layer in cache.layers:
-        layer.keys, layer.values = layer.keys[index], layer.values[index]
-    return cache
-
-
-def _trimmed(cache, mask):
-    """Without the leading columns that are padding in every row."""
-    lead = int((mask.cumsum(1) == 0).all(0).sum())
-    if lead == 0:
-        return cache, mask
-    for layer in cache.layers:
-        layer.keys, layer.values = layer.keys[:, :, lead:], layer.values[:, :, lead:]
-    return cache, mask[:, lead:]
