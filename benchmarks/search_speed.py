@@ -1,15 +1,19 @@
-"""iTool's search speed: the generator that keeps each prompt's KV cache against the one that computes the whole
-context on every call (seconds per question and the ratio).
+"""iTool's search speed: two ways of running the same searches (seconds per question and the ratio).
 
-  .venv/bin/python benchmarks/search_speed.py --questions 3 --rounds 3
+  .venv/bin/python benchmarks/search_speed.py --questions 4 --rounds 3 --paths together,kept
+
+The ways (--paths, the fast one first, then its baseline): ``together`` searches --at-once questions at a time,
+their continuations sampled as one batch, each prompt's KV cache kept (`grape itool mcts`'s default);
+``kept`` one question at a time with the kept prompt cache; ``whole`` one at a time, the whole context computed
+on every call.
 
 The questions are --questions rows with a gold call drawn (seed --seed) from BFCL's live_simple and
 live_multiple, the BFCL experiment's training categories (../shared/data/bfcl, as `grape tools prepare` makes
 them for --model; the hand-made conversations of the tests when the data is absent), searched
 at the paper's settings (5 simulations, 3 continuations of <= 50 tokens an expansion, temperature 1.5, depth 3,
 the tool-call judge) with each question's own seed, as `grape itool mcts` searches them. Each round searches
-every question with both generators, in rotated order; the two trees must hold the same steps and texts and
-the same priors within 1e-4, or the script stops. Printed: seconds per question of each per round (median and
+every question both ways, in rotated order; the two trees must hold the same steps and texts and the same
+priors within 1e-4, or the script stops. Printed: seconds per question of each per round (median and
 spread), the per-round ratio, the prompts' lengths in tokens, the context positions each generator computed,
 the load average before and after every timing, and the machine.
 """
@@ -35,15 +39,16 @@ from round_stats import per_round_ratios, ratio_refusal, rotated_order, spread_o
 
 from grape.data.tables import write_rows  # noqa: E402
 from grape.models.load import load_model  # noqa: E402
+from grape.search.generator import Request  # noqa: E402
 from grape.search.hf_generator import HFGenerator  # noqa: E402
-from grape.search.mcts import Search, SearchRules, search  # noqa: E402
+from grape.search.mcts import Search, SearchRules, searches  # noqa: E402
 from grape.search.rewards import verifier_reward  # noqa: E402
 from grape.text import Renderer  # noqa: E402
 from grape.tools.prepare import prepare  # noqa: E402
 
 BFCL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bfcl"
 CATEGORIES = ("live_simple", "live_multiple")
-PATHS = ("kept", "whole")
+WAYS = {"together": True, "kept": True, "whole": False}  # each way: whether the prompt's cache is kept
 
 
 def questions(count: int, model: str, seed: int) -> tuple[list[dict], str]:
@@ -79,57 +84,64 @@ def same_tree(a: Search, b: Search, tolerance: float = 1e-4) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--questions", type=int, default=3)
+    parser.add_argument("--questions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="the draw of the questions")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--simulations", type=int, default=5)
+    parser.add_argument("--paths", type=lambda text: text.split(","), default=["together", "kept"],
+                        help="two of together, kept, whole: the fast way, then its baseline")  # fmt: skip
+    parser.add_argument("--at-once", type=int, default=4, help="questions searched together by `together`")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args()
+    if len(args.paths) != 2 or not set(args.paths) <= set(WAYS):
+        raise SystemExit(f"--paths: two of {', '.join(WAYS)}")
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model, "float32", "cpu")
     rows, source = questions(args.questions, args.model, args.seed)
     renderer = Renderer(loaded.tokenizer, "chat", eos=False)
     lengths = [len(renderer.generation_ids(row["prompt"])) for row in rows]
-    generators = {path: HFGenerator(loaded, renderer, 50, 1.5, prompt_cache=path == "kept") for path in PATHS}
+    generators = {path: HFGenerator(loaded, renderer, 50, 1.5, prompt_cache=WAYS[path]) for path in args.paths}
+    at_once = {path: args.at_once if path == "together" else 1 for path in args.paths}
     rules = SearchRules(simulations=args.simulations, samples=3, max_depth=3)
-    seeds = [zlib.crc32(str(row.get("id", i)).encode()) % 2**31 for i, row in enumerate(rows)]
-    generators["kept"].sample(rows[0]["prompt"], "", 1, 0)  # warm-up: one short call each
-    generators["whole"].sample(rows[0]["prompt"], "", 1, 0)
+    work = [(r["prompt"], r, zlib.crc32(str(r.get("id", i)).encode()) % 2**31) for i, r in enumerate(rows)]
+    for path in args.paths:  # warm-up: one short call each
+        generators[path].sample([Request(rows[0]["prompt"], "", 1, 0)])
     rounds = []
     for index in range(args.rounds):
         found, row = {}, {}
-        for path in rotated_order(PATHS, index):
+        for path in rotated_order(args.paths, index):
             generator = generators[path]
             before, fed = load_average(), generator.tokens_fed
             started = time.perf_counter()
-            found[path] = [search(r["prompt"], r, generator, verifier_reward, rules, seed)
-                           for r, seed in zip(rows, seeds, strict=True)]  # fmt: skip
+            done = dict(searches(work, generator, verifier_reward, rules, at_once[path]))
             seconds = time.perf_counter() - started
+            found[path] = [done[i] for i in range(len(work))]
             row[path] = {"seconds": seconds, "s_per_question": seconds / len(rows),
                          "calls": sum(f.generator_calls for f in found[path]),
                          "positions_computed": generator.tokens_fed - fed, "load_before": before,
                          "load_after": load_average()}  # fmt: skip
-        for a, b in zip(found["kept"], found["whole"], strict=True):
+        for a, b in zip(*(found[path] for path in args.paths), strict=True):
             same_tree(a, b)
         rounds.append(row)
         print(json.dumps({"round": index, **row}), file=sys.stderr, flush=True)
-    kept = [r["kept"]["s_per_question"] for r in rounds]
-    whole = [r["whole"]["s_per_question"] for r in rounds]
-    ratios = per_round_ratios(whole, kept)  # how many times faster the kept cache is
-    spreads = [spread_of(kept), spread_of(whole), spread_of(ratios)]
+    fast, base = ([r[path]["s_per_question"] for r in rounds] for path in args.paths)
+    ratios = per_round_ratios(base, fast)  # how many times faster the first way is
+    spreads = [spread_of(fast), spread_of(base), spread_of(ratios)]
     summary = {
         "benchmark": "search_speed", "model": args.model, "questions": source, "prompt_tokens": lengths,
-        "simulations": args.simulations, "machine": machine_state(loaded.device), "rounds": rounds,
-        "kept_s_per_question": spreads[0].as_dict(), "whole_s_per_question": spreads[1].as_dict(),
-        "speedup": spreads[2].as_dict(), "ratio_refused": ratio_refusal(spreads), "trees_equal": True,
+        "simulations": args.simulations, "paths": args.paths, "at_once": args.at_once,
+        "machine": machine_state(loaded.device), "rounds": rounds,
+        f"{args.paths[0]}_s_per_question": spreads[0].as_dict(), f"{args.paths[1]}_s_per_question":
+        spreads[1].as_dict(), "speedup": spreads[2].as_dict(), "ratio_refused": ratio_refusal(spreads),
+        "trees_equal": True,
     }  # fmt: skip
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
     print(
-        f"kept {spreads[0].brief()} s/question, whole {spreads[1].brief()} s/question, speed-up "
-        f"{spreads[2].brief()}x; trees equal in every round",
+        f"{args.paths[0]} {spreads[0].brief()} s/question, {args.paths[1]} {spreads[1].brief()} s/question, "
+        f"speed-up {spreads[2].brief()}x; trees equal in every round",
         file=sys.stderr,
     )
 

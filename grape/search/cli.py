@@ -14,7 +14,7 @@ MODEL_FLAGS = ("model", "template", "dtype", "device", "trust_remote_code")
 DEFICIENCY_FLAGS = (*MODEL_FLAGS, "fraction", "eos")
 MCTS_FLAGS = (*MODEL_FLAGS, "simulations", "samples", "max_new_tokens", "temperature", "max_depth",
               "fragments_per_step", "exploration", "judge", "pairs", "min_gap", "min_chosen", "max_overlap",
-              "seed", "trees")  # fmt: skip
+              "seed", "trees", "questions_at_once")  # fmt: skip
 
 
 EXAMPLES = """examples:
@@ -76,6 +76,8 @@ def register(subparsers) -> None:
     tree.add_argument("--seed", type=int, help="Default: 0")
     tree.add_argument("--trees", help="the searched trees to reuse and add to (.jsonl; runs may share one: other "
                       "pair rules read their pairs from the kept searches). Default: <output>.trees.jsonl")  # fmt: skip
+    tree.add_argument("--questions-at-once", type=int, help="searches under way together, their continuations "
+                      "sampled as one batch (the searches are the same at any number). Default: 4")  # fmt: skip
     add_config_option(tree)
     tree.set_defaults(run=run_mcts)
 

@@ -1,10 +1,11 @@
 """What the search asks of a model: sampled continuations of a partial answer, with their tokens' log-probs.
 
-A `Generator` continues ``prompt`` (a row's prompt, rendered by the row's template) followed by ``prefix`` (the
-partial answer so far) and returns ``n`` continuations. The real one samples with a transformers model
-(grape.search.hf_generator); tests use a scripted one. A continuation carries its tokens' end offsets in its
-text and their log-probs, from which a step's prior P is the exp of its tokens' mean log-prob
-(`span_prior`), as the official code takes it from the sampler's log-probs.
+A `Generator` answers a list of `Request`s at once (the pending calls of several questions' searches): each
+continues ``prompt`` (a row's prompt, rendered by the row's template) followed by ``prefix`` (the partial answer
+so far) with ``n`` continuations, reproducibly for its ``seed`` whatever the other requests. The real one
+samples with a transformers model (grape.search.hf_generator); tests use a scripted one. A continuation carries
+its tokens' end offsets in its text and their log-probs, from which a step's prior P is the exp of its tokens'
+mean log-prob (`span_prior`), as the official code takes it from the sampler's log-probs.
 """
 
 from __future__ import annotations
@@ -28,9 +29,17 @@ class Continuation:
             raise ValueError("one end offset per token log-prob")
 
 
+@dataclass(frozen=True)
+class Request:
+    prompt: Any
+    prefix: str
+    n: int
+    seed: int
+
+
 class Generator(Protocol):
-    def sample(self, prompt: Any, prefix: str, n: int, seed: int) -> list[Continuation]:
-        """``n`` continuations of ``prompt`` + ``prefix`` (reproducible for a given ``seed``)."""
+    def sample(self, requests: list[Request]) -> list[list[Continuation]]:
+        """For each request, ``n`` continuations of ``prompt`` + ``prefix`` (reproducible for its ``seed``)."""
         ...
 
 

@@ -1,4 +1,5 @@
-"""The search's generator on a transformers model: sampled continuations of a partial answer.
+"""The search's generator on a transformers model: sampled continuations of partial answers, several questions'
+at once.
 
 The ids the model continues are the text's tokens. Without a partial answer they are the row prompt's
 generation ids (`Renderer.generation_ids`: with ``paper``, ``…Answer:``, the model writing the space itself).
@@ -9,17 +10,23 @@ sampled ids are appended as they are within one continuation; its text is what t
 partial answer's own ids (decoding the new ids alone would drop a SentencePiece word's leading space).
 
 A continuation's log-probs are the model's own (temperature 1, from the raw logits), whatever temperature it
-was sampled at: they make the steps' priors P.
+was sampled at: they make the steps' priors P. Each continuation draws from its own random stream (its call's
+seed and its place in the call, grape.search.row_sampling), so it samples the same tokens alone or beside other
+questions' rows.
 
-**The prompt is computed once per question.** A search asks for up to 10 continuations of one prompt (5 expansions,
-5 rollouts), and tool-calling prompts are long (the tool documentation: BFCL's live_multiple prompts run 182–3,971
-tokens, median 750) while a continuation is ≤ 50 tokens: computing the prompt once removes ~80% of the context
-positions (1.19× faster searches on 342–569-token prompts on a CPU, docs/performance.md; the decoding steps are the
-rest). The generator keeps the KV cache of the current prompt's generation ids but the last, and each call
-continues a copy of it, expanded to the call's ``n`` rows, feeding only the ids after it: the context is still the
-whole text's tokens, and a call whose context does not start with the kept ids (a tokenizer that merges the
-prompt's last token with the partial answer) runs from scratch. Sampling draws the same tokens as the uncached call
-with the same seed (tests/search/test_hf_generator.py); ``prompt_cache=False`` is that reference.
+**Each prompt is computed once.** A search asks for up to 10 continuations of one prompt (5 expansions, 5
+rollouts), and tool-calling prompts are long (the tool documentation: BFCL's live_multiple prompts run 182–3,971
+tokens, median 750) while a continuation is ≤ 50 tokens. The generator keeps the KV cache of each current
+prompt's generation ids but the last (the prompts of the latest call's requests); a request continues a copy of
+it, computing only the ids after it once, then expands it to its ``n`` rows. A request whose context does not
+start with the kept ids (a tokenizer that merges the prompt's last token with the partial answer) is computed
+from scratch. ``prompt_cache=False`` is that reference (tests/search/test_hf_generator.py).
+
+**The requests of one call decode as one batch**, their rows' caches padded on the left to one width
+(grape.models.padded_cache), each row at its own positions, a row dropped when it ends: on a CPU a decoding
+step of 12 rows costs about 1.5× one of 3 (docs/performance.md), so several questions searched together
+cost little more than one. Models with sliding-window layers (Gemma 3) keep a window of their own that padding
+would shift: there each request decodes as its own batch.
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ import torch
 
 from grape.models.kv_cache import cache_keyword, cache_of, shared_prefix_length
 from grape.models.load import LoadedModel
-from grape.search.generator import Continuation
+from grape.models.padded_cache import joined, mergeable, selected, trimmed, with_room
+from grape.search.generator import Continuation, Request
+from grape.search.row_sampling import next_exponentials, row_stream, sampled_tokens
 from grape.text import Renderer
 
 
@@ -46,10 +55,10 @@ class HFGenerator:
         self.pad_id = pad if pad is not None else min(self.end_ids)
         self.prompt_cache = prompt_cache
         self.keyword = cache_keyword(loaded.model)
-        self.kept_ids: list[int] = []  # the ids whose KV cache is kept: the current prompt's but the last
-        self.kept_cache: Any = None
+        self.kept: dict[tuple[int, ...], Any] = {}  # the latest call's prompts' caches, by their ids
         self.prompt_builds = 0  # how many prompts' caches were computed
-        self.tokens_fed = 0  # context positions the model computed (the kept prompt once, then each call's rest)
+        self.tokens_fed = 0  # context positions the model computed (a kept prompt once, then each request's rest)
+        self.batches = 0  # decoding batches run
 
     def context_ids(self, prompt: Any, prefix: str) -> tuple[list[int], list[int]]:
         """(the ids the model continues, the partial answer's ids at their end)."""
@@ -59,53 +68,95 @@ class HFGenerator:
         return encoded.prompt + encoded.response, encoded.response
 
     @torch.inference_mode()
-    def sample(self, prompt: Any, prefix: str, n: int, seed: int) -> list[Continuation]:
-        context, head = self.context_ids(prompt, prefix)
-        model = self.loaded.model
-        cache = self._kept_for(prompt, context) if self.prompt_cache else None
-        if cache is None:  # one row, which generate expands to n
-            input_ids, repeats, extra = torch.tensor([context], device=model.device), n, {}
-            self.tokens_fed += len(context)
-        else:  # generate expands tensors only: the cache and the ids come expanded
-            cache.batch_repeat_interleave(n)
-            input_ids, repeats, extra = torch.tensor([context] * n, device=model.device), 1, {self.keyword: cache}
-            self.tokens_fed += len(context) - len(self.kept_ids)
-        torch.manual_seed(seed)
-        out = model.generate(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids), do_sample=True,
-            temperature=self.temperature, top_k=0, top_p=1.0, max_new_tokens=self.max_new_tokens,
-            num_return_sequences=repeats, return_dict_in_generate=True, output_logits=True,
-            pad_token_id=self.pad_id, eos_token_id=sorted(self.end_ids), **extra,
-        )  # fmt: skip
-        new = out.sequences[:, len(context) :]  # [n, T]
-        logits = torch.stack(out.logits, dim=1).float()  # [n, T, V], before temperature
-        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # [n, T]
-        continuations = []
-        for ids, scores in zip(new.tolist(), logprobs.tolist(), strict=True):
-            end = next((i for i, t in enumerate(ids) if t in self.end_ids), None)
-            kept = ids if end is None else ids[:end]
-            text, ends = decoded_after(self.tokenizer, head, kept)
-            if not prefix:  # the answer's leading whitespace belongs to the prompt's end (grape.text)
-                lead = len(text) - len(text.lstrip())
-                text, ends = text[lead:], [max(0, e - lead) for e in ends]
-            continuations.append(Continuation(text, end is not None, ends, scores[: len(kept)]))
-        return continuations
+    def sample(self, requests: list[Request]) -> list[list[Continuation]]:
+        contexts = [self.context_ids(r.prompt, r.prefix) for r in requests]
+        wanted = [self._kept_ids(r.prompt) for r in requests]
+        self.kept = {ids: cache for ids, cache in self.kept.items() if ids in wanted}
+        started = [
+            self._started(ids, context, r.n) for ids, (context, _), r in zip(wanted, contexts, requests, strict=True)
+        ]
+        together = all(mergeable(cache) for cache, _ in started)
+        groups = [list(range(len(requests)))] if together else [[i] for i in range(len(requests))]
+        sampled: list[list[tuple[list[int], list[float]]]] = [[] for _ in requests]
+        for group in groups:
+            cache = mask = None
+            for i in group:
+                rows = torch.ones(requests[i].n, len(contexts[i][0]), dtype=torch.long, device=self.loaded.device)
+                cache, mask = joined(cache, mask, started[i][0], rows)
+            cache = with_room(cache)  # a decoding step writes its column in place
+            owners = [i for i in group for _ in range(requests[i].n)]
+            streams = [row_stream(requests[i].seed, j) for i in group for j in range(requests[i].n)]
+            logits = torch.cat([started[i][1] for i in group])
+            lengths = [len(contexts[i][0]) for i in owners]
+            for owner, row in zip(owners, self._decode(cache, mask, logits, lengths, streams), strict=True):
+                sampled[owner].append(row)
+        return [[self._continuation(ids, scores, context[1], r.prefix) for ids, scores in rows]
+                for rows, context, r in zip(sampled, contexts, requests, strict=True)]  # fmt: skip
 
-    def _kept_for(self, prompt: Any, context: list[int]) -> Any:
-        """A copy of the prompt's kept KV cache (computed when the prompt changes) when ``context`` starts with its
-        ids, else None (the call runs from scratch)."""
-        wanted = self.renderer.generation_ids(prompt)[:-1]
-        if wanted != self.kept_ids:
-            self.kept_ids, self.kept_cache = wanted, None
-            if wanted:
-                ids = torch.tensor([wanted], device=self.loaded.model.device)
-                self.kept_cache = cache_of(self.loaded.model(input_ids=ids, use_cache=True, logits_to_keep=1))
-                self.prompt_builds += 1
-                self.tokens_fed += len(wanted)
-        kept = len(self.kept_ids)
-        if self.kept_cache is None or len(context) <= kept or shared_prefix_length([self.kept_ids, context]) < kept:
-            return None
-        return copy.deepcopy(self.kept_cache)
+    def _kept_ids(self, prompt: Any) -> tuple[int, ...]:
+        """The ids of ``prompt`` whose cache is kept: its generation ids but the last (none without the cache)."""
+        return tuple(self.renderer.generation_ids(prompt)[:-1]) if self.prompt_cache else ()
+
+    def _started(self, kept_ids: tuple[int, ...], context: list[int], n: int) -> tuple[Any, torch.Tensor]:
+        """The cache of ``context`` expanded to ``n`` rows, and the next token's logits [n, V]: the ids after the
+        prompt's kept cache computed on a copy of it (the whole context when it does not start with them)."""
+        model, device = self.loaded.model, self.loaded.device
+        if kept_ids and kept_ids not in self.kept:
+            ids = torch.tensor([kept_ids], device=device)
+            self.kept[kept_ids] = cache_of(model(input_ids=ids, use_cache=True, logits_to_keep=1))
+            self.prompt_builds += 1
+            self.tokens_fed += len(kept_ids)
+        usable = bool(kept_ids) and len(context) > len(kept_ids) and \
+            shared_prefix_length([list(kept_ids), context]) == len(kept_ids)  # fmt: skip
+        extra = {self.keyword: copy.deepcopy(self.kept[kept_ids])} if usable else {}
+        rest = context[len(kept_ids) :] if usable else context
+        output = model(input_ids=torch.tensor([rest], device=device), use_cache=True, logits_to_keep=1, **extra)
+        self.tokens_fed += len(rest)
+        cache = cache_of(output)
+        cache.batch_repeat_interleave(n)
+        return cache, output.logits[:, -1].expand(n, -1)
+
+    def _decode(self, cache: Any, mask: torch.Tensor, logits: torch.Tensor, lengths: list[int],
+                streams: list[Any]) -> list[tuple[list[int], list[float]]]:  # fmt: skip
+        """Each row's sampled ids (an ending one included) and their log-probs, from the rows' cache, [B, W] mask,
+        next-token logits [B, V] and real lengths; a row stops at an end id or after ``max_new_tokens``."""
+        self.batches += 1
+        model, device = self.loaded.model, self.loaded.device
+        rows = list(range(len(streams)))  # the rows still decoding
+        tokens: list[list[int]] = [[] for _ in streams]
+        scores: list[list[float]] = [[] for _ in streams]
+        positions = torch.tensor(lengths, device=device)
+        for _ in range(self.max_new_tokens):
+            noise = next_exponentials([streams[r] for r in rows], logits.shape[-1])
+            chosen = sampled_tokens(logits, noise, self.temperature)
+            logprobs = torch.log_softmax(logits.float(), dim=-1).gather(1, chosen[:, None]).squeeze(1)
+            going = []
+            for place, (row, token, logprob) in enumerate(zip(rows, chosen.tolist(), logprobs.tolist(), strict=True)):
+                tokens[row].append(token)
+                scores[row].append(logprob)
+                if token not in self.end_ids and len(tokens[row]) < self.max_new_tokens:
+                    going.append(place)
+            if not going:
+                break
+            if len(going) < len(rows):
+                index = torch.tensor(going, device=device)
+                cache, mask = trimmed(selected(cache, index), mask[index])
+                rows, chosen, positions = [rows[p] for p in going], chosen[index], positions[index]
+            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+            output = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=positions[:, None],
+                           use_cache=True, **{self.keyword: cache})  # fmt: skip
+            cache, logits, positions = cache_of(output), output.logits[:, -1], positions + 1
+        return list(zip(tokens, scores, strict=True))
+
+    def _continuation(self, ids: list[int], scores: list[float], head: list[int], prefix: str) -> Continuation:
+        """The continuation ``ids`` (an ending end id dropped) make after the partial answer's ids ``head``."""
+        end = next((i for i, t in enumerate(ids) if t in self.end_ids), None)
+        kept = ids if end is None else ids[:end]
+        text, ends = decoded_after(self.tokenizer, head, kept)
+        if not prefix:  # the answer's leading whitespace belongs to the prompt's end (grape.text)
+            lead = len(text) - len(text.lstrip())
+            text, ends = text[lead:], [max(0, e - lead) for e in ends]
+        return Continuation(text, end is not None, ends, scores[: len(kept)])
 
 
 def decoded_after(tokenizer: Any, head: list[int], ids: list[int]) -> tuple[str, list[int]]:

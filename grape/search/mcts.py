@@ -18,16 +18,20 @@ official one grades the rollout's text alone, which a verifier cannot read); the
 and finishes the answer, where the official one stops after two steps; a node reached that cannot be expanded
 is still rolled out and judged, so no simulation is lost; steps keep their text as sampled (no spaces added).
 
+Several questions are searched together (`searches`): each search is a coroutine that yields the generator
+calls it needs (`search_steps`), and the pending calls of the questions under way are sampled as one batch.
+
 A finished search is kept as JSON (`search_record`, `search_from_record`): the tree, the judged answers with
 their leaves' places, and the generator calls; pairs taken from a search read back are the search's own.
 """
 
 from __future__ import annotations
 
+from collections import abc
 from dataclasses import dataclass, field
 from typing import Any
 
-from grape.search.generator import Continuation, Generator, span_prior
+from grape.search.generator import Continuation, Generator, Request, span_prior
 from grape.search.rewards import Judge, fast_reward, gold_words
 from grape.search.steps import FRAGMENTS_PER_STEP, SEPARATORS, split_steps, step_spans
 from grape.search.tree import Node, backup, best_child, highest_value_child, node_from_record, node_record
@@ -63,17 +67,46 @@ def search(prompt: Any, row: dict[str, Any], generator: Generator, judge: Judge,
     """The tree of one question (``row`` holds its gold ``answer``; ``prompt`` is what the generator continues).
 
     The generator's k-th call gets the seed ``seed + k``, so a search is reproducible."""
+    ((_, found),) = searches([(prompt, row, seed)], generator, judge, rules)
+    return found
+
+
+def searches(questions: list[tuple[Any, dict[str, Any], int]], generator: Generator, judge: Judge,
+             rules: SearchRules, together: int = 1) -> abc.Iterator[tuple[int, Search]]:  # fmt: skip
+    """Search each (prompt, row, seed), ``together`` questions at a time: the pending generator calls of the
+    questions under way go to the generator as one list (one batch). Yields (index, search) as each finishes.
+
+    A question's search is the same whatever ran beside it: its calls and their seeds are its own."""
+    waiting = list(range(len(questions)))[::-1]  # taken from the end: input order
+    running: dict[int, tuple[abc.Generator, Request]] = {}
+    while waiting or running:
+        while waiting and len(running) < max(1, together):
+            index = waiting.pop()
+            steps = search_steps(*questions[index], judge, rules)
+            running[index] = (steps, next(steps))  # a search's first simulation always expands the root
+        order = list(running)
+        answers = generator.sample([running[index][1] for index in order])
+        for index, continuations in zip(order, answers, strict=True):
+            steps = running[index][0]
+            try:
+                running[index] = (steps, steps.send(continuations))
+            except StopIteration as finished:
+                del running[index]
+                yield index, finished.value
+
+
+def search_steps(prompt: Any, row: dict[str, Any], seed: int, judge: Judge,
+                 rules: SearchRules) -> abc.Generator[Request, list[Continuation], Search]:  # fmt: skip
+    """One question's search as a coroutine: it yields each generator call it needs and is sent the call's
+    continuations; it returns the search."""
     result = Search(Node())
     gold = gold_words(row["answer"])
-
-    def sample(prefix: str, n: int) -> list[Continuation]:
-        result.generator_calls += 1
-        return generator.sample(prompt, prefix, n, seed + result.generator_calls - 1)
-
     for _ in range(rules.simulations):
         node = select(result.root, rules)
         if not (node.finished or node.expanded or node.depth >= rules.max_depth):
-            for continuation in sample(node.text(), rules.samples):
+            result.generator_calls += 1
+            expansions = yield Request(prompt, node.text(), rules.samples, seed + result.generator_calls - 1)
+            for continuation in expansions:
                 add_chain(node, continuation, rules, row["answer"], gold)
             node.expanded = True
         leaf = node
@@ -81,7 +114,8 @@ def search(prompt: Any, row: dict[str, Any], generator: Generator, judge: Judge,
             leaf = highest_value_child(leaf)
         text, finished = leaf.text(), leaf.finished
         if not finished:
-            (ending,) = sample(text, 1)
+            result.generator_calls += 1
+            (ending,) = yield Request(prompt, text, 1, seed + result.generator_calls - 1)
             text, finished = text + ending.text, ending.finished
         reward = judge(text, row)
         backup(leaf, reward)

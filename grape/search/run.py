@@ -37,7 +37,7 @@ from grape.data.tables import read_sidecar, read_table_rows, write_rows, write_s
 from grape.errors import GrapeError, InputError
 from grape.models.load import LoadedModel, load_model
 from grape.search.hf_generator import HFGenerator
-from grape.search.mcts import Search, SearchRules, search
+from grape.search.mcts import Search, SearchRules, searches
 from grape.search.pairs import AnswerPair, PairRules, StepPair, answer_pair, step_pairs
 from grape.search.rewards import Judge, irm_reward, verifier_reward
 from grape.search.settings import MCTSSettings, check_mcts, with_row_defaults
@@ -80,32 +80,32 @@ def mcts(input: str | Path | list[Row], output: str | Path | None = None, settin
     without: list[Row] = []
     left_out: Counter[str] = Counter()
     judged: Counter[str] = Counter()
-    calls = reused = 0
+    calls = 0
+    prompts = [_prompt_text(renderer, row, name, number) for number, row in enumerate(rows, start=1)]
+    idents = [str(row.get("id", number)) for number, row in enumerate(rows, start=1)]
+    questions = [question_key(ident, row) for ident, row in zip(idents, rows, strict=True)]
+    found = {number: kept[q] for number, q in enumerate(questions) if q in kept}
+    reused = len(found)
+    pending = [number for number in range(len(rows)) if number not in found]
     with progress_bar() as bar, TreesFile(trees, key) as trees_file:
-        task = bar.add_task("search", total=len(rows), rate="")
+        task = bar.add_task("search", total=len(rows), completed=reused, rate="")
         if kept:
-            console.print(f"{len(kept)} questions' searches kept in {trees} under this model and settings")
-        for number, row in enumerate(rows, start=1):
-            ident = str(row.get("id", number))
-            try:
-                prompt_text = renderer.prompt_text(_readable(row, name, number))
-            except PromptError as exc:
-                raise InputError(name, number, "prompt", str(exc)) from exc
-            question = question_key(ident, row)
-            found = kept.get(question)
-            reused += found is not None
-            if found is None:
-                found = search(row["prompt"], row, generator, judge, rules, _seed(settings.seed, ident))
-                trees_file.record(question, found)
-            outcome = _pairs_of(found, ident, prompt_text, row, pair_rules, settings.pairs, end_text)
-            calls += found.generator_calls
-            left_out.update(outcome["left_out"])
-            judged.update(_reward_keys(outcome["rewards"]))
-            made += outcome["pairs"]
-            if outcome["without"] is not None:
-                without.append({"id": ident, "row": number, "reason": outcome["without"],
-                                "rewards": outcome["rewards"]})  # fmt: skip
-            bar.update(task, advance=1, rate=f"{len(made)} pairs")
+            console.print(f"{reused} of {len(rows)} questions' searches kept in {trees} under this model and settings")
+        work = [(rows[n]["prompt"], rows[n], _seed(settings.seed, idents[n])) for n in pending]
+        for place, searched in searches(work, generator, judge, rules, settings.questions_at_once):
+            number = pending[place]
+            found[number] = searched
+            trees_file.record(questions[number], searched)
+            bar.update(task, advance=1, rate=f"{len(found) - reused} searched")
+    for number, (ident, row) in enumerate(zip(idents, rows, strict=True)):
+        outcome = _pairs_of(found[number], ident, prompts[number], row, pair_rules, settings.pairs, end_text)
+        calls += found[number].generator_calls
+        left_out.update(outcome["left_out"])
+        judged.update(_reward_keys(outcome["rewards"]))
+        made += outcome["pairs"]
+        if outcome["without"] is not None:
+            without.append({"id": ident, "row": number + 1, "reason": outcome["without"],
+                            "rewards": outcome["rewards"]})  # fmt: skip
     summary = {"questions": len(rows), "pairs": len(made), "questions_without_pair": len(without),
                "pairs_left_out": dict(left_out), "judged_answers": _by_reward(judged), "generator_calls": calls,
                "questions_from_kept_trees": reused, "seconds": round(time.time() - started, 2)}  # fmt: skip
@@ -154,6 +154,14 @@ def _judge(settings: MCTSSettings, loaded: LoadedModel) -> Judge:
 
         return SelfEvalJudge(loaded, settings.template or "paper")
     return irm_reward if settings.judge == "irm" else verifier_reward
+
+
+def _prompt_text(renderer: Renderer, row: Row, file: str, number: int) -> str:
+    """The row's prompt as its template renders it, after checking that it has a gold answer to reward against."""
+    try:
+        return renderer.prompt_text(_readable(row, file, number))
+    except PromptError as exc:
+        raise InputError(file, number, "prompt", str(exc)) from exc
 
 
 def _readable(row: Row, file: str, number: int) -> Any:

@@ -48,6 +48,7 @@ class MCTSSettings:
     max_overlap: float = 0.95  # and the two texts' word overlap at most this
     seed: int = 0
     trees: str | None = None  # the searched trees to reuse and add to (None: <output>.trees.jsonl; trees_file.py)
+    questions_at_once: int = 4  # searches under way together, their continuations sampled as one batch
     dtype: str = "auto"
     device: str = "auto"
     trust_remote_code: bool = False
@@ -71,7 +72,7 @@ def check_mcts(settings: MCTSSettings) -> None:
         raise GrapeError(f"judge {settings.judge!r}: use one of {', '.join(JUDGES)}")
     if settings.pairs not in PAIR_LEVELS:
         raise GrapeError(f"pairs {settings.pairs!r}: use step or answer")
-    for name in ("simulations", "samples", "max_new_tokens", "max_depth", "fragments_per_step"):
+    for name in ("simulations", "samples", "max_new_tokens", "max_depth", "fragments_per_step", "questions_at_once"):
         if getattr(settings, name) < 1:
             raise GrapeError(f"{name} must be at least 1")
     if settings.temperature <= 0:

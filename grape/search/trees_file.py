@@ -11,8 +11,9 @@ question samples from its own seed (its id and the run's seed), not from where t
 generator.
 
 The key covers what shapes a search: the model (every tensor, `loaded_fingerprint`) and every setting but the pair
-rules (which only read a tree), dtype and device (which change rounding only) and the file's own place; each
-question is matched by its id and its whole row. A torn last line, or a line under another key, is passed over.
+rules (which only read a tree), dtype, device and how many questions are searched at once (which change rounding
+only) and the file's own place; each question is matched by its id and its whole row. A torn last line, or a line
+under another key, is passed over.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from grape.models.load import LoadedModel
 from grape.search.mcts import Search, search_from_record, search_record
 from grape.search.settings import PAIR_RULES, MCTSSettings
 
-TREES_VERSION = 2  # bump when what a line holds changes, so that older lines are not read (1: pairs, not trees)
-NOT_SHAPING = ("dtype", "device", "model", "trees", *PAIR_RULES)
+# bump when what a line holds or how a search samples changes, so that older lines are not read
+# (1: pairs, not trees; 2: sampled with one global seed per call, not one stream per continuation)
+TREES_VERSION = 3
+NOT_SHAPING = ("dtype", "device", "model", "trees", "questions_at_once", *PAIR_RULES)
 
 
 def search_key(loaded: LoadedModel, settings: MCTSSettings) -> str:

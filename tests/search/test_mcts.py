@@ -43,11 +43,13 @@ class ScriptedGenerator:
     def __init__(self, script: dict[str, list[list[Continuation]]]):
         self.script, self.calls = {k: list(v) for k, v in script.items()}, []
 
-    def sample(self, prompt, prefix, n, seed):
-        self.calls.append((prompt, prefix, n, seed))
-        continuations = self.script[prefix].pop(0)
-        assert len(continuations) == n
-        return continuations
+    def sample(self, requests):
+        answers = []
+        for r in requests:
+            self.calls.append((r.prompt, r.prefix, r.n, r.seed))
+            answers.append(self.script[r.prefix].pop(0))
+            assert len(answers[-1]) == r.n
+        return answers
 
 
 SCRIPT = {

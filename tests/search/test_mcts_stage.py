@@ -85,8 +85,8 @@ def test_the_stage_accounts_for_every_question_and_is_reproducible(tool_rows, ti
         assert pair["prompt"].startswith(prompts[pair["question"]]) and pair["level"] == "step"
         assert pair["chosen"] != pair["rejected"] and pair["margin"] == pair["chosen_value"] - pair["rejected_value"]
     tokenise_pairs(read_pairs(made), Renderer(tiny_smol.tokenizer, "raw", eos=False), 10_000)  # dpo reads them
-    again, _ = mcts(source, None, **FAST)
-    assert again == made  # seeded per question
+    again, _ = mcts(source, None, **FAST, questions_at_once=1)
+    assert again == made  # seeded per question and continuation: the same searched one at a time
     answers, _ = mcts(rows[:1], None, model=meta["settings"]["model"], **{**FAST, "pairs": "answer"})
     assert all(r["level"] == "answer" for r in answers) and len({r["question"] for r in answers}) == len(answers)
 
@@ -144,19 +144,20 @@ def test_a_killed_search_resumes_where_it_stopped_with_the_same_pairs(tool_rows,
     source = write_rows(rows, tmp_path / "rows.jsonl")
     (tmp_path / "rows.jsonl.meta.json").write_text((tool_rows.parent / "rows.jsonl.meta.json").read_text())
     whole, _ = mcts(source, tmp_path / "whole.jsonl", **FAST)
-    searched_ids, real_search = [], run.search
+    searched_ids, real_searches = [], run.searches
 
-    def killed_on_the_second(prompt, row, *args):
-        searched_ids.append(row["id"])
-        if len(searched_ids) == 2:
-            raise SessionEnded
-        return real_search(prompt, row, *args)
+    def killed_after_the_first(work, *args):
+        searched_ids.extend(row["id"] for _, row, _ in work)
+        for count, found in enumerate(real_searches(work, *args)):
+            if count == 1:
+                raise SessionEnded
+            yield found
 
-    monkeypatch.setattr(run, "search", killed_on_the_second)
+    monkeypatch.setattr(run, "searches", killed_after_the_first)
     output = tmp_path / "pairs.jsonl"
     trees = trees_path(output, None)
-    with pytest.raises(SessionEnded):
-        mcts(source, output, **FAST)
+    with pytest.raises(SessionEnded):  # one question at a time: the first is searched, then the session ends
+        mcts(source, output, **FAST, questions_at_once=1)
     assert not output.exists() and len(trees.read_text().splitlines()) == 1
     searched_ids.clear()
     resumed, summary = mcts(source, output, **FAST)
@@ -183,7 +184,7 @@ def test_other_pair_rules_read_their_pairs_from_the_kept_searches(tool_rows, tmp
     ablations = [{"pairs": "answer", "max_overlap": 1.0}, {"min_gap": 0.5, "min_chosen": 0.0}, {"max_overlap": 0.2}]
     fresh = [mcts(source, None, **{**FAST, **rules})[0] for rules in ablations]  # searched again, no trees kept
     calls = []
-    monkeypatch.setattr(run, "search", lambda *args: calls.append(args))
+    monkeypatch.setattr(run, "searches", lambda work, *args: (calls.extend(work), iter(()))[1])
     for rules, expected in zip(ablations, fresh, strict=True):
         output = tmp_path / "ablation.jsonl"
         assert main(["itool", "mcts", str(source), "-o", str(output), "--trees", str(trees),
