@@ -24,8 +24,9 @@ from scratch. ``prompt_cache=False`` is that reference (tests/search/test_hf_gen
 
 **The requests of one call decode as one batch**, their rows' caches padded on the left to one width
 (grape.models.padded_cache), each row at its own positions, a row dropped when it ends: on a CPU a decoding
-step of 12 rows costs about 1.5× one of 3 (docs/performance.md), so several questions searched together
-cost little more than one. Models with sliding-window layers (Gemma 3) keep a window of their own that padding
+step of 12 rows costs about twice one of 3 (SmolLM2: the weights are streamed once a step whatever the rows),
+and four BFCL questions searched together took 1.83× less time per question than one at a time
+(docs/performance.md). Models with sliding-window layers (Gemma 3) keep a window of their own that padding
 would shift: there each request decodes as its own batch.
 """
 

@@ -76,7 +76,8 @@ def searches(questions: list[tuple[Any, dict[str, Any], int]], generator: Genera
     """Search each (prompt, row, seed), ``together`` questions at a time: the pending generator calls of the
     questions under way go to the generator as one list (one batch). Yields (index, search) as each finishes.
 
-    A question's search is the same whatever ran beside it: its calls and their seeds are its own."""
+    A question's search is the same whatever ran beside it, up to float rounding: its calls and their seeds are its
+    own, and each continuation draws from its own stream (grape.search.row_sampling)."""
     waiting = list(range(len(questions)))[::-1]  # taken from the end: input order
     running: dict[int, tuple[abc.Generator, Request]] = {}
     while waiting or running:
