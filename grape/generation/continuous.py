@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from grape.models.kv_cache import cache_keyword, cache_of
-from grape.models.padded_cache import joined, mergeable, selected, trimmed
+from grape.models.padded_cache import joined, mergeable, selected, trimmed, with_room
 
 
 @dataclass
@@ -68,6 +68,7 @@ def continuous_greedy(
             fresh, fresh_mask, fresh_logits = _prefill(model, [prompts[i] for i in entering], pad_id, device, keyword)
             new_rows = [_Row(i, len(prompts[i])) for i in entering]
             cache, mask = joined(cache, mask, fresh, fresh_mask)
+            cache = with_room(cache)  # a step writes its column in place (grape.models.padded_cache)
             rows += new_rows
             chosen = fresh_logits.argmax(-1)
             last = chosen if last is None else torch.cat([last, chosen])

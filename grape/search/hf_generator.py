@@ -52,8 +52,6 @@ class HFGenerator:
         self.tokenizer = loaded.tokenizer
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
         self.end_ids = end_token_ids(loaded, renderer)
-        pad = self.tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None else min(self.end_ids)
         self.prompt_cache = prompt_cache
         self.keyword = cache_keyword(loaded.model)
         self.kept: dict[tuple[int, ...], Any] = {}  # the latest call's prompts' caches, by their ids
@@ -70,6 +68,7 @@ class HFGenerator:
 
     @torch.inference_mode()
     def sample(self, requests: list[Request]) -> list[list[Continuation]]:
+        """Each request's ``n`` continuations: the requests decode as one batch where the cache allows it."""
         contexts = [self.context_ids(r.prompt, r.prefix) for r in requests]
         wanted = [self._kept_ids(r.prompt) for r in requests]
         self.kept = {ids: cache for ids, cache in self.kept.items() if ids in wanted}
