@@ -77,7 +77,7 @@ def register(subparsers) -> None:
     tree.add_argument("--trees", help="the searched trees to reuse and add to (.jsonl; runs may share one: other "
                       "pair rules read their pairs from the kept searches). Default: <output>.trees.jsonl")  # fmt: skip
     tree.add_argument("--questions-at-once", type=int, help="searches under way together, their continuations "
-                      "sampled as one batch (the searches are the same at any number). Default: 4")  # fmt: skip
+                      "sampled as one batch (the same searches at any number, up to rounding). Default: 4")  # fmt: skip
     add_config_option(tree)
     tree.set_defaults(run=run_mcts)
 
