@@ -69,6 +69,8 @@ class HFGenerator:
     @torch.inference_mode()
     def sample(self, requests: list[Request]) -> list[list[Continuation]]:
         """Each request's ``n`` continuations: the requests decode as one batch where the cache allows it."""
+        if not requests:
+            return []
         contexts = [self.context_ids(r.prompt, r.prefix) for r in requests]
         wanted = [self._kept_ids(r.prompt) for r in requests]
         self.kept = {ids: cache for ids, cache in self.kept.items() if ids in wanted}

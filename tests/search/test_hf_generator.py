@@ -135,6 +135,7 @@ def test_requests_sampled_as_one_batch_give_what_each_gives_alone(tiny_smol, pro
     calls = [CALLS[1], CALLS[3], CALLS[2], CALLS[4]]
     batched = together.sample(calls)
     assert together.batches == 1 and [len(c) for c in batched] == [3, 2, 1, 1]
+    assert together.sample([]) == [] and together.batches == 1
     _agree(batched, _one_at_a_time(alone, calls))
     lengths = {len(c.logprobs) for continuations in batched for c in continuations}
     assert len(lengths) > 2  # rows ended at different steps (and were dropped from the batch)
