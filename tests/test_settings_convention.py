@@ -43,10 +43,10 @@ def test_score_and_generate_flags_win_over_their_config_files(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"model": "smollm2-135m-instruct", "eos": False, "engine": {"compile": True}}))
     args = build_parser().parse_args(["score", "in.jsonl", "-o", "o.parquet", "--config", str(config),
-                                      "--batch-tokens", "64", "--dtype", "bf16"])  # fmt: skip
+                                      "--batch-tokens", "64", "--dtype", "bf16", "--kernels", "torch"])  # fmt: skip
     settings = score_settings(args)
     assert (settings.model, settings.eos, settings.dtype) == ("smollm2-135m-instruct", False, "bf16")
-    assert settings.engine == EngineSettings(batch_tokens=64, compile=True)
+    assert settings.engine == EngineSettings(batch_tokens=64, compile=True, kernels="torch")
     config.write_text(yaml.safe_dump({"models": ["gemma-3-270m"], "sampling": {"n": 3, "temperature": 0.2}}))
     args = build_parser().parse_args(["generate", "p.jsonl", "-o", "x.jsonl", "--config", str(config), "-n", "5"])
     settings = generate_settings(args)

@@ -12,6 +12,7 @@ from grape.cli_options import add_config_option, add_input_options, add_model_op
 from grape.console import console, print_table
 from grape.data.records import SCORED
 from grape.errors import GrapeError
+from grape.models.fused_kernels import KERNEL_KINDS
 from grape.scoring.settings import ATTENTION_KINDS, DEVICE_DEFAULTS, ScoreSettings
 
 if TYPE_CHECKING:
@@ -55,6 +56,12 @@ def register(subparsers) -> None:
         choices=ATTENTION_KINDS,
         help="segments: attention per prompt and per response; mask: one mask over each packed row (its square). "
         f"Default: {cpu.attention} on CPU, {gpu.attention} on a GPU",
+    )
+    parser.add_argument(
+        "--kernels",
+        choices=KERNEL_KINDS,
+        help="liger: Liger's fused RMSNorm / SwiGLU / rotary kernels (a CUDA GPU, grape-fit[liger]); torch: the "
+        "model's own code; auto: liger on a GPU where installed and not compiling. Default: auto",
     )
     parser.add_argument(
         "--compile",
@@ -109,7 +116,7 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
 # ScoreSettings fields with a flag, and those of its engine (nested under `engine:` in a --config file).
 FLAGS = ("model", "template", "eos", "dtype", "device", "on_error", "layout", "columns", "split", "subset", "revision",
          "trust_remote_code", "part_size", "limit")  # fmt: skip
-ENGINE_FLAGS = ("batch_tokens", "max_row_tokens", "compile", "attention")
+ENGINE_FLAGS = ("batch_tokens", "max_row_tokens", "compile", "attention", "kernels")
 
 
 def score_settings(args: argparse.Namespace) -> ScoreSettings:

@@ -9,12 +9,14 @@ per prompt and per response instead of over the packed row's square (grape/model
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from grape.errors import GrapeError
+from grape.models.fused_kernels import fused_kernels, resolve_kernels
 from grape.models.logprobs import chunk_rows_for, head_settings, token_logprobs, vocab_tile_for
 from grape.models.segment_attention import packed_attention
 from grape.scoring.packing import (
@@ -45,6 +47,8 @@ class ScoringEngine:
             # dynamic=True: batch shapes change from batch to batch; one graph serves them all. The first
             # batches pay the compilation (about a minute for an 8B model), the rest run fused kernels.
             self.decoder = torch.compile(self.decoder, dynamic=True)
+        # Liger's fused norms / SwiGLU / rotary on a GPU where installed (grape/models/fused_kernels.py)
+        self.kernels = resolve_kernels(self.settings.kernels, self.device.type, self.settings.compile)
         self.vocab_tile = vocab_tile_for(self.head["weight"].shape[0], self.device)
         self.chunk_rows = chunk_rows_for(self.vocab_tile, self.settings.logits_budget_bytes)
         self.windows = _attention_windows(model.config)
@@ -84,18 +88,10 @@ class ScoringEngine:
     def _score_batch(self, batch: PackedBatch) -> torch.Tensor:
         device = self.device
         position, ids = batch.position_ids.to(device), batch.input_ids.to(device)
-        if self.settings.attention == "segments":  # the positions lay out prompts and responses; no mask
-            with packed_attention(self.model):
-                hidden = self.decoder(input_ids=ids, position_ids=position, use_cache=False).last_hidden_state
-        else:
-            segment, branch = batch.segment.to(device), batch.branch.to(device)
-            masks = {
-                kind: packed_attention_mask(segment, branch, position, window) for kind, window in self.windows.items()
-            }
-            mask = masks if len(masks) > 1 else next(iter(masks.values()))
-            hidden = self.decoder(
-                input_ids=ids, attention_mask=mask, position_ids=position, use_cache=False
-            ).last_hidden_state
+        with ExitStack() as stack:
+            if self.kernels == "liger":
+                stack.enter_context(fused_kernels(self.model))
+            hidden = self._hidden_states(batch, ids, position)
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index.to(device))
         logprobs = token_logprobs(
             rows,
@@ -106,6 +102,17 @@ class ScoringEngine:
         )
         sums = torch.zeros(len(batch.candidates), dtype=torch.float64, device=device)
         return sums.index_add_(0, batch.candidate_of_token.to(device), logprobs.double())
+
+    def _hidden_states(self, batch: PackedBatch, ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """The decoder's last hidden states [rows, row length, hidden] for the packed batch."""
+        if self.settings.attention == "segments":  # the positions lay out prompts and responses; no mask
+            with packed_attention(self.model):
+                return self.decoder(input_ids=ids, position_ids=position, use_cache=False).last_hidden_state
+        segment, branch = batch.segment.to(ids.device), batch.branch.to(ids.device)
+        masks = {kind: packed_attention_mask(segment, branch, position, w) for kind, w in self.windows.items()}
+        mask = masks if len(masks) > 1 else next(iter(masks.values()))
+        out = self.decoder(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=False)
+        return out.last_hidden_state
 
 
 def _attention_windows(config) -> dict[str, int | None]:

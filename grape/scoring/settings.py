@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 
 from grape.data.layout import Columns
 from grape.models.embedded import DEFAULT_TARGET
+from grape.models.fused_kernels import KERNEL_KINDS
 
 
 @dataclass
@@ -18,10 +19,13 @@ class EngineSettings:
     logits_budget_bytes: int | None = None  # memory for one block of LM-head logits (rows x vocabulary tile)
     compile: bool = False  # torch.compile the decoder: fuses the elementwise work between the matmuls
     attention: str | None = None  # "segments": SDPA per prompt and per response; "mask": one mask per packed row
+    kernels: str | None = None  # "liger": fused RMSNorm / SwiGLU / rotary kernels on a GPU; "torch"; "auto"
 
     def __post_init__(self):
         if self.attention not in (None, *ATTENTION_KINDS):
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_KINDS)}, not {self.attention!r}")
+        if self.kernels not in (None, *KERNEL_KINDS):
+            raise ValueError(f"kernels must be one of {', '.join(KERNEL_KINDS)}, not {self.kernels!r}")
 
     def for_device(self, device_type: str) -> EngineSettings:
         """These settings with every unset field filled by the defaults measured for ``device_type``."""
@@ -40,8 +44,12 @@ ATTENTION_KINDS = ("segments", "mask")
 # split (an 8B target, K=8, 512-token prompts: 40% of the datasheet peak with 4,096-token rows against 24%
 # with 1,024).
 DEVICE_DEFAULTS = {
-    "cpu": EngineSettings(batch_tokens=8192, max_row_tokens=4096, logits_budget_bytes=24 * 2**20, attention="segments"),
-    "cuda": EngineSettings(batch_tokens=16384, max_row_tokens=4096, logits_budget_bytes=1024 * 2**20, attention="mask"),
+    "cpu": EngineSettings(
+        batch_tokens=8192, max_row_tokens=4096, logits_budget_bytes=24 * 2**20, attention="segments", kernels="torch"
+    ),
+    "cuda": EngineSettings(
+        batch_tokens=16384, max_row_tokens=4096, logits_budget_bytes=1024 * 2**20, attention="mask", kernels="auto"
+    ),
 }
 
 

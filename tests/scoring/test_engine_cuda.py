@@ -7,6 +7,7 @@ from reference import naive_sum_logprob
 from test_engine import random_groups
 from tiny_models import tiny_gemma3, tiny_llama
 
+from grape.models.fused_kernels import liger_installed
 from grape.scoring.engine import EngineSettings, ScoringEngine
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -54,3 +55,33 @@ def test_cuda_compiled_engine_matches_reference():
     for group, result in zip(groups, results, strict=True):
         for k, response in enumerate(group.responses):
             assert abs(naive_sum_logprob(cpu, group.prompt, response) - result.sum_logprob[k]) / len(response) < 1e-4
+
+
+needs_liger = pytest.mark.skipif(not liger_installed(), reason="Liger's kernels are not installed (grape-fit[liger])")
+
+
+@needs_liger
+@pytest.mark.parametrize("make", [tiny_llama, tiny_gemma3])
+def test_cuda_engine_with_liger_kernels_matches_cpu_reference(make):
+    """Liger's fused RMSNorm / gated MLP / rotary kernels in float32 give the reference's scores (1e-4)."""
+    cpu = make()
+    gpu = make().cuda()
+    groups = random_groups(cpu.config.vocab_size, 10, seed=25, prompt=(1, 60), response=(1, 50), k=(1, 9))
+    engine = ScoringEngine(gpu, EngineSettings(1024, 256, kernels="liger"))
+    assert engine.kernels == "liger"
+    results = engine.score(groups)
+    for group, result in zip(groups, results, strict=True):
+        for k, response in enumerate(group.responses):
+            assert abs(naive_sum_logprob(cpu, group.prompt, response) - result.sum_logprob[k]) / len(response) < 1e-4
+    assert not any("forward" in vars(module) for module in gpu.modules())  # the model's own code is back
+
+
+@needs_liger
+def test_cuda_liger_bfloat16_close_to_torch_bfloat16():
+    gpu = tiny_llama().cuda().to(torch.bfloat16)
+    groups = random_groups(gpu.config.vocab_size, 8, seed=26)
+    fused = ScoringEngine(gpu, EngineSettings(2048, 512, kernels="liger")).score(groups)
+    own = ScoringEngine(gpu, EngineSettings(2048, 512, kernels="torch")).score(groups)
+    for group, a, b in zip(groups, fused, own, strict=True):
+        for k, response in enumerate(group.responses):
+            assert abs(a.sum_logprob[k] - b.sum_logprob[k]) / len(response) < 0.02
