@@ -198,6 +198,11 @@ def main() -> None:
         default=None,
         help="the engine's attention: segments or mask, a comma list too. Default: the device's",
     )
+    parser.add_argument(
+        "--kernels",
+        default=None,
+        help="the engine's elementwise kernels: liger, torch or auto, a comma list too. Default: the device's",
+    )
     parser.add_argument("--profile", action="store_true", help="then profile one engine run (first setting)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decoder (dynamic shapes) first")
     parser.add_argument(
@@ -268,7 +273,9 @@ def main() -> None:
     row_caps = [int(r) for r in (args.max_row_tokens or str(defaults.max_row_tokens)).split(",")]
     logits = args.logits_mib * 2**20 if args.logits_mib else None
     kinds = (args.attention or defaults.attention).split(",")
-    settings = [EngineSettings(b, r, logits, args.compile, kind) for kind in kinds for r in row_caps for b in budgets]
+    fusions = (args.kernels or defaults.kernels).split(",")
+    settings = [EngineSettings(b, r, logits, args.compile, kind, fused)
+                for fused in fusions for kind in kinds for r in row_caps for b in budgets]  # fmt: skip
     # Warm-up: kernels load and tune on first use, for each batch shape (oneDNN builds a primitive per
     # shape), so the engine gets a full pass per setting; the baselines warm up on a group or two below.
     for setting in settings:
@@ -286,8 +293,11 @@ def main() -> None:
                                    padded_flops(shape, lengths, args.padded_batch))  # fmt: skip
     engines = []
     for setting in settings:
-        name = (f"engine@{setting.batch_tokens}/{setting.max_row_tokens}" + (f"/{setting.attention}" if len(kinds) > 1
-                else "")) if len(settings) > 1 else "engine"  # fmt: skip
+        name = "engine"
+        if len(settings) > 1:
+            name += f"@{setting.batch_tokens}/{setting.max_row_tokens}"
+            name += f"/{setting.attention}" if len(kinds) > 1 else ""
+            name += f"/{setting.kernels}" if len(fusions) > 1 else ""
         methods[name] = Method(lambda s=setting: engine_scores(model, groups, s),
                                engine_work(shape, groups, setting.max_row_tokens))  # fmt: skip
         engines.append(name)
@@ -337,7 +347,9 @@ def main() -> None:
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {args.json}")
     if args.profile:
-        print_profile(lambda: engine_scores(model, groups, settings[0]), device)
+        for setting in settings:
+            print(f"\nprofile of one engine run, {setting}")
+            print_profile(lambda s=setting: engine_scores(model, groups, s), device)
 
 
 def print_profile(fn, device: torch.device, rows: int = 15) -> None:
@@ -346,9 +358,38 @@ def print_profile(fn, device: torch.device, rows: int = 15) -> None:
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
+        started = time.perf_counter()
         fn()
+        wall = time.perf_counter() - started
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60))
+    if device.type == "cuda":  # the device's busy share of the run, and its time by kind of kernel
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        total = sum(e.self_device_time_total for e in kernels) / 1e6
+        by_kind: dict[str, float] = {}
+        for event in kernels:
+            kind = kernel_kind(event.name)
+            by_kind[kind] = by_kind.get(kind, 0.0) + event.self_device_time_total / 1e6
+        print(
+            f"wall {wall:.3f} s (profiled), device busy {total:.3f} s ({100 * total / wall:.1f}%); by kind: "
+            + ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1]))
+        )
+
+
+def kernel_kind(name: str) -> str:
+    """A CUDA kernel's kind from its name: matmul, attention, triton (fused), copy, or elementwise/other."""
+    lowered = name.lower()
+    if any(t in lowered for t in ("gemm", "cutlass", "sm90_xmma", "nvjet", "cublas")):
+        return "matmul"
+    if any(t in lowered for t in ("fmha", "flash", "attention", "sdpa", "cudnn")):
+        return "attention"
+    if lowered.startswith("triton") or "_kernel" in lowered and "at::" not in lowered:
+        return "triton"
+    if "memcpy" in lowered or "copy" in lowered or "cat" in lowered:
+        return "copy"
+    if "reduce" in lowered:
+        return "reduction"
+    return "elementwise"
 
 
 if __name__ == "__main__":
