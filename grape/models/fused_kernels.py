@@ -14,6 +14,7 @@ were swapped.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from collections.abc import Callable, Iterator
@@ -113,6 +114,7 @@ def _fused_forward(module: Any, kernels: dict[str, Callable]) -> Callable | None
     return None
 
 
+@functools.cache
 def liger_kernels() -> dict[str, Callable]:
     """Liger's kernels under the names `fused_kernels` uses (imported on first use: Triton loads with them)."""
     try:
