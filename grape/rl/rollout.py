@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 from grape.models.kv_cache import cache_keyword, cache_of
-from grape.models.padded_cache import with_room
 
 
 @dataclass
@@ -82,8 +81,7 @@ def sample_rollouts(
     stops = torch.tensor(stop_ids, dtype=torch.long, device=device)
     keyword = cache_keyword(model)
     out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True, logits_to_keep=1)
-    # each step writes its column into the cache in place (grape.models.padded_cache), not a torch.cat of it all
-    cache, positions = with_room(cache_of(out)), position_ids(mask)[:, -1:]
+    cache, positions = cache_of(out), position_ids(mask)[:, -1:]
     done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     tokens, logprobs, alive = [], [], []
     for _ in range(max_new_tokens):

@@ -8,7 +8,6 @@ import torch
 
 from grape.cli import build_parser, main
 from grape.models.load import load_model
-from grape.models.padded_cache import RoomyLayer, with_room
 from grape.rl.cli import rl_settings
 from grape.rl.rollout import sample_rollouts
 from grape.text import Renderer
@@ -88,27 +87,3 @@ def test_the_ppo_loop_rolls_out_greedily_only_when_asked(tiny_llama_dir, tmp_pat
                      "--lora-r", "2", "--rollout", rollout])  # fmt: skip
         assert code == 0
     assert asked == [True, False]
-
-
-@pytest.mark.parametrize("model_dir", ["tiny_llama_dir", "tiny_gemma_dir"])
-def test_rollouts_with_room_in_the_cache_equal_those_of_transformers_own_cache(model_dir, request, monkeypatch):
-    """The sampler writes each step's keys and values in place (RoomyLayer): past its 64 spare columns too, the
-    sampled tokens and their log-probs are those of transformers' cache layers grown by torch.cat."""
-    loaded = load_model(str(request.getfixturevalue(model_dir)), dtype="float32", device="cpu")
-    renderer = Renderer(loaded.tokenizer, "paper")
-    prompts = [renderer.generation_ids(q) for q in QUESTIONS]
-
-    def rollouts():
-        sampler = torch.Generator().manual_seed(7)
-        return sample_rollouts(loaded.model, prompts, max_new_tokens=150, stop_ids=[],
-                               pad_id=loaded.tokenizer.pad_token_id, generator=sampler)  # fmt: skip
-
-    made_roomy = []
-    monkeypatch.setattr("grape.rl.rollout.with_room", lambda cache: made_roomy.append(with_room(cache)) or cache)
-    roomy = rollouts()
-    assert made_roomy and any(isinstance(layer, RoomyLayer) for layer in made_roomy[0].layers)
-    monkeypatch.setattr("grape.rl.rollout.with_room", lambda cache: cache)
-    grown = rollouts()
-    assert roomy.response_ids.shape[1] == 150
-    assert torch.equal(roomy.response_ids, grown.response_ids)
-    torch.testing.assert_close(roomy.sample_logprobs, grown.sample_logprobs, rtol=0, atol=1e-5)
