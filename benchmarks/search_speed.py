@@ -3,8 +3,7 @@
   .venv/bin/python benchmarks/search_speed.py --questions 4 --rounds 3 --paths together,kept
 
 The ways (--paths, the fast one first, then its baseline): ``together`` searches --at-once questions at a time,
-taken in order of prompt length, their continuations sampled as one batch, each prompt's KV cache kept (`grape
-itool mcts`'s default); ``unsorted`` the same in the rows' order (as before 2026-12-04's fifteenth session);
+their continuations sampled as one batch, each prompt's KV cache kept (`grape itool mcts`'s default);
 ``kept`` one question at a time with the kept prompt cache; ``whole`` one at a time, the whole context computed
 on every call.
 
@@ -44,13 +43,12 @@ from grape.search.generator import Request  # noqa: E402
 from grape.search.hf_generator import HFGenerator  # noqa: E402
 from grape.search.mcts import Search, SearchRules, searches  # noqa: E402
 from grape.search.rewards import verifier_reward  # noqa: E402
-from grape.search.run import by_prompt_length  # noqa: E402
 from grape.text import Renderer  # noqa: E402
 from grape.tools.prepare import prepare  # noqa: E402
 
 BFCL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bfcl"
 CATEGORIES = ("live_simple", "live_multiple")
-WAYS = {"together": True, "unsorted": True, "kept": True, "whole": False}  # whether the prompt's cache is kept
+WAYS = {"together": True, "kept": True, "whole": False}  # each way: whether the prompt's cache is kept
 
 
 def questions(count: int, model: str, seed: int) -> tuple[list[dict], str]:
@@ -91,7 +89,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--simulations", type=int, default=5)
     parser.add_argument("--paths", type=lambda text: text.split(","), default=["together", "kept"],
-                        help="two of together, unsorted, kept, whole: the fast way, then its baseline")  # fmt: skip
+                        help="two of together, kept, whole: the fast way, then its baseline")  # fmt: skip
     parser.add_argument("--at-once", type=int, default=4, help="questions searched together by `together`")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--json", type=Path, help="also write the summary here")
@@ -104,10 +102,7 @@ def main() -> None:
     renderer = Renderer(loaded.tokenizer, "chat", eos=False)
     lengths = [len(renderer.generation_ids(row["prompt"])) for row in rows]
     generators = {path: HFGenerator(loaded, renderer, 50, 1.5, prompt_cache=WAYS[path]) for path in args.paths}
-    at_once = {path: args.at_once if path in ("together", "unsorted") else 1 for path in args.paths}
-    texts = [renderer.prompt_text(row["prompt"]) for row in rows]
-    orders = {path: by_prompt_length(list(range(len(rows))), texts) if path == "together" else list(range(len(rows)))
-              for path in args.paths}  # fmt: skip
+    at_once = {path: args.at_once if path == "together" else 1 for path in args.paths}
     rules = SearchRules(simulations=args.simulations, samples=3, max_depth=3)
     work = [(r["prompt"], r, zlib.crc32(str(r.get("id", i)).encode()) % 2**31) for i, r in enumerate(rows)]
     for path in args.paths:  # warm-up: one short call each
@@ -119,9 +114,7 @@ def main() -> None:
             generator = generators[path]
             before, fed = load_average(), generator.tokens_fed
             started = time.perf_counter()
-            order = orders[path]
-            ordered = [work[i] for i in order]
-            done = {order[place]: s for place, s in searches(ordered, generator, verifier_reward, rules, at_once[path])}
+            done = dict(searches(work, generator, verifier_reward, rules, at_once[path]))
             seconds = time.perf_counter() - started
             found[path] = [done[i] for i in range(len(work))]
             row[path] = {"seconds": seconds, "s_per_question": seconds / len(rows),

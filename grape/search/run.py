@@ -86,7 +86,7 @@ def mcts(input: str | Path | list[Row], output: str | Path | None = None, settin
     questions = [question_key(ident, row) for ident, row in zip(idents, rows, strict=True)]
     found = {number: kept[q] for number, q in enumerate(questions) if q in kept}
     reused = len(found)
-    pending = by_prompt_length([number for number in range(len(rows)) if number not in found], prompts)
+    pending = [number for number in range(len(rows)) if number not in found]
     with progress_bar() as bar, TreesFile(trees, key) as trees_file:
         task = bar.add_task("search", total=len(rows), completed=reused, rate="")
         if kept:
@@ -154,15 +154,6 @@ def _judge(settings: MCTSSettings, loaded: LoadedModel) -> Judge:
 
         return SelfEvalJudge(loaded, settings.template or "paper")
     return irm_reward if settings.judge == "irm" else verifier_reward
-
-
-def by_prompt_length(numbers: list[int], prompts: list[str]) -> list[int]:
-    """``numbers`` in order of their prompt's length (characters of the rendered text), ties in input order.
-
-    The questions searched together decode as one batch padded to its longest prompt: taken in this order, those
-    under way have prompts of about one length, and little of each step's attention is spent on padding. A search
-    does not depend on what runs beside it (grape.search.mcts.searches), so the order changes no tree."""
-    return sorted(numbers, key=lambda number: len(prompts[number]))
 
 
 def _prompt_text(renderer: Renderer, row: Row, file: str, number: int) -> str:

@@ -10,7 +10,7 @@ from grape.data.tables import read_sidecar, read_table_rows, write_rows
 from grape.errors import GrapeError, InputError
 from grape.search.mcts import Rollout
 from grape.search.pairs import AnswerPair, StepPair
-from grape.search.run import answer_pair_row, by_prompt_length, mcts, step_pair_row
+from grape.search.run import answer_pair_row, mcts, step_pair_row
 from grape.search.self_eval import OPTIONS, QUESTION, WEIGHTS, SelfEvalJudge, gold_text
 from grape.search.tree import Node
 from grape.text import Renderer
@@ -159,17 +159,15 @@ def test_a_killed_search_resumes_where_it_stopped_with_the_same_pairs(tool_rows,
     with pytest.raises(SessionEnded):  # one question at a time: the first is searched, then the session ends
         mcts(source, output, **FAST, questions_at_once=1)
     assert not output.exists() and len(trees.read_text().splitlines()) == 1
-    order = list(searched_ids)  # shortest prompt first (by_prompt_length)
-    assert sorted(order) == sorted(r["id"] for r in rows)
     searched_ids.clear()
     resumed, summary = mcts(source, output, **FAST)
-    assert searched_ids == order[1:]  # the first question's search was kept
+    assert searched_ids == [rows[1]["id"]]  # the first question's search was kept
     assert resumed == whole == read_table_rows(output) and summary["questions"] == 2
     assert summary["questions_from_kept_trees"] == 1 and len(trees.read_text().splitlines()) == 2  # and stays
     searched_ids.clear()
     with pytest.raises(SessionEnded):
         mcts(source, output, **{**FAST, "seed": 7})
-    assert searched_ids == order  # the kept searches of seed 0 are not seed 7's
+    assert searched_ids == [r["id"] for r in rows]  # the kept searches of seed 0 are not seed 7's
 
 
 def test_other_pair_rules_read_their_pairs_from_the_kept_searches(tool_rows, tmp_path, monkeypatch):
@@ -196,10 +194,3 @@ def test_other_pair_rules_read_their_pairs_from_the_kept_searches(tool_rows, tmp
         assert summary["questions_from_kept_trees"] == 3 and summary["generator_calls"] == searched["generator_calls"]
     assert fresh[0] and all(r["level"] == "answer" for r in fresh[0]) and step != fresh[1]
     assert len(trees.read_text().splitlines()) == 3  # nothing searched, nothing added
-
-
-def test_questions_are_searched_in_order_of_prompt_length():
-    """Those searched together share a batch padded to its longest prompt; ties keep the rows' order."""
-    prompts = ["a" * 30, "b" * 10, "c" * 50, "d" * 10, "e" * 20]
-    assert by_prompt_length([0, 1, 2, 3, 4], prompts) == [1, 3, 4, 0, 2]
-    assert by_prompt_length([4, 2, 0], prompts) == [4, 0, 2]
