@@ -203,7 +203,7 @@ def main() -> None:
         default=None,
         help="the engine's elementwise kernels: liger, torch or auto, a comma list too. Default: the device's",
     )
-    parser.add_argument("--profile", action="store_true", help="then profile one engine run (first setting)")
+    parser.add_argument("--profile", action="store_true", help="then profile one engine run of each setting")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decoder (dynamic shapes) first")
     parser.add_argument(
         "--logits-mib",
@@ -385,7 +385,7 @@ def kernel_kind(name: str) -> str:
         return "attention"
     if lowered.startswith("triton") or "_kernel" in lowered and "at::" not in lowered:
         return "triton"
-    if "memcpy" in lowered or "copy" in lowered or "cat" in lowered:
+    if "memcpy" in lowered or "copy" in lowered:  # torch.cat's kernel is CatArrayBatchedCopy
         return "copy"
     if "reduce" in lowered:
         return "reduction"

@@ -9,7 +9,7 @@ per prompt and per response instead of over the packed row's square (grape/model
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,9 +88,7 @@ class ScoringEngine:
     def _score_batch(self, batch: PackedBatch) -> torch.Tensor:
         device = self.device
         position, ids = batch.position_ids.to(device), batch.input_ids.to(device)
-        with ExitStack() as stack:
-            if self.kernels == "liger":
-                stack.enter_context(fused_kernels(self.model))
+        with fused_kernels(self.model) if self.kernels == "liger" else nullcontext():
             hidden = self._hidden_states(batch, ids, position)
         rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index.to(device))
         logprobs = token_logprobs(
