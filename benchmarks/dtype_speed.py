@@ -32,8 +32,9 @@ from score_bench import engine_scores, make_groups
 
 from grape.models.load import load_model
 from grape.models.logprobs import _differentiable_logprobs, head_settings, token_logprobs
+from grape.scoring.attention_masks import packed_attention_mask
 from grape.scoring.engine import ScoringEngine
-from grape.scoring.packing import build_batch, packed_attention_mask
+from grape.scoring.packing import build_batch
 from grape.scoring.settings import EngineSettings
 
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU checks of docs/performance.md in one script (a lent GPU machine has minutes, not hours):
 # the CUDA tests, then the 8B-shaped scoring benchmark eager (the model's own kernels against Liger's,
-# interleaved) and compiled, each with a profile. Wheels in .whl/ (e.g. liger-kernel) are installed first.
-#   bash benchmarks/gpu_check.sh [OUT_DIR] [STAGES]   # STAGES: a comma list of tests,eager,compile,b (all)
+# interleaved) and compiled, each with a profile; FlexAttention's block mask against the dense mask (flex: eager,
+# interleaved; flexcompile: compiled). Wheels in .whl/ (e.g. liger-kernel) are installed first.
+#   bash benchmarks/gpu_check.sh [OUT_DIR] [STAGES]   # STAGES: a comma list of tests,eager,compile,b,flex,flexcompile
 set -uo pipefail
 out=${1:-${OUT:-/tmp/gpu_check}}
-stages=${2:-tests,eager,compile,b}
+stages=${2:-tests,flex,flexcompile}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -19,6 +20,7 @@ bench="python3 benchmarks/score_bench.py --random-shape llama-3.1-8b --dtype bfl
 bench="$bench --skip-baselines --sustained-seconds 1"
 case ",$stages," in *,tests,*)
     python3 -m pytest -q -p no:cacheprovider tests/scoring/test_engine_cuda.py tests/models/test_fused_kernels.py \
+        tests/scoring/test_attention_masks.py \
         2>&1 | tee "$out/tests.log" | tail -15 ;; esac
 case ",$stages," in *,eager,*)
     $bench --instructions 64 --kernels torch,liger --rounds 7 --profile --json "$out/gpu_a_eager.json" \
@@ -26,6 +28,12 @@ case ",$stages," in *,eager,*)
 case ",$stages," in *,b,*)
     $bench --instructions 32 -k 8 --prompt-tokens 512 --response-tokens 256 --kernels torch,liger --rounds 5 \
         --json "$out/gpu_b_eager.json" 2>&1 | tee "$out/gpu_b_eager.log" ;; esac
+case ",$stages," in *,flex,*)
+    $bench --instructions 64 --kernels liger --attention mask,flex --rounds 5 --profile --json "$out/gpu_a_flex.json" \
+        2>&1 | tee "$out/gpu_a_flex.log" | tail -40 ;; esac
+case ",$stages," in *,flexcompile,*)
+    $bench --instructions 64 --compile --kernels torch --attention flex --rounds 3 --profile \
+        --json "$out/gpu_a_flex_compiled.json" 2>&1 | tee "$out/gpu_a_flex_compiled.log" | tail -40 ;; esac
 case ",$stages," in *,compile,*)
     $bench --instructions 64 --compile --kernels torch --rounds 5 --profile --json "$out/gpu_a_compiled.json" \
         2>&1 | tee "$out/gpu_a_compiled.log" | tail -40 ;; esac

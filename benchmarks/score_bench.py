@@ -381,7 +381,7 @@ def kernel_kind(name: str) -> str:
     lowered = name.lower()
     if any(t in lowered for t in ("gemm", "cutlass", "sm90_xmma", "nvjet", "cublas")):
         return "matmul"
-    if any(t in lowered for t in ("fmha", "flash", "attention", "sdpa", "cudnn")):
+    if any(t in lowered for t in ("fmha", "flash", "flex", "attention", "sdpa", "cudnn")):
         return "attention"
     if lowered.startswith("triton") or "_kernel" in lowered and "at::" not in lowered:
         return "triton"

@@ -54,7 +54,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--attention",
         choices=ATTENTION_KINDS,
-        help="segments: attention per prompt and per response; mask: one mask over each packed row (its square). "
+        help="segments: attention per prompt and per response; mask: one mask over each packed row (its square); "
+        "flex: FlexAttention with a block mask (skips the blocks nobody sees; compiles its kernel on first use). "
         f"Default: {cpu.attention} on CPU, {gpu.attention} on a GPU",
     )
     parser.add_argument(

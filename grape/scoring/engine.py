@@ -19,15 +19,8 @@ from grape.errors import GrapeError
 from grape.models.fused_kernels import fused_kernels, resolve_kernels
 from grape.models.logprobs import chunk_rows_for, head_settings, token_logprobs, vocab_tile_for
 from grape.models.segment_attention import packed_attention
-from grape.scoring.packing import (
-    PackedBatch,
-    TokenGroup,
-    build_batch,
-    packed_attention_mask,
-    plan_batches,
-    plan_rows,
-    split_groups,
-)
+from grape.scoring.attention_masks import flex_attention, packed_attention_mask, packed_block_mask
+from grape.scoring.packing import PackedBatch, TokenGroup, build_batch, plan_batches, plan_rows, split_groups
 from grape.scoring.settings import EngineSettings
 
 
@@ -107,9 +100,12 @@ class ScoringEngine:
             with packed_attention(self.model):
                 return self.decoder(input_ids=ids, position_ids=position, use_cache=False).last_hidden_state
         segment, branch = batch.segment.to(ids.device), batch.branch.to(ids.device)
-        masks = {kind: packed_attention_mask(segment, branch, position, w) for kind, w in self.windows.items()}
+        flex = self.settings.attention == "flex"  # a BlockMask: masked-out blocks skipped, grouped heads kept
+        build = packed_block_mask if flex else packed_attention_mask
+        masks = {kind: build(segment, branch, position, w) for kind, w in self.windows.items()}
         mask = masks if len(masks) > 1 else next(iter(masks.values()))
-        out = self.decoder(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=False)
+        with flex_attention(self.model) if flex else nullcontext():
+            out = self.decoder(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=False)
         return out.last_hidden_state
 
 

@@ -1,4 +1,5 @@
-"""Pack instruction groups into token-budget batches with a prefix-sharing attention mask.
+"""Pack instruction groups into token-budget batches laid out for prefix sharing (the masks that say who sees
+whom: attention_masks.py).
 
 A *group* is one prompt and its K responses. It is laid out as one stretch of a row,
 ``[prompt][r1][r2]...[rK]``, in which each response sees the prompt and itself only, and its
@@ -136,28 +137,3 @@ def build_batch(groups: Sequence[TokenGroup], rows: Sequence[Sequence[int]]) -> 
     return PackedBatch(
         as_long(ids), as_long(pos), as_long(seg), as_long(branch), cat(sources), cat(targets), cat(owners), candidates
     )
-
-
-def packed_attention_mask(
-    segment: torch.Tensor, branch: torch.Tensor, position: torch.Tensor, sliding_window: int | None = None
-) -> torch.Tensor:
-    """Boolean attention mask (True = may attend) for packed groups.
-
-    Args:
-        segment, branch, position: [B, T] as in `PackedBatch`.
-        sliding_window: if set, a query sees keys fewer than this many positions behind it.
-
-    Returns:
-        [B, 1, T, T] bool. Query q sees key k when both are in the same group, k is not after q,
-        and k is a prompt token or in q's own response. Padding sees only itself (no empty rows).
-    """
-    t = segment.shape[1]
-    index = torch.arange(t, device=segment.device)
-    q_seg, k_seg = segment[:, :, None], segment[:, None, :]
-    q_branch, k_branch = branch[:, :, None], branch[:, None, :]
-    mask = (q_seg == k_seg) & (k_seg >= 0) & (index[None, None, :] <= index[None, :, None])
-    mask &= (k_branch == 0) | (k_branch == q_branch)
-    if sliding_window is not None:
-        mask &= (position[:, :, None] - position[:, None, :]) < sliding_window
-    mask |= (segment < 0)[:, :, None] & torch.eye(t, dtype=torch.bool, device=segment.device)
-    return mask[:, None]

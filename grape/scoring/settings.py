@@ -18,7 +18,8 @@ class EngineSettings:
     max_row_tokens: int | None = None  # longest packed row; longer groups are split (the prompt repeated)
     logits_budget_bytes: int | None = None  # memory for one block of LM-head logits (rows x vocabulary tile)
     compile: bool = False  # torch.compile the decoder: fuses the elementwise work between the matmuls
-    attention: str | None = None  # "segments": SDPA per prompt and per response; "mask": one mask per packed row
+    attention: str | None = None  # "segments": SDPA per prompt and per response; "mask": one mask per packed row;
+    # "flex": FlexAttention with a block mask (skips the blocks nobody sees)
     kernels: str | None = None  # "liger": fused RMSNorm / SwiGLU / rotary kernels on a GPU; "torch"; "auto"
 
     def __post_init__(self):
@@ -33,7 +34,7 @@ class EngineSettings:
         return EngineSettings(**{f.name: getattr(self, f.name) or getattr(defaults, f.name) for f in fields(self)})
 
 
-ATTENTION_KINDS = ("segments", "mask")
+ATTENTION_KINDS = ("segments", "mask", "flex")
 
 # Measured in docs/performance.md. On a CPU each prompt and each response attends on its own ("segments":
 # the packed row's square is never computed), so rows may be long: a group up to 4,096 tokens is not split

@@ -85,3 +85,28 @@ def test_cuda_liger_bfloat16_close_to_torch_bfloat16():
     for group, a, b in zip(groups, fused, own, strict=True):
         for k, response in enumerate(group.responses):
             assert abs(a.sum_logprob[k] - b.sum_logprob[k]) / len(response) < 0.02
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("make", [tiny_llama, tiny_gemma3])
+def test_cuda_flex_attention_matches_cpu_reference(make, compile):
+    """FlexAttention's Triton kernel over the block mask (grouped heads read as they are, sliding windows for
+    Gemma 3), called compiled from an eager decoder or traced into a compiled one: the reference's scores."""
+    cpu = make()
+    gpu = make().cuda()
+    groups = random_groups(cpu.config.vocab_size, 10, seed=27, prompt=(1, 60), response=(1, 50), k=(1, 9))
+    results = ScoringEngine(gpu, EngineSettings(1024, 256, attention="flex", compile=compile)).score(groups)
+    for group, result in zip(groups, results, strict=True):
+        for k, response in enumerate(group.responses):
+            assert abs(naive_sum_logprob(cpu, group.prompt, response) - result.sum_logprob[k]) / len(response) < 1e-4
+    assert gpu.config._attn_implementation == "sdpa"
+
+
+def test_cuda_flex_bfloat16_close_to_mask_bfloat16():
+    gpu = tiny_llama().cuda().to(torch.bfloat16)
+    groups = random_groups(gpu.config.vocab_size, 8, seed=28)
+    flex = ScoringEngine(gpu, EngineSettings(2048, 512, attention="flex")).score(groups)
+    mask = ScoringEngine(gpu, EngineSettings(2048, 512, attention="mask")).score(groups)
+    for group, a, b in zip(groups, flex, mask, strict=True):
+        for k, response in enumerate(group.responses):
+            assert abs(a.sum_logprob[k] - b.sum_logprob[k]) / len(response) < 0.02

@@ -1,13 +1,7 @@
 import torch
 
-from grape.scoring.packing import (
-    TokenGroup,
-    build_batch,
-    packed_attention_mask,
-    plan_batches,
-    plan_rows,
-    split_groups,
-)
+from grape.scoring.attention_masks import packed_attention_mask
+from grape.scoring.packing import TokenGroup, build_batch, plan_batches, plan_rows, split_groups
 
 
 def test_plan_rows_packs_small_groups_and_isolates_long_ones():
