@@ -63,8 +63,8 @@ def _with_examples(parser: argparse.ArgumentParser, examples: str | None = None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(build_parser(), argv)
     try:
+        args = parse(build_parser(), argv)  # an option's parser (e.g. --columns) may refuse with a GrapeError
         return int(args.run(args) or 0)
     except GrapeError as exc:
         return _report(exc)

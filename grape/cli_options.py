@@ -14,6 +14,18 @@ from grape.models.embedded import DEFAULT_TARGET, EMBEDDED
 T = TypeVar("T")
 
 
+def positive_int(text: str) -> int:
+    """An option's count (tokens, workers, steps, a batch): a whole number of at least 1, else argparse's one-line
+    usage error naming the option."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 class ExamplesHelpFormatter(argparse.HelpFormatter):
     """`--help` as argparse writes it, except that an epilog of examples keeps its lines (one command each)."""
 

@@ -34,9 +34,12 @@ def read_pool(
     split: str | None = None,
     subset: str | None = None,
     revision: str | None = None,
+    allow_empty: bool = False,
 ) -> list[Row]:
     """Read instructions (with or without candidates) as grouped rows, in input order. ``path``: anything
-    `read_rows` reads (a file, a Hub id with ``split``/``subset``/``revision``, a Dataset, a list of dicts)."""
+    `read_rows` reads (a file, a Hub id with ``split``/``subset``/``revision``, a Dataset, a list of dicts). An
+    input without a single row is an error (a stage would write an empty output, maybe over an earlier one),
+    unless ``allow_empty``."""
     if isinstance(path, (str, Path)) and Path(path).suffix == ".txt":
         return _prompt_lines(Path(path))
     columns = columns or Columns()
@@ -57,6 +60,8 @@ def read_pool(
         seen.setdefault(inst.id, inst.row)
         carried = {k: v for k, v in (raw.get(inst.row) or {}).items() if k not in _KNOWN | mapped}
         rows.append(grouped_row(inst, carried))
+    if not rows and not allow_empty:
+        raise InputError(source_name(path), None, None, "no rows: nothing to read")
     return rows
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, settings_from_args
+from grape.cli_options import add_config_option, positive_int, settings_from_args
 from grape.console import console, print_table
 from grape.data.layout import Columns
 from grape.decoding.settings import CANDIDATE_SOURCES, CHOICES, METHODS, TRANSFERS, DecodeSettings
@@ -65,7 +65,7 @@ def register(subparsers) -> None:
     parser.add_argument("-n", type=int, help=f"bon: samples per prompt. Default: {d.n}")
     parser.add_argument("--bon-temperature", type=float,
                         help=f"bon: sampling temperature. Default: {d.bon_temperature:g}")  # fmt: skip
-    parser.add_argument("--max-new-tokens", type=int, help=f"Default: {d.max_new_tokens}")
+    parser.add_argument("--max-new-tokens", type=positive_int, help=f"Default: {d.max_new_tokens}")
     parser.add_argument("--stop", action="append", help="a stop string (repeatable). Default: '\\nQuestion:' "
                         "with the paper templates")  # fmt: skip
     parser.add_argument("--no-cache", dest="cache", action="store_const", const=False,

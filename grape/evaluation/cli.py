@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from grape.cli_options import positive_int
 from grape.config import load_settings
 from grape.console import console, print_table
 from grape.data.layout import Columns
@@ -60,9 +61,9 @@ def register(subparsers) -> None:
     parser.add_argument("--model", help=f"model to evaluate, e.g. an OUTDIR of grape sft. Default: {defaults.model}")
     parser.add_argument("--template", help="prompt template the model was trained with. Default: paper")
     parser.add_argument("--verifier", help=f"one of {', '.join(NAMES)}. Default: {defaults.verifier}")
-    parser.add_argument("--max-new-tokens", type=int, help=f"Default: {defaults.max_new_tokens}")
+    parser.add_argument("--max-new-tokens", type=positive_int, help=f"Default: {defaults.max_new_tokens}")
     parser.add_argument(
-        "--batch-size", type=int,
+        "--batch-size", type=positive_int,
         help=f"prompts per generate call. Default: {defaults.batch_size}; with --harness: auto (lm-eval finds one)",
     )  # fmt: skip
     parser.add_argument("--batching", choices=BATCHING, help="continuous: a finished answer's slot takes the next "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from grape.cli_options import add_config_option, add_input_options, settings_from_args
+from grape.cli_options import add_config_option, add_input_options, positive_int, settings_from_args
 from grape.console import console, print_table
 from grape.data.tables import read_sidecar
 from grape.generation.backend import BATCHING, GENERATOR_KEYS, Sampling
@@ -61,7 +61,7 @@ def register(subparsers) -> None:
     parser.add_argument("-n", type=int, help="samples per instruction and generator. Default: 1")
     parser.add_argument("--temperature", type=float, help=f"0 = greedy. Default: {defaults.temperature}")
     parser.add_argument("--top-p", type=float, help=f"Default: {defaults.top_p}")
-    parser.add_argument("--max-new-tokens", type=int, help=f"Default: {defaults.max_new_tokens}")
+    parser.add_argument("--max-new-tokens", type=positive_int, help=f"Default: {defaults.max_new_tokens}")
     parser.add_argument("--seed", type=int, help="Default: 0")
     parser.add_argument("--stop", action="append", help="a stop string (repeatable)")
     parser.add_argument(
@@ -83,7 +83,7 @@ def register(subparsers) -> None:
         help="write nothing, load no model: rows, generators, candidates to make, prompt tokens per generator, rows "
         "too long for the context, and the time at the rate earlier runs into OUTPUT measured",
     )  # fmt: skip
-    parser.add_argument("--batch-size", type=int, help="hf: prompts per batch. Default: 16")
+    parser.add_argument("--batch-size", type=positive_int, help="hf: prompts per batch. Default: 16")
     parser.add_argument("--batching", choices=BATCHING, help="hf, greedy generators (temperature 0): continuous = a "
                         "finished answer's slot takes the next prompt at once; static = a batch runs to its longest "
                         "answer. Sampling is always static. Default: auto (continuous on a CPU when the model's KV "
@@ -96,7 +96,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--api-key-env", help="openai: the environment variable holding the key. Default: OPENAI_API_KEY"
     )
-    parser.add_argument("--concurrency", type=int, help=f"openai: requests in flight. Default: {http.concurrency}")
+    parser.add_argument(
+        "--concurrency", type=positive_int, help=f"openai: requests in flight. Default: {http.concurrency}"
+    )
     parser.add_argument("--timeout", type=float, help=f"openai: seconds per request. Default: {http.timeout_s:g}")
     parser.add_argument("--max-retries", type=int,
                         help=f"openai: retries on 429/5xx/timeouts, with exponential backoff. Default: "

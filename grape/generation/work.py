@@ -74,7 +74,7 @@ def prepare(input: Any, output: str | Path, settings: GenerateSettings) -> Work:
     wanted = len(fresh) if settings.limit is None else min(settings.limit, len(fresh))
     rows = fresh[:wanted]
     if output.is_file():
-        rows = _extend(read_pool(output, on_error="skip"), fresh, wanted, str(output))
+        rows = _extend(read_pool(output, on_error="skip", allow_empty=True), fresh, wanted, str(output))
     readable = {r["id"]: r for r in rows if not r.get(SKIP_KEY)}
     todo = {r["id"]: r for r in rows[:wanted] if not r.get(SKIP_KEY)}
     done = {(i, c.get("source"), c.get("sample")) for i, r in readable.items() for c in r["candidates"]}

@@ -17,9 +17,9 @@ import pandas as pd
 from grape.data.records import SCORED
 from grape.data.tables import read_sidecar, read_table_rows
 from grape.errors import GrapeError
+from grape.selection.scores_table import read_scores_table
 from grape.selection.select import select
 
-REQUIRED = ("id", "candidate", "source", "n_tokens", "mean_logprob", "status", "prompt", "response")
 UNKNOWN_SOURCE = "(no source)"
 
 
@@ -42,15 +42,7 @@ class ReportInputs:
 def collect(scores_path: str | Path, selection_path: str | Path | None = None) -> ReportInputs:
     """Read the scores table (and a selection, if given) into `ReportInputs`; GrapeError on mismatch."""
     scores_path = Path(scores_path)
-    rows = read_table_rows(scores_path)
-    if not rows:
-        raise GrapeError(f"{scores_path}: the scores table is empty: nothing to report")
-    missing = [name for name in REQUIRED if name not in rows[0]]
-    if missing:
-        raise GrapeError(
-            f"{scores_path}: not a scores table (no column {', '.join(repr(m) for m in missing)}); "
-            "give the table written by `grape score`"
-        )
+    rows = read_scores_table(scores_path)
     if selection_path is None:
         chosen_rows, summary = select(rows, strategy="grape")
         selection_meta = {"settings": {"strategy": "grape", "top_k": 1, "computed by": "grape report"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, add_model_options, settings_from_args
+from grape.cli_options import add_config_option, add_model_options, positive_int, settings_from_args
 from grape.console import console, print_table
 from grape.rl.aggregations import AGGREGATIONS
 from grape.rl.settings import ALGORITHMS, ROLLOUTS, RLSettings
@@ -48,10 +48,12 @@ def register(subparsers) -> None:
     parser.add_argument("--prompt-column", help=f"the question (text or chat). Default: {d.prompt_column}")
     parser.add_argument("--answer-column", help=f"the gold answer's column. Default: {d.answer_column}")
     parser.add_argument("--max-prompt-tokens", type=int, help=f"longer keep their end. Default: {d.max_prompt_tokens}")
-    parser.add_argument("--max-new-tokens", type=int, help=f"answers are cut here. Default: {d.max_new_tokens}")
+    parser.add_argument(
+        "--max-new-tokens", type=positive_int, help=f"answers are cut here. Default: {d.max_new_tokens}"
+    )
     parser.add_argument("--rollout", choices=ROLLOUTS, help="PPO's answers: sampled at temperature 1 (ReFT) or "
                         f"greedy (TL-Training). Default: {d.rollout}")  # fmt: skip
-    parser.add_argument("--batch-size", type=int, help=f"questions per rollout batch. Default: {d.batch_size}")
+    parser.add_argument("--batch-size", type=positive_int, help=f"questions per rollout batch. Default: {d.batch_size}")
     parser.add_argument("--mini-batch-size", type=int, help="questions per optimizer step. Default: the whole batch")
     parser.add_argument(
         "--micro-batch-size",

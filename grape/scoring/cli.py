@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from grape.cli_options import add_config_option, add_input_options, add_model_options, settings_from_args
+from grape.cli_options import add_config_option, add_input_options, add_model_options, positive_int, settings_from_args
 from grape.console import console, print_table
 from grape.data.records import SCORED
 from grape.errors import GrapeError
@@ -42,12 +42,12 @@ def register(subparsers) -> None:
     cpu, gpu = DEVICE_DEFAULTS["cpu"], DEVICE_DEFAULTS["cuda"]
     parser.add_argument(
         "--batch-tokens",
-        type=int,
+        type=positive_int,
         help=f"tokens per forward pass. Default: {cpu.batch_tokens} on CPU, {gpu.batch_tokens} on a GPU",
     )
     parser.add_argument(
         "--max-row-tokens",
-        type=int,
+        type=positive_int,
         help="instructions shorter than this share a packed row; longer ones are split, each piece repeating "
         f"the prompt. Default: {cpu.max_row_tokens} on CPU, {gpu.max_row_tokens} on a GPU",
     )
@@ -104,7 +104,7 @@ def add_ray_options(parser: argparse.ArgumentParser) -> None:
         help="join a running Ray cluster ('auto', or HOST:PORT of its head); without it, Ray starts on this machine",
     )  # fmt: skip
     group.add_argument(
-        "--workers", type=int, default=None, metavar="N",
+        "--workers", type=positive_int, default=None, metavar="N",
         help="scoring workers (model replicas). Default: one per GPU of the cluster, or 1 without GPUs",
     )  # fmt: skip
     group.add_argument(

@@ -22,7 +22,7 @@ from grape.data.output_lock import OutputLock
 from grape.data.read_rows import source_name
 from grape.data.records import Instruction
 from grape.data.tables import remove_temporaries, write_rows, write_sidecar
-from grape.errors import GrapeError
+from grape.errors import GrapeError, InputError
 from grape.scoring.assemble import SCORES_SCHEMA, raise_first_problem, scores_rows, status_counts
 from grape.scoring.chunk_scorer import WorkItem
 from grape.scoring.keys import instruction_key, settings_key
@@ -173,6 +173,8 @@ def read_instructions(input: str | Path, settings: ScoreSettings) -> tuple[list[
         raise GrapeError(f"limit must be at least 1 instruction, not {s.limit}")
     instructions = load_instructions(input, s.columns, s.layout, s.on_error, s.split, subset=s.subset,
                                      revision=s.revision)  # fmt: skip
+    if not instructions:  # an empty table written here could replace an earlier run's output
+        raise InputError(source_name(input), None, None, "no rows: nothing to score")
     return instructions[: s.limit], len(instructions)
 
 

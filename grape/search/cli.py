@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, settings_from_args
+from grape.cli_options import add_config_option, positive_int, settings_from_args
 from grape.console import console, print_table
 from grape.search.settings import JUDGES, PAIR_LEVELS, DeficiencySettings, MCTSSettings
 from grape.tools.curriculum_settings import CRITERIA, CurriculumSettings
@@ -62,7 +62,7 @@ def register(subparsers) -> None:
     _model_options(tree)
     tree.add_argument("--simulations", type=int, help="simulations per question. Default: 5")
     tree.add_argument("--samples", type=int, help="continuations sampled per expansion. Default: 3")
-    tree.add_argument("--max-new-tokens", type=int, help="tokens per sampled continuation. Default: 50")
+    tree.add_argument("--max-new-tokens", type=positive_int, help="tokens per sampled continuation. Default: 50")
     tree.add_argument("--temperature", type=float, help="sampling temperature. Default: 1.5")
     tree.add_argument("--max-depth", type=int, help="levels of steps in the tree. Default: 3")
     tree.add_argument("--fragments-per-step", type=int, help="fragments (cut at . , = and () a step. Default: 2")

@@ -17,8 +17,9 @@ from typing import Any
 from grape.config import with_overrides
 from grape.data.read_rows import source_name
 from grape.data.records import SCORED
-from grape.data.tables import read_sidecar, read_table_rows, table_file, write_rows, write_sidecar
-from grape.errors import GrapeError, InputError
+from grape.data.tables import read_sidecar, table_file, write_rows, write_sidecar
+from grape.errors import GrapeError
+from grape.selection.scores_table import read_scores_table
 from grape.selection.settings import PairsSettings, check_pairs
 from grape.selection.strategies import Row, Strategy, get_strategy, rank_by_lowest_fit, rank_random
 
@@ -28,7 +29,6 @@ NO_REJECTED = "no_rejected_eligible"
 MARGIN = "margin_below_min"
 UNREADABLE = "unreadable_row"
 REASONS = (NO_CHOSEN, NO_REJECTED, MARGIN, UNREADABLE)
-COLUMNS = ("id", "candidate", "source", "mean_logprob", "status", "prompt", "messages", "response")
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,7 @@ def pairs(
     settings = with_overrides(PairsSettings, settings, overrides)
     check_pairs(settings)
     name = source_name(input)
-    rows = read_table_rows(input)
-    _check_table(rows, name)
+    rows = read_scores_table(input)
     rules = resolve(settings, verified=any(r.get("correct") is not None for r in rows))
     by_instruction: dict[str, list[Row]] = defaultdict(list)
     unpaired: list[Row] = []
@@ -147,17 +146,6 @@ def pair_row(chosen: Row, rejected: Row) -> Row:
     if chosen.get("answer") is not None:
         pair["answer"] = chosen["answer"]
     return pair
-
-
-def _check_table(rows: list[Row], name: str) -> None:
-    """A scores table: its columns, and a numeric fit on every scored row (else a one-line error)."""
-    missing = [c for c in COLUMNS if rows and c not in rows[0]]
-    if missing:
-        raise InputError(name, None, missing[0], "not a scores table (run grape score first)")
-    for row in rows:
-        fit = row["mean_logprob"]
-        if row["status"] == SCORED and (isinstance(fit, bool) or not isinstance(fit, int | float)):
-            raise InputError(name, row.get("row"), "mean_logprob", f"a scored row needs a number, got {fit!r}")
 
 
 def _summary(rows: list[Row], made: list[Row], unpaired: list[Row], n_instructions: int, rules: Rules) -> dict:

@@ -15,9 +15,10 @@ from typing import Any
 
 from grape.config import with_overrides
 from grape.data.records import SCORED
-from grape.data.tables import read_sidecar, read_table_rows, table_file, write_rows, write_sidecar
+from grape.data.tables import read_sidecar, table_file, write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.selection.dataset_card import write_dataset_card
+from grape.selection.scores_table import read_scores_table
 from grape.selection.settings import FORMATS, SelectSettings
 from grape.selection.strategies import Row, get_strategy
 
@@ -42,7 +43,7 @@ def select(
         raise GrapeError("--top-k must be at least 1")
     rank = get_strategy(strategy)
     scores = input
-    rows = read_table_rows(scores)
+    rows = read_scores_table(scores)
     if require_correct and not any(r.get("correct") is not None for r in rows):
         raise GrapeError("--require-correct: the scores table has no 'correct' column values (run grape verify)")
     by_instruction: dict[str, list[Row]] = defaultdict(list)

@@ -57,6 +57,8 @@ def curriculum(input: str | Path, output: str | Path | None = None, settings: Cu
     check_curriculum(settings)
     started = time.time()
     rows = read_table_rows(input)
+    if not rows:
+        raise InputError(source_name(input), None, None, "no rows: nothing to rank")
     ranked, counts, left_out = [], [], []
     for number, row in enumerate(rows, start=1):
         if not isinstance(row.get("completion"), str) or not row["completion"].strip():

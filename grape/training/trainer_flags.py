@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from grape.cli_options import positive_int
 from grape.errors import GrapeError
 from grape.models.embedded import DEFAULT_TARGET
 from grape.training.settings import PEFT_DEFAULT_R, SAVE_CHOICES
@@ -52,7 +53,7 @@ def add_trainer_flags(parser: argparse.ArgumentParser, defaults: Any, learning_r
     add("--max-steps", "--max_steps", dest="max_steps", type=int, help="optimizer steps; > 0 overrides --epochs")
     add("--lr", "--learning_rate", dest="lr", type=float,
         help=f"learning rate. Default: {_short(full)}, or {_short(lora)} with LoRA")  # fmt: skip
-    add("--batch-size", "--per_device_train_batch_size", dest="batch_size", type=int,
+    add("--batch-size", "--per_device_train_batch_size", dest="batch_size", type=positive_int,
         help=f"{on.unit} per device per step. Default: {defaults.batch_size}")  # fmt: skip
     add("--grad-accum", "--gradient_accumulation_steps", dest="grad_accum", type=int,
         help=f"gradient accumulation steps. Default: {defaults.grad_accum}")  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, settings_from_args
+from grape.cli_options import add_config_option, positive_int, settings_from_args
 from grape.console import console, print_table
 from grape.tta.settings import METHODS, TTASettings
 
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
         "steps on every featurizer parameter); itta-no-tt (ITTA's training, no test-time steps); itta. Default: itta",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, help="Default: 0")
-    parser.add_argument("--steps", type=int, help="training steps. Default: 300")
+    parser.add_argument("--steps", type=positive_int, help="training steps. Default: 300")
     parser.add_argument("--lr", type=float, help="Adam learning rate (w and test-time steps: a tenth). Default: 1e-3")
     parser.add_argument("--test-batch", type=int, help="target images per test-time step. Default: 64")
     parser.set_defaults(run=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, add_input_options, settings_from_args
+from grape.cli_options import add_config_option, add_input_options, positive_int, settings_from_args
 from grape.console import console, print_table
 from grape.verification.registry import NAMES
 from grape.verification.settings import VerifySettings
@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         help="candidates checked at once. Default: CPU count for code (max 8), else 1",
     )
     parser.add_argument(

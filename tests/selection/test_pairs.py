@@ -214,7 +214,10 @@ def test_bad_options_are_one_line_errors(unverified, tmp_path, capsys):
         assert message in err and len(err.splitlines()) == 1, err
     pool = write_rows([{"id": "q", "prompt": "?", "candidates": [{"text": "a", "source": "m"}]}], tmp_path / "c.jsonl")
     assert main(["pairs", str(pool), "-o", str(tmp_path / "p.jsonl")]) == 2
-    assert "c.jsonl, field 'candidate': not a scores table (run grape score first)" in capsys.readouterr().err
+    assert (
+        "c.jsonl, row 1, field 'candidate': no such field: not a scores table (run grape score first)"
+        in capsys.readouterr().err
+    )
     broken = write_rows([row("q", 0, "m", -1.0), {**row("q", 1, "m", -1.0), "mean_logprob": "x", "row": 2}],
                         tmp_path / "broken.jsonl")  # fmt: skip
     with pytest.raises(GrapeError, match=r"broken.jsonl, row 2, field 'mean_logprob': a scored row needs a number"):

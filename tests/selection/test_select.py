@@ -116,3 +116,43 @@ def test_the_select_summary_prints_the_chosen_fit_per_source(scores, capsys):
     assert "chosen mean logprob" in out
     m1 = next(line for line in out.splitlines() if " m1 " in line)
     assert "-0.5000" in m1  # m1's chosen candidate (b-0) has fit -0.5; its candidates' mean is -0.75
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"mean_logprob": "high"}, "row 2, field 'mean_logprob': a scored row needs a number, got 'high'"),
+        ({"response": 5}, "row 2, field 'response': a scored row needs the response text, got 5"),
+        ({"prompt": None}, "row 2, field 'prompt': a scored row needs a prompt (text) or messages, got None"),
+        ({"id": None, "prompt": None, "response": None}, None),  # an unreadable input row: kept and counted
+    ],
+)
+@pytest.mark.parametrize("stage", ["select", "pairs", "report"])
+def test_a_bad_scores_row_is_one_line_naming_its_place_and_field_and_nothing_is_written(
+    tmp_path, capsys, change, where, stage
+):
+    from grape.cli import main
+
+    table = write_rows([row("a", 0, "m1", -1.0), {**row("a", 1, "m2", -0.5), **change}], tmp_path / "s.jsonl")
+    out = tmp_path / ("out.html" if stage == "report" else "out.jsonl")
+    out.write_text("kept\n")
+    code = main([stage, str(table), "-o", str(out)])
+    err = capsys.readouterr().err
+    if where is None:
+        assert code == 0, err
+        return
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"s.jsonl, {where}" in err
+    assert out.read_text() == "kept\n"
+
+
+@pytest.mark.parametrize(
+    "rows", [[], [{"id": "q", "prompt": "?", "candidates": [{"text": "a"}]}]], ids=["empty", "pool"]
+)
+def test_an_empty_table_or_a_pool_is_refused_and_an_existing_output_kept(tmp_path, capsys, rows):
+    from grape.cli import main
+
+    table, out = write_rows(rows, tmp_path / "in.jsonl"), tmp_path / "out.jsonl"
+    out.write_text("kept\n")
+    assert main(["select", str(table), "-o", str(out)]) == 2
+    assert "in.jsonl" in capsys.readouterr().err and out.read_text() == "kept\n"
