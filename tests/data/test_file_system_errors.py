@@ -150,7 +150,7 @@ def test_a_refusal_where_no_stage_expected_one_is_one_line_too(tmp_path, capsys)
     own writer, which makes its folder with mkdir) is printed in one line as well."""
     rows = [
         {"id": f"q{i}", "candidate": k, "source": f"s{k}", "n_tokens": 5, "sum_logprob": -1.0 - k,
-         "mean_logprob": -0.2 - k / 5, "status": "scored", "row": i + 1, "prompt": "p"}
+         "mean_logprob": -0.2 - k / 5, "status": "scored", "row": i + 1, "prompt": "p", "response": "r"}
         for i in range(2) for k in range(2)
     ]  # fmt: skip
     write_rows(rows, tmp_path / "scores.parquet", SCORES_SCHEMA)
