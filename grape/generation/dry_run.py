@@ -129,19 +129,21 @@ def plan_rows(plan: GenerationPlan) -> list[tuple[Any, ...]]:
     """What `grape generate --dry-run` prints: one row per quantity, one column per generator."""
     gens = plan.generators
 
-    def known(value: int | None, text: str) -> str:
-        return "?" if value is None else text
-
     return [
         ("model", *(g.spec for g in gens)),
         ("template", *(Path(g.template).name if Path(g.template).is_file() else g.template for g in gens)),
         ("sampling", *(f"n={g.sampling.n} T={g.sampling.temperature:g} max {g.sampling.max_new_tokens}" for g in gens)),
         ("to make", *(f"{g.to_make:,} ({g.existing:,} there)" for g in gens)),
-        ("prompt tokens", *(known(g.prompt_tokens, f"{g.prompt_tokens:,} (max {g.longest_prompt:,})") for g in gens)),
-        ("too long", *(known(g.too_long, f"{g.too_long:,} (context {g.context:,})") for g in gens)),
+        ("prompt tokens", *(_tokens(g.prompt_tokens, "max", g.longest_prompt) for g in gens)),
+        ("too long", *(_tokens(g.too_long, "context", g.context) for g in gens)),
         ("unrenderable", *(f"{g.unrenderable:,}" for g in gens)),
         ("est. time", *("unknown" if g.seconds is None else _duration(g.seconds) for g in gens)),
     ]
+
+
+def _tokens(count: int | None, label: str, bound: int | None) -> str:
+    """A count with its bound, or "?" where it is not known (an OpenAI server's tokenizer is not local)."""
+    return "?" if count is None or bound is None else f"{count:,} ({label} {bound:,})"
 
 
 def _duration(seconds: float) -> str:

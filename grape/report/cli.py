@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         "chosen share and fit per source, fit against response length with its correlation, correctness per "
         "source when verified, and the instructions whose best and second-best candidates were closest. Given "
         "one or more workdirs of `grape run` (one arm each): the training loss of every sft step, the accuracy "
-        "of every eval step with its 95%% interval, side by side, and the selection pages of each run.",
+        "of every eval step with its 95% interval, side by side, and the selection pages of each run.",
         epilog="examples:\n"
         "  grape report scores.parquet --selection selected.jsonl -o report.html\n"
         "  grape report runs/pipeline -o run.html                 # one pipeline run\n"

@@ -21,7 +21,7 @@ from grape.data.tables import read_sidecar, table_file, write_rows, write_sideca
 from grape.errors import GrapeError
 from grape.selection.scores_table import read_scores_table
 from grape.selection.settings import PairsSettings, check_pairs
-from grape.selection.strategies import Row, Strategy, get_strategy, rank_by_lowest_fit, rank_random
+from grape.selection.strategies import Row, Strategy, check_named_sources, get_strategy, rank_by_lowest_fit, rank_random
 
 # Why an instruction has no pair (the sidecar's `instructions_without_pair`, the summary's counts).
 NO_CHOSEN = "no_chosen_eligible"
@@ -58,6 +58,7 @@ def pairs(
     check_pairs(settings)
     name = source_name(input)
     rows = read_scores_table(input)
+    check_named_sources(settings.chosen, {r["source"] for r in rows if r["id"] is not None})
     rules = resolve(settings, verified=any(r.get("correct") is not None for r in rows))
     by_instruction: dict[str, list[Row]] = defaultdict(list)
     unpaired: list[Row] = []

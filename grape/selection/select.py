@@ -20,7 +20,7 @@ from grape.errors import GrapeError
 from grape.selection.dataset_card import write_dataset_card
 from grape.selection.scores_table import read_scores_table
 from grape.selection.settings import FORMATS, SelectSettings
-from grape.selection.strategies import Row, get_strategy
+from grape.selection.strategies import Row, check_named_sources, get_strategy
 
 
 def select(
@@ -44,6 +44,7 @@ def select(
     rank = get_strategy(strategy)
     scores = input
     rows = read_scores_table(scores)
+    check_named_sources(strategy, {r["source"] for r in rows if r["id"] is not None})
     if require_correct and not any(r.get("correct") is not None for r in rows):
         raise GrapeError("--require-correct: the scores table has no 'correct' column values (run grape verify)")
     by_instruction: dict[str, list[Row]] = defaultdict(list)

@@ -95,6 +95,20 @@ def get_strategy(name: str) -> Strategy:
     return STRATEGIES[name]
 
 
+def check_named_sources(strategy: str, present: set[Any]) -> None:
+    """A strategy that names sources (source:NAME, priority:A,B) must name one the table has: a typo would
+    otherwise select nothing, and say so only as "no eligible candidate"."""
+    if strategy.startswith("source:"):
+        named = [strategy.removeprefix("source:")]
+    elif strategy.startswith("priority:"):
+        named = _priority_sources(strategy)
+    else:
+        return
+    if not present.intersection(named):
+        raise GrapeError(f"strategy '{strategy}': no candidate in the table comes from {', '.join(map(repr, named))} "
+                         f"(its sources: {', '.join(sorted(map(str, present))) or 'none'})")  # fmt: skip
+
+
 def _priority_sources(name: str) -> list[str]:
     sources = [s.strip() for s in name.removeprefix("priority:").split(",")]
     if not all(sources):

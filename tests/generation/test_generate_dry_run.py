@@ -89,3 +89,17 @@ def test_the_command_line_dry_run_prints_the_plan(tiny_smol_dir, tmp_path, capsy
     assert "para.jinja" in shown and "est. time unknown" in shown
     assert "reference (answer): 2 to add" in shown
     assert not out.exists()
+
+
+def test_the_dry_run_beside_an_openai_generator_shows_what_it_cannot_count(tiny_smol_dir, tmp_path, capsys):
+    """An OpenAI-compatible server's tokenizer is not local: its prompt tokens and too-long rows are "?" (the
+    table printed them through a format of None before), the local generator's are counted."""
+    items, _ = _files(tmp_path)
+    out = tmp_path / "pool.jsonl"
+    argv = ["generate", str(items), "-o", str(out), "--model", f"self={tiny_smol_dir}", "--model",
+            "big=openai:my-model@http://127.0.0.1:9/v1", "--dry-run"]  # fmt: skip
+    assert main(argv) == 0
+    shown = capsys.readouterr().err
+    assert "big: prompt tokens unknown" in shown and "nothing written" in shown
+    assert f"(context {CONTEXT:,})" in shown
+    assert not out.exists()

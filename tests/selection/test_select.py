@@ -156,3 +156,23 @@ def test_an_empty_table_or_a_pool_is_refused_and_an_existing_output_kept(tmp_pat
     out.write_text("kept\n")
     assert main(["select", str(table), "-o", str(out)]) == 2
     assert "in.jsonl" in capsys.readouterr().err and out.read_text() == "kept\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [(["select", "--strategy", "source:m3"], "'m3'"), (["select", "--strategy", "priority:x,y"], "'x', 'y'"),
+     (["pairs", "--chosen", "source:nope"], "'nope'")],
+)  # fmt: skip
+def test_a_strategy_naming_no_source_of_the_table_is_refused(scores, tmp_path, capsys, argv, named):
+    """A typo in a source name would select nothing and say only "no eligible candidate"."""
+    from grape.cli import main
+
+    out = tmp_path / "out.jsonl"
+    assert main([argv[0], str(scores), "-o", str(out), *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert f"no candidate in the table comes from {named} (its sources: m1, m2)" in err and not out.exists()
+
+
+def test_a_priority_list_needs_only_one_source_of_the_table(scores):
+    chosen, _ = select(scores, strategy="priority:absent,m2")
+    assert {r["source"] for r in chosen} == {"m2"}
