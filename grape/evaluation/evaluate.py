@@ -25,6 +25,7 @@ from grape.errors import GrapeError
 from grape.evaluation.answers import Answer, AnswerJournal, answers_key, given_answers, item_key, journal_path
 from grape.evaluation.metrics import wilson_interval
 from grape.evaluation.settings import EvalSettings
+from grape.evaluation.trained_template import note_template_mismatch
 from grape.generation.backend import Request, Sampling, check_batching
 from grape.generation.hf_backend import HFBackend
 from grape.models.load import LoadedModel, load_model
@@ -51,6 +52,7 @@ def evaluate(
     items = read_pool(data, settings.columns)[: settings.limit]
     if not items:
         raise GrapeError(f"{data}: no items to evaluate")
+    note_template_mismatch(settings.model, settings.template)
     loaded = loaded or load_model(settings.model, settings.dtype, settings.device, settings.trust_remote_code)
     prompts = [prompt_of(item) for item in items]
     if settings.decode:  # reward-guided (grape decode): answered afresh every time
