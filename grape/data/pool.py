@@ -23,6 +23,7 @@ Row = dict[str, Any]
 _KNOWN = {"id", "prompt", "messages", "instruction", "question", "candidates", "response", "output", "completion",
           "source", "generator", "model", "answer"}  # fmt: skip
 _NO_CANDIDATES = ("missing_candidates", "empty_candidates")
+_WRONG_TYPES = ("invalid_response", "invalid_candidate", "invalid_source")
 SKIP_KEY = "skip_reason"  # set on a row that could not be read (kept, so that no row disappears)
 
 
@@ -57,6 +58,12 @@ def read_pool(
         if inst.skip_reason and on_error == "fail":
             detail = f" (first seen in row {seen[inst.id]})" if inst.skip_reason == "duplicate_id" else ""
             raise InputError(source_name(path), inst.row, None, inst.skip_reason.replace("_", " ") + detail)
+        wrong = next((i for i, c in enumerate(inst.candidates) if c.skip_reason in _WRONG_TYPES), None)
+        if wrong is not None and on_error == "fail":  # a value no generator writes: refused, never nulled
+            field = f"{columns.candidates or 'candidates'}[{wrong}]"
+            reason = inst.candidates[wrong].skip_reason.replace("_", " ")
+            raise InputError(source_name(path), inst.row, field, f"{reason}: a candidate is an object whose text and "
+                             "source are strings")  # fmt: skip
         seen.setdefault(inst.id, inst.row)
         carried = {k: v for k, v in (raw.get(inst.row) or {}).items() if k not in _KNOWN | mapped}
         rows.append(grouped_row(inst, carried))

@@ -67,3 +67,21 @@ def test_long_layout_conflicting_prompt_for_one_id(tmp_path):
         load_instructions(path)
     items = load_instructions(path, on_error="skip")
     assert [c.skip_reason for c in items[0].candidates] == [None, "prompt_mismatch"]
+
+
+def test_a_pool_candidate_of_the_wrong_type_is_refused_not_nulled(tmp_path, capsys):
+    """`grape verify` used to write such a candidate's text as null (the value lost); now it is a one-line error,
+    and an existing output stays as it was. With --on-error skip the row's other candidates still go through."""
+    from grape.cli import main
+    from grape.data.pool import read_pool
+    from grape.data.tables import write_rows
+
+    rows = [{"id": "a", "prompt": "1+1?", "answer": "2", "candidates": [{"text": "2", "source": "m"}]},
+            {"id": "b", "prompt": "2+2?", "answer": "4", "candidates": [{"text": "4"}, {"text": 7}]}]  # fmt: skip
+    pool, out = write_rows(rows, tmp_path / "pool.jsonl"), tmp_path / "verified.jsonl"
+    out.write_text("kept\n")
+    assert main(["verify", str(pool), "-o", str(out), "--verifier", "number"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pool.jsonl, row 2, field 'candidates[1]': invalid response" in err
+    assert out.read_text() == "kept\n"
+    assert [len(r["candidates"]) for r in read_pool(pool, on_error="skip")] == [1, 2]
