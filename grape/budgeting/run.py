@@ -132,8 +132,7 @@ def _check_inputs(sft_rows: list, pair_rows: list, files: tuple[str, str], data:
     for number, row in enumerate(sft_rows, start=1):
         prompt_and_response(row, files[0], number)
     read_pairs(pair_rows, files[1])
-    if not read_pool(data, settings.eval.columns):
-        raise GrapeError(f"{source_name(data)}: no items to evaluate")
+    read_pool(data, settings.eval.columns)  # its rows, or a one-line error (none at all is one too)
 
 
 def _resolved(settings: BudgetSettings, sft_pool: Any) -> BudgetSettings:

@@ -42,7 +42,7 @@ def read_pool(
     input without a single row is an error (a stage would write an empty output, maybe over an earlier one),
     unless ``allow_empty``."""
     if isinstance(path, (str, Path)) and Path(path).suffix == ".txt":
-        return _prompt_lines(Path(path))
+        return _prompt_lines(Path(path))  # refuses a file without prompts itself
     columns = columns or Columns()
     # Read tolerantly, then judge: a row without candidates is fine here (it is what generation is for).
     raw_rows = list(read_rows(path, split, subset, revision))  # read once: validated, their extra columns carried

@@ -47,9 +47,7 @@ def decode(
     check(settings)
     started = time.time()
     file = source_name(prompts)
-    items = read_pool(prompts, settings.columns, on_error=settings.on_error)[: settings.limit]
-    if not items:
-        raise GrapeError(f"{file}: no prompts to decode")
+    items = read_pool(prompts, settings.columns, on_error=settings.on_error)[: settings.limit]  # refuses no rows
     decoder = decoder or build_decoder(settings)
     rows = []
     with progress_bar() as bar:

@@ -49,9 +49,7 @@ def evaluate(
     check_batching(settings.batching)
     started = time.time()
     check = get_verifier(settings.verifier)
-    items = read_pool(data, settings.columns)[: settings.limit]
-    if not items:
-        raise GrapeError(f"{data}: no items to evaluate")
+    items = read_pool(data, settings.columns)[: settings.limit]  # an empty input is refused there
     note_template_mismatch(settings.model, settings.template)
     loaded = loaded or load_model(settings.model, settings.dtype, settings.device, settings.trust_remote_code)
     prompts = [prompt_of(item) for item in items]

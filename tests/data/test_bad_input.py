@@ -85,3 +85,12 @@ def test_a_pool_candidate_of_the_wrong_type_is_refused_not_nulled(tmp_path, caps
     assert len(err.splitlines()) == 1 and "pool.jsonl, row 2, field 'candidates[1]': invalid response" in err
     assert out.read_text() == "kept\n"
     assert [len(r["candidates"]) for r in read_pool(pool, on_error="skip")] == [1, 2]
+
+
+def test_an_empty_prompt_list_is_refused_like_an_empty_table(tmp_path):
+    from grape.data.pool import read_pool
+
+    lines = tmp_path / "prompts.txt"
+    lines.write_text("\n  \n")
+    with pytest.raises(InputError, match="prompts.txt: no prompts in the file"):
+        read_pool(lines)
