@@ -39,11 +39,14 @@ def packed_sees(
 
     def sees(b: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         q_segment, k_segment = segment[b, q], segment[b, k]
-        out = (q_segment == k_segment) & (k_segment >= 0) & (k <= q)
-        out = out & ((branch[b, k] == 0) | (branch[b, k] == branch[b, q]))
+        out = q_segment == k_segment  # a fresh [B, T, T] (or per-index) tensor: the rest is in place
+        out &= k_segment >= 0
+        out &= k <= q
+        out &= (branch[b, k] == 0) | (branch[b, k] == branch[b, q])
         if sliding_window is not None:
-            out = out & (position[b, k] + sliding_window > position[b, q])
-        return out | ((q_segment < 0) & (q == k))
+            out &= position[b, k] + sliding_window > position[b, q]
+        out |= (q_segment < 0) & (q == k)
+        return out
 
     return sees
 
