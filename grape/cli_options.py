@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TypeVar
 
 from grape.config import load_settings
 from grape.data.layout import Columns
+from grape.data.tables import table_suffix_problem
 from grape.models.dtypes import ACCEPTED
 from grape.models.embedded import DEFAULT_TARGET, EMBEDDED
 
@@ -23,6 +25,49 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def table_output(text: str) -> str:
+    """``-o`` of a command that writes a table: a name ending in one of grape.data.tables.TABLE_SUFFIXES, else
+    argparse's one-line usage error before any work (a .csv name used to get Parquet inside)."""
+    problem = table_suffix_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A quantity of 0 or more: a sampling temperature (0: greedy)."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value:g}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A quantity above 0: seconds of a timeout, a temperature that must sample."""
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {value:g}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A probability above 0 and at most 1: nucleus sampling's top-p (1: no cut)."""
+    value = _finite(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, not {value:g}")
     return value
 
 

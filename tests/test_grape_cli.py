@@ -90,3 +90,47 @@ def test_bad_row_error_names_file_row_and_field(tmp_path):
     assert result.returncode == 2
     assert f"{path}, row 1, field 'candidates[1].text': empty response" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["generate", "in.jsonl", "--model", "m"], ["verify", "in.jsonl"], ["select", "in.jsonl"], ["pairs", "in.jsonl"],
+     ["decode", "in.jsonl"], ["itool", "curriculum", "in.jsonl"], ["itool", "deficiency", "in.jsonl"],
+     ["itool", "mcts", "in.jsonl"], ["tools", "prepare", "in.jsonl"]],
+    ids=lambda command: " ".join(command[:2]),
+)  # fmt: skip
+def test_a_table_output_with_a_suffix_grape_does_not_write_is_refused_before_any_work(tmp_path, capsys, command):
+    """`-o x.csv` used to get Parquet bytes under the .csv name (and `-o x` too)."""
+    from grape.cli import main
+
+    out = tmp_path / "out.csv"
+    out.write_text("kept\n")
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "-o", str(out)])
+    assert refused.value.code == 2
+    assert "argument -o/--output: cannot write a table as a .csv file: name it .jsonl, .json or .parquet" in (
+        capsys.readouterr().err
+    )
+    assert out.read_text() == "kept\n"
+
+
+def test_eval_refuses_a_table_output_it_cannot_write_before_the_model_loads(tmp_path, capsys):
+    from grape.cli import main
+
+    data, out = tmp_path / "items.jsonl", tmp_path / "answers"
+    data.write_text(json.dumps({"id": "a", "prompt": "1+1?", "answer": "2"}) + "\n")
+    assert main(["eval", "--data", str(data), "-o", str(out), "--model", "no-such-model"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{out}: cannot write a table as a file without a suffix: name it .jsonl, .json or .parquet")
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_write_rows_refuses_a_suffix_it_would_not_write_as_named(tmp_path):
+    from grape.data.tables import read_table_rows, write_rows
+    from grape.errors import GrapeError
+
+    with pytest.raises(GrapeError, match=r"x\.csv: cannot write a table as a \.csv file"):
+        write_rows([{"a": 1}], tmp_path / "x.csv")
+    assert not list(tmp_path.iterdir())
+    for name in ("x.jsonl", "x.JSON", "x.parquet"):
+        assert read_table_rows(write_rows([{"a": 1}], tmp_path / name)) == [{"a": 1}]

@@ -23,12 +23,32 @@ from grape.data.read_rows import jsonl_lines
 from grape.errors import GrapeError, InputError, file_system_error
 
 _TEMPORARY = ".tmp"  # the suffix of a file being written (see write_atomically)
+_JSON_LINES = (".jsonl", ".json")  # one JSON object a line
+TABLE_SUFFIXES = (*_JSON_LINES, ".parquet")  # the tables grape writes, by the output's suffix
+
+
+def table_suffix_problem(path: str | Path) -> str | None:
+    """Why grape cannot write a table named ``path`` (its suffix names no format it writes), else None."""
+    suffix = Path(path).suffix
+    if suffix.lower() in TABLE_SUFFIXES:
+        return None
+    named = f"a {suffix} file" if suffix else "a file without a suffix"
+    return f"cannot write a table as {named}: name it .jsonl, .json or .parquet"
+
+
+def check_table_output(path: str | Path) -> None:
+    """Refuse, in one line, an output whose suffix names no table format (before any work is done)."""
+    problem = table_suffix_problem(path)
+    if problem:
+        raise GrapeError(f"{path}: {problem}")
 
 
 def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, schema: pa.Schema | None = None) -> Path:
-    """Write rows to ``path``: JSONL for .jsonl/.json, Parquet otherwise, atomically (see `write_atomically`)."""
+    """Write rows to ``path``: JSONL for .jsonl/.json, Parquet for .parquet, atomically (see `write_atomically`).
+    Any other suffix is refused: Parquet under a .csv name would be unreadable by what the name promises."""
     path = Path(path)
-    if path.suffix in (".jsonl", ".json"):
+    check_table_output(path)
+    if path.suffix.lower() in _JSON_LINES:
 
         def write(handle: BinaryIO) -> None:
             for row in rows:
@@ -81,7 +101,7 @@ def read_table_rows(source: Any) -> list[dict[str, Any]]:
     path = Path(source)
     if not path.is_file():
         raise InputError(str(path), None, None, "no such file")
-    if path.suffix in (".jsonl", ".json"):
+    if path.suffix.lower() in _JSON_LINES:
         rows = []
         for number, line, error in jsonl_lines(path):
             if line is None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, positive_int, settings_from_args
+from grape.cli_options import (
+    add_config_option,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    settings_from_args,
+    table_output,
+)
 from grape.console import console, print_table
 from grape.data.layout import Columns
 from grape.decoding.settings import CANDIDATE_SOURCES, CHOICES, METHODS, TRANSFERS, DecodeSettings
@@ -36,7 +43,7 @@ def register(subparsers) -> None:
         epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("input", help="prompts: .jsonl/.parquet rows with a prompt (or messages), or a .txt file")
-    parser.add_argument("-o", "--output", required=True, help="the answers: .jsonl (or .parquet)")
+    parser.add_argument("-o", "--output", required=True, type=table_output, help="the answers: .jsonl (or .parquet)")
     add_config_option(parser)
     parser.add_argument("--method", choices=METHODS, help=f"Default: {d.method}")
     parser.add_argument("--model", help=f"π_sft: a model directory, .gguf, Hub id or embedded alias "
@@ -57,13 +64,13 @@ def register(subparsers) -> None:
     parser.add_argument("--rollout-tokens", type=int, help="tokens each rollout adds after the candidate. "
                         "Default: 20 (direct), 5 (indirect)")  # fmt: skip
     parser.add_argument("--rollouts", type=int, help=f"rollouts per candidate. Default: {d.rollouts}")
-    parser.add_argument("--rollout-temperature", type=float, help="0 = greedy rollouts. Default: 0")
+    parser.add_argument("--rollout-temperature", type=non_negative_float, help="0 = greedy rollouts. Default: 0")
     parser.add_argument("--choice", choices=CHOICES, help="greedy: argmax of the scores; sample: softmax(scores/T)")
-    parser.add_argument("--temperature", type=float, help=f"of --choice sample. Default: {d.temperature:g}")
+    parser.add_argument("--temperature", type=positive_float, help=f"of --choice sample. Default: {d.temperature:g}")
     parser.add_argument("--candidates", choices=CANDIDATE_SOURCES, help="where top-k and prior come from: sft (the "
                         "paper) or baseline (the released code). Default: sft")  # fmt: skip
     parser.add_argument("-n", type=int, help=f"bon: samples per prompt. Default: {d.n}")
-    parser.add_argument("--bon-temperature", type=float,
+    parser.add_argument("--bon-temperature", type=positive_float,
                         help=f"bon: sampling temperature. Default: {d.bon_temperature:g}")  # fmt: skip
     parser.add_argument("--max-new-tokens", type=positive_int, help=f"Default: {d.max_new_tokens}")
     parser.add_argument("--stop", action="append", help="a stop string (repeatable). Default: '\\nQuestion:' "

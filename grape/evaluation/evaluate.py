@@ -20,7 +20,7 @@ from grape.config import with_overrides
 from grape.console import console, progress_bar
 from grape.data.pool import item_of, prompt_of, read_pool
 from grape.data.read_rows import source_name
-from grape.data.tables import write_rows, write_sidecar
+from grape.data.tables import check_table_output, write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.evaluation.answers import Answer, AnswerJournal, answers_key, given_answers, item_key, journal_path
 from grape.evaluation.metrics import wilson_interval
@@ -46,6 +46,8 @@ def evaluate(
         settings.stop = stop_strings(settings.template)
     if settings.limit is not None and settings.limit < 1:
         raise GrapeError("limit must be at least 1")
+    if output is not None:
+        check_table_output(output)  # before the model loads, not after every answer
     check_batching(settings.batching)
     started = time.time()
     check = get_verifier(settings.verifier)

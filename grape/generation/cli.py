@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from grape.cli_options import add_config_option, add_input_options, positive_int, settings_from_args
+from grape.cli_options import (
+    add_config_option,
+    add_input_options,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    probability,
+    settings_from_args,
+    table_output,
+)
 from grape.console import console, print_table
 from grape.data.tables import read_sidecar
 from grape.generation.backend import BATCHING, GENERATOR_KEYS, Sampling
@@ -47,7 +56,9 @@ def register(subparsers) -> None:
     )  # fmt: skip
     parser.add_argument("input", help="prompts (.jsonl/.parquet rows, or a .txt with one per line), or a "
                         "grouped/long file with candidates (new ones are added)")  # fmt: skip
-    parser.add_argument("-o", "--output", required=True, help="the candidate pool: .jsonl (or .parquet)")
+    parser.add_argument(
+        "-o", "--output", required=True, type=table_output, help="the candidate pool: .jsonl (or .parquet)"
+    )
     add_config_option(parser)
     parser.add_argument(
         "--model", action="append", metavar="SPEC", dest="models", type=generator_value,
@@ -59,8 +70,8 @@ def register(subparsers) -> None:
     )  # fmt: skip
     defaults = Sampling()
     parser.add_argument("-n", type=int, help="samples per instruction and generator. Default: 1")
-    parser.add_argument("--temperature", type=float, help=f"0 = greedy. Default: {defaults.temperature}")
-    parser.add_argument("--top-p", type=float, help=f"Default: {defaults.top_p}")
+    parser.add_argument("--temperature", type=non_negative_float, help=f"0 = greedy. Default: {defaults.temperature}")
+    parser.add_argument("--top-p", type=probability, help=f"Default: {defaults.top_p}")
     parser.add_argument("--max-new-tokens", type=positive_int, help=f"Default: {defaults.max_new_tokens}")
     parser.add_argument("--seed", type=int, help="Default: 0")
     parser.add_argument("--stop", action="append", help="a stop string (repeatable)")
@@ -99,7 +110,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--concurrency", type=positive_int, help=f"openai: requests in flight. Default: {http.concurrency}"
     )
-    parser.add_argument("--timeout", type=float, help=f"openai: seconds per request. Default: {http.timeout_s:g}")
+    parser.add_argument(
+        "--timeout", type=positive_float, help=f"openai: seconds per request. Default: {http.timeout_s:g}"
+    )
     parser.add_argument("--max-retries", type=int,
                         help=f"openai: retries on 429/5xx/timeouts, with exponential backoff. Default: "
                         f"{http.max_retries}")  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, positive_int, settings_from_args
+from grape.cli_options import add_config_option, positive_float, positive_int, settings_from_args, table_output
 from grape.console import console, print_table
 from grape.search.settings import JUDGES, PAIR_LEVELS, DeficiencySettings, MCTSSettings
 from grape.tools.curriculum_settings import CRITERIA, CurriculumSettings
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
                                      help="curriculum, deficiency, mcts")  # fmt: skip
     order = commands.add_parser("curriculum", help="the trainable rows from easy to hard, for the warm-up sft")
     order.add_argument("input", help="tool-calling rows (.jsonl of grape tools prepare)")
-    order.add_argument("-o", "--output", required=True, help="the ordered rows: .jsonl")
+    order.add_argument("-o", "--output", required=True, type=table_output, help="the ordered rows: .jsonl")
     order.add_argument("--order", type=lambda text: text.split(","), metavar="A,B,C",
                        help=f"the counts to sort by, first deciding: of {', '.join(CRITERIA)}. "
                        "Default: calls,tools,arguments")  # fmt: skip
@@ -44,7 +44,7 @@ def register(subparsers) -> None:
 
     weak = commands.add_parser("deficiency", help="score the gold answers; keep the worst-fitting share per group")
     weak.add_argument("input", help="tool-calling rows (.jsonl of grape tools prepare)")
-    weak.add_argument("-o", "--output", required=True, help="the kept rows: .jsonl")
+    weak.add_argument("-o", "--output", required=True, type=table_output, help="the kept rows: .jsonl")
     _model_options(weak)
     weak.add_argument("--fraction", type=float, help="the share of each group (calls / no call) kept. Default: 0.3")
     weak.add_argument("--no-eos", dest="eos", action="store_const", const=False,
@@ -58,12 +58,12 @@ def register(subparsers) -> None:
         "simpo (their sidecar sets template raw and eos false).",
     )  # fmt: skip
     tree.add_argument("input", help="tool-calling rows with their gold answers (.jsonl)")
-    tree.add_argument("-o", "--output", required=True, help="the pairs: .jsonl")
+    tree.add_argument("-o", "--output", required=True, type=table_output, help="the pairs: .jsonl")
     _model_options(tree)
     tree.add_argument("--simulations", type=int, help="simulations per question. Default: 5")
     tree.add_argument("--samples", type=int, help="continuations sampled per expansion. Default: 3")
     tree.add_argument("--max-new-tokens", type=positive_int, help="tokens per sampled continuation. Default: 50")
-    tree.add_argument("--temperature", type=float, help="sampling temperature. Default: 1.5")
+    tree.add_argument("--temperature", type=positive_float, help="sampling temperature. Default: 1.5")
     tree.add_argument("--max-depth", type=int, help="levels of steps in the tree. Default: 3")
     tree.add_argument("--fragments-per-step", type=int, help="fragments (cut at . , = and () a step. Default: 2")
     tree.add_argument("--exploration", type=float, help="w in UCB. Default: 1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, settings_from_args
+from grape.cli_options import add_config_option, settings_from_args, table_output
 from grape.console import console, print_table
 from grape.selection.pairs import pairs
 from grape.selection.settings import PairsSettings
@@ -27,7 +27,7 @@ def register(subparsers) -> None:
         epilog=EXAMPLES,
     )  # fmt: skip
     parser.add_argument("scores", help="scores table written by `grape score` (after `grape verify` for correctness)")
-    parser.add_argument("-o", "--output", required=True, help="pairs: .jsonl or .parquet")
+    parser.add_argument("-o", "--output", required=True, type=table_output, help="pairs: .jsonl or .parquet")
     add_config_option(parser)
     parser.add_argument("--chosen", help="grape (best fit), random, source:NAME or priority:A,B,C. Default: grape")
     parser.add_argument(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, settings_from_args
+from grape.cli_options import add_config_option, settings_from_args, table_output
 from grape.console import console, print_table
 from grape.tools.settings import FORMATS, WEIGHTS, PrepareSettings
 
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
         "turns whose tool output matches an error signature (TL-Training's MAE).",
     )  # fmt: skip
     prepare.add_argument("input", help="a BFCL_v4_<category>.json question file, or chat trajectories (.jsonl)")
-    prepare.add_argument("-o", "--output", required=True, help="the rows: .jsonl")
+    prepare.add_argument("-o", "--output", required=True, type=table_output, help="the rows: .jsonl")
     prepare.add_argument("--answers", help="BFCL's possible_answer file of the question file (not for irrelevance)")
     prepare.add_argument("--docs", help="BFCL's multi_turn_func_doc folder. Default: beside the question file")
     prepare.add_argument(

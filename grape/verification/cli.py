@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, add_input_options, positive_int, settings_from_args
+from grape.cli_options import add_config_option, add_input_options, positive_int, settings_from_args, table_output
 from grape.console import console, print_table
 from grape.verification.registry import NAMES
 from grape.verification.settings import VerifySettings
@@ -30,7 +30,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "input", help="candidates, grouped or long: .jsonl, .json, .csv, .parquet, a datasets dir or a Hub id"
     )
-    parser.add_argument("-o", "--output", required=True, help="verified candidates: .jsonl (or .parquet)")
+    parser.add_argument(
+        "-o", "--output", required=True, type=table_output, help="verified candidates: .jsonl (or .parquet)"
+    )
     parser.add_argument(
         "--verifier",
         help=f"one of {', '.join(NAMES)}. math: the final answer vs the item's `answer` as expressions, by "

@@ -154,3 +154,30 @@ def test_a_model_flag_takes_a_yaml_mapping_as_a_config_file_does(tmp_path, capsy
     with pytest.raises(SystemExit):
         build_parser().parse_args(["generate", "p.jsonl", "-o", "x.jsonl", "--model", "{name: [unclosed"])
     assert "not a YAML mapping" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--temperature", "-1"], "argument --temperature: must be 0 or more, not -1"),
+        (["--temperature", "nan"], "argument --temperature: must be a finite number, not nan"),
+        (["--top-p", "2"], "argument --top-p: must be above 0 and at most 1, not 2"),
+        (["--top-p", "0"], "argument --top-p: must be above 0 and at most 1, not 0"),
+        (["--timeout", "-1"], "argument --timeout: must be above 0, not -1"),
+        (["--timeout", "0"], "argument --timeout: must be above 0, not 0"),
+    ],
+)
+def test_sampling_and_timeout_flags_out_of_range_are_usage_errors(capsys, flags, message):
+    """They used to be taken: -1 sampled greedily, top-p 2 and a negative timeout failed only at the first request."""
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(["generate", "p.jsonl", "-o", "x.jsonl", "--model", "m", *flags])
+    assert refused.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_sampling_and_timeout_flags_keep_their_defaults_and_their_edges():
+    base = ["generate", "p.jsonl", "-o", "x.jsonl", "--model", "m"]
+    settings = generate_settings(build_parser().parse_args(base))
+    assert (settings.sampling.temperature, settings.sampling.top_p, settings.http.timeout_s) == (0.7, 1.0, 120.0)
+    edges = ["--temperature", "0", "--top-p", "1", "--timeout", "0.5"]
+    settings = generate_settings(build_parser().parse_args([*base, *edges]))
+    assert (settings.sampling.temperature, settings.sampling.top_p, settings.http.timeout_s) == (0.0, 1.0, 0.5)
