@@ -23,7 +23,7 @@ from grape.data.tables import write_rows, write_sidecar
 from grape.errors import GrapeError, InputError
 from grape.text import Renderer
 from grape.tools.bfcl import Trajectory, bfcl_entries, is_bfcl_row, read_answers
-from grape.tools.calls import GoldError
+from grape.tools.calls import GoldError, chat_call
 from grape.tools.clean_turns import ExcludedTurn, split_turns
 from grape.tools.key_tokens import key_characters, token_weights
 from grape.tools.parse import parse_calls
@@ -118,14 +118,37 @@ def _entries(input: str | Path, settings: PrepareSettings) -> Iterator[tuple[Sam
     for raw in read_rows(input):
         if raw.data is None:
             raise InputError(file, raw.row, None, raw.error or "unreadable row")
-        messages = raw.data.get("messages")
-        if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
-            raise InputError(file, raw.row, "messages", "expected a list of chat messages (or a BFCL question file)")
+        messages = _messages(raw.data.get("messages"), file, raw.row)
         try:
             tools = read_tools(raw.data.get("tools"))
         except ToolDocError as exc:
             raise InputError(file, raw.row, "tools", str(exc)) from exc
         yield Trajectory(str(raw.data.get("id", raw.row)), messages, tools), file, raw.row
+
+
+def _messages(value: Any, file: str, row: int) -> list[dict[str, Any]]:
+    """A trajectory's chat messages as given, or a one-line error at the first one grape would misread: a role
+    that is not a string, or a tool call whose arguments are not a JSON object (it was dropped, and the turn's
+    gold became "no call is right")."""
+    if not isinstance(value, list):
+        raise InputError(file, row, "messages", "expected a list of chat messages (or a BFCL question file)")
+    for index, message in enumerate(value):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise InputError(
+                file, row, where, f"expected a chat message {{role, content}}, got {type(message).__name__}"
+            )
+        if not isinstance(message.get("role"), str):
+            got = "nothing" if message.get("role") is None else type(message["role"]).__name__
+            raise InputError(file, row, f"{where}.role", f"expected a string (user, assistant, tool...), got {got}")
+        calls = message.get("tool_calls")
+        if calls is not None and not isinstance(calls, list):
+            raise InputError(file, row, f"{where}.tool_calls", f"expected a list of calls, got {type(calls).__name__}")
+        for number, call in enumerate(calls or []):
+            if chat_call(call) is None:
+                raise InputError(file, row, f"{where}.tool_calls[{number}]", "expected a call {name, arguments} (or "
+                                 "{type: function, function: {...}}) whose arguments are a JSON object")  # fmt: skip
+    return value
 
 
 def _row(sample: Sample, settings: PrepareSettings, tokenizer: Any, end_of_turn: str | None,

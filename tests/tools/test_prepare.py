@@ -141,3 +141,31 @@ def test_mistakes_are_one_line_errors(tmp_path):
                        "tools": [SEARCH]}], tmp_path / "bad2.jsonl")  # fmt: skip
     with pytest.raises(InputError, match=r"row 1, field 'messages'"):
         prepare(bad)
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"role": 7, "content": "hi"}, "messages[1].role"),
+        ({"content": "hi"}, "messages[1].role"),
+        ({**_call("search", q="x"), "tool_calls": [{"type": "function", "function": {"name": "search",
+                                                                                     "arguments": "[1, 2]"}}]},
+         "messages[1].tool_calls[0]"),
+        ({**_call("search", q="x"), "tool_calls": [{"name": "search", "arguments": 7}]}, "messages[1].tool_calls[0]"),
+        ({**_call("search", q="x"), "tool_calls": {"name": "search", "arguments": {}}}, "messages[1].tool_calls"),
+    ],
+    ids=["role 7", "no role", "arguments a JSON list", "arguments 7", "tool_calls not a list"],
+)  # fmt: skip
+def test_a_message_grape_would_misread_is_a_one_line_error_and_nothing_is_written(tmp_path, capsys, message, field):
+    """A call whose arguments are no object used to be dropped (the turn's gold became "no call is right"), and a
+    role of 7 went through to the rows."""
+    rows = [TRAJECTORY, {"id": "t2", "tools": [SEARCH], "messages": [{"role": "user", "content": "Find x."}, message]}]
+    data, out = write_rows(rows, tmp_path / "trajectories.jsonl"), tmp_path / "rows.jsonl"
+    with pytest.raises(InputError) as caught:
+        prepare(data)
+    assert (caught.value.file, caught.value.row, caught.value.field) == (str(data), 2, field)
+    out.write_text("kept\n")
+    assert main(["tools", "prepare", str(data), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"trajectories.jsonl, row 2, field '{field}'" in err
+    assert out.read_text() == "kept\n"
