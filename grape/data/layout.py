@@ -108,12 +108,19 @@ class _Problems:
         if on_error not in ("fail", "skip"):
             raise GrapeError(f"on_error must be 'fail' or 'skip', not {on_error!r}")
         self.file, self.on_error = file, on_error
+        self.fields: list[str | None] = []  # skip mode: the field of each problem, in the order found
 
     def report(self, row: int, field: str | None, reason: str, message: str) -> str:
         """Raise in fail-fast mode; otherwise return the reason to record as a skip status."""
         if self.on_error == "fail":
             raise InputError(self.file, row, field, message)
+        self.fields.append(field)
         return reason
+
+    def first_field(self, since: int) -> str | None:
+        """The field of the first problem found after ``since`` (``len(fields)`` taken before): the one whose
+        reason a record keeps, as every check keeps the first reason reported (``a or b``)."""
+        return self.fields[since] if len(self.fields) > since else None
 
 
 def _prompt(data: dict[str, Any], name: str | None, row: int, problems: _Problems):
@@ -174,6 +181,7 @@ def _grouped(raw: RawRow, names: dict, columns: Columns, problems: _Problems) ->
         reason = problems.report(raw.row, None, raw.reason, raw.error or "unreadable row")
         return Instruction(None, None, [], file=problems.file, row=raw.row, skip_reason=reason)
     field = names["candidates"] or "candidates"
+    since = len(problems.fields)
     lone = _lone_surrogate({k: v for k, v in raw.data.items() if k != field}, raw.row, problems)
     data = without_lone_surrogates(raw.data)  # what the output keeps of the row's text
     prompt, skip = _prompt(data, _prompt_column(data, names, columns), raw.row, problems)
@@ -195,28 +203,33 @@ def _grouped(raw: RawRow, names: dict, columns: Columns, problems: _Problems) ->
             "empty_candidates": "empty candidate list",
         }[reason]
         skip = skip or problems.report(raw.row, field, reason, message)
-        return Instruction(ident, prompt, [], answer, problems.file, raw.row, skip)
+        return Instruction(ident, prompt, [], answer, problems.file, raw.row, skip, problems.first_field(since))
+    skip_field = problems.first_field(since)  # before the candidates' own problems
     candidates = [_grouped_candidate(item, i, raw.row, field, columns, problems) for i, item in enumerate(values)]
-    return Instruction(ident, prompt, candidates, answer, problems.file, raw.row, skip)
+    return Instruction(ident, prompt, candidates, answer, problems.file, raw.row, skip, skip_field)
 
 
 def _grouped_candidate(item: Any, index: int, row: int, field: str, columns: Columns, problems: _Problems):
     where = f"{field}[{index}]"
+    since = len(problems.fields)
     lone = _lone_surrogate(item, row, problems, where)
     item = without_lone_surrogates(item)
     if isinstance(item, str):  # a bare list of texts is accepted too
-        return Candidate(item, None, lone or _response(item, row, where, problems))
+        skip = lone or _response(item, row, where, problems)
+        return Candidate(item, None, skip, skip_field=problems.first_field(since))
     if not isinstance(item, dict):
         reason = problems.report(row, where, "invalid_candidate", f"expected an object, got {type(item).__name__}")
-        return Candidate(None, None, reason)
+        return Candidate(None, None, reason, skip_field=where, given=item)
     text = item.get(columns.text_key)
     source = item.get(columns.source_key)
     skip = lone or _response(text, row, f"{where}.{columns.text_key}", problems)
+    wrong = not isinstance(text, (str, type(None))) or not isinstance(source, (str, type(None)))
     if source is not None and not isinstance(source, str):
         skip = skip or problems.report(row, f"{where}.{columns.source_key}", "invalid_source", "expected a string")
         source = None
     extra = {k: v for k, v in item.items() if k not in (columns.text_key, columns.source_key)}
-    return Candidate(text if isinstance(text, str) else None, source, skip, extra=extra)
+    return Candidate(text if isinstance(text, str) else None, source, skip, extra=extra,
+                     skip_field=problems.first_field(since), given=item if wrong else None)  # fmt: skip
 
 
 def _long(rows: Iterable[RawRow], names: dict, columns: Columns, problems: _Problems) -> list[Instruction]:
@@ -229,26 +242,32 @@ def _long(rows: Iterable[RawRow], names: dict, columns: Columns, problems: _Prob
             out.append(Instruction(None, None, [], file=problems.file, row=raw.row, skip_reason=reason))
             continue
         own = {names["response"], names["source"]}  # the candidate's own fields; the rest is the instruction's
+        since = len(problems.fields)
         lone = _lone_surrogate({k: v for k, v in raw.data.items() if k not in own}, raw.row, problems)
-        cand_lone = _lone_surrogate({k: v for k, v in raw.data.items() if k in own}, raw.row, problems)
         data = without_lone_surrogates(raw.data)
         prompt, skip = _prompt(data, _prompt_column(data, names, columns), raw.row, problems)
         skip = lone or skip
         ident, id_skip = _identifier(data, names["id"], raw.row, problems, prompt)
+        skip_field = problems.first_field(since)  # the instruction's problems are found before the candidate's
+        cand_since = len(problems.fields)
+        cand_lone = _lone_surrogate({k: v for k, v in raw.data.items() if k in own}, raw.row, problems)
         text = data.get(names["response"]) if names["response"] else None
         source = data.get(names["source"]) if names["source"] else None
         cand_skip = cand_lone or _response(text, raw.row, names["response"] or "response", problems)
+        wrong = not isinstance(text, (str, type(None)))
         candidate = Candidate(
             text if isinstance(text, str) else None,
             source if isinstance(source, str) else None,
             cand_skip,
             row=raw.row,
+            skip_field=problems.first_field(cand_since),
+            given={"text": text, "source": source} if wrong else None,
         )
         if skip or id_skip:  # cannot be grouped: an instruction of its own
-            candidate.skip_reason = candidate.skip_reason or skip or id_skip
-            out.append(
-                Instruction(ident, prompt, [candidate], file=problems.file, row=raw.row, skip_reason=skip or id_skip)
-            )
+            if candidate.skip_reason is None:
+                candidate.skip_reason, candidate.skip_field = skip or id_skip, skip_field
+            out.append(Instruction(ident, prompt, [candidate], file=problems.file, row=raw.row,
+                                   skip_reason=skip or id_skip, skip_field=skip_field))  # fmt: skip
             continue
         group = groups.get(ident)
         if group is None:
@@ -262,6 +281,7 @@ def _long(rows: Iterable[RawRow], names: dict, columns: Columns, problems: _Prob
                 "prompt_mismatch",
                 f"id '{ident}' has a different prompt here than in row {group.row}",
             )
+            candidate.skip_field = names["prompt"]
         group.candidates.append(candidate)
     return out
 
@@ -278,5 +298,6 @@ def _mark_duplicate_ids(instructions: list[Instruction], problems: _Problems) ->
                 "duplicate_id",
                 f"duplicate id '{inst.id}' (first seen in row {seen[inst.id]})",
             )
+            inst.skip_field = "id"
         else:
             seen[inst.id] = inst.row

@@ -23,7 +23,6 @@ Row = dict[str, Any]
 _KNOWN = {"id", "prompt", "messages", "instruction", "question", "candidates", "response", "output", "completion",
           "source", "generator", "model", "answer"}  # fmt: skip
 _NO_CANDIDATES = ("missing_candidates", "empty_candidates")
-_WRONG_TYPES = ("invalid_response", "invalid_candidate", "invalid_source")
 SKIP_KEY = "skip_reason"  # set on a row that could not be read (kept, so that no row disappears)
 
 
@@ -52,18 +51,20 @@ def read_pool(
     rows, seen = [], {}
     for inst in instructions:
         if inst.skip_reason in _NO_CANDIDATES:
-            inst.skip_reason = None
+            inst.skip_reason = inst.skip_field = None
         if inst.skip_reason is None and inst.id in seen:
-            inst.skip_reason = "duplicate_id"
+            inst.skip_reason, inst.skip_field = "duplicate_id", columns.id or "id"
         if inst.skip_reason and on_error == "fail":
             detail = f" (first seen in row {seen[inst.id]})" if inst.skip_reason == "duplicate_id" else ""
-            raise InputError(source_name(path), inst.row, None, inst.skip_reason.replace("_", " ") + detail)
-        wrong = next((i for i, c in enumerate(inst.candidates) if c.skip_reason in _WRONG_TYPES), None)
-        if wrong is not None and on_error == "fail":  # a value no generator writes: refused, never nulled
-            field = f"{columns.candidates or 'candidates'}[{wrong}]"
-            reason = inst.candidates[wrong].skip_reason.replace("_", " ")
-            raise InputError(source_name(path), inst.row, field, f"{reason}: a candidate is an object whose text and "
-                             "source are strings")  # fmt: skip
+            raise InputError(source_name(path), inst.row, inst.skip_field, inst.skip_reason.replace("_", " ") + detail)
+        # A value no generator writes (text 7): refused, or with skip the row is skipped with it as given; never nulled.
+        wrong = next((c for c in inst.candidates if c.given is not None), None)
+        if wrong is not None and on_error == "fail":
+            reason = (wrong.skip_reason or "invalid_candidate").replace("_", " ")
+            raise InputError(source_name(path), wrong.row or inst.row, wrong.skip_field, f"{reason}: a candidate is "
+                             "an object whose text and source are strings")  # fmt: skip
+        if wrong is not None and not inst.skip_reason:
+            inst.skip_reason, inst.skip_field = wrong.skip_reason or "invalid_candidate", wrong.skip_field
         seen.setdefault(inst.id, inst.row)
         carried = {k: v for k, v in (raw.get(inst.row) or {}).items() if k not in _KNOWN | mapped}
         rows.append(grouped_row(inst, carried))
@@ -84,7 +85,10 @@ def grouped_row(inst: Instruction, carried: Row | None = None) -> Row:
     return row
 
 
-def candidate_dict(candidate: Candidate) -> Row:
+def candidate_dict(candidate: Candidate) -> Any:
+    """The candidate as a pool row holds it: ``{text, source, ...}``, or as given where a value had the wrong type."""
+    if candidate.given is not None:
+        return candidate.given
     return {"text": candidate.text, "source": candidate.source, **candidate.extra}
 
 

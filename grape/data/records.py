@@ -26,6 +26,8 @@ class Candidate:
     skip_reason: str | None = None  # set when the candidate itself is bad (empty, too long, ...)
     row: int | None = None  # its own input row in the long layout
     extra: dict[str, Any] = field(default_factory=dict)  # carried through (e.g. `correct`)
+    skip_field: str | None = None  # the input field that ``skip_reason`` is about, where one is
+    given: Any = None  # the candidate as given when its text or source has the wrong type (kept, never nulled)
 
 
 @dataclass
@@ -37,6 +39,7 @@ class Instruction:
     file: str = ""
     row: int = 0  # 1-based line (JSONL) or row (Parquet, datasets) of the first input row
     skip_reason: str | None = None  # set when the whole instruction is bad
+    skip_field: str | None = None  # the input field that ``skip_reason`` is about, where one is
 
     @property
     def prompt_text(self) -> str | None:

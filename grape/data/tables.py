@@ -55,7 +55,12 @@ def write_rows(rows: Sequence[dict[str, Any]], path: str | Path, schema: pa.Sche
                 handle.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
 
         return write_atomically(path, write)
-    table = pa.Table.from_pylist(list(rows), schema=schema)
+    try:
+        table = pa.Table.from_pylist(list(rows), schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:  # e.g. a skipped row's text 7 beside strings
+        reason = str(exc).splitlines()[0]
+        raise GrapeError(f"{path}: cannot write as Parquet ({reason}): a column holds values of different types; "
+                         "write .jsonl, which keeps each value as it is") from exc  # fmt: skip
     return write_atomically(path, lambda handle: pq.write_table(table, handle))
 
 

@@ -6,6 +6,7 @@ import argparse
 
 from grape.cli_options import add_config_option, add_input_options, positive_int, settings_from_args, table_output
 from grape.console import console, print_table
+from grape.data.pool import SKIP_KEY
 from grape.verification.registry import NAMES
 from grape.verification.settings import VerifySettings
 from grape.verification.verify import verify
@@ -74,7 +75,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(VerifySettings, args, FLAGS)
-    _, counts = verify(args.input, args.output, settings)
+    verified, counts = verify(args.input, args.output, settings)
     rows = [
         (source, c.correct, c.incorrect, c.unknown, f"{100 * c.correct / max(c.correct + c.incorrect, 1):.1f}%")
         for source, c in sorted(counts.items())
@@ -87,5 +88,11 @@ def run(args: argparse.Namespace) -> int:
     if reasons:
         top = sorted(reasons.items(), key=lambda kv: -kv[1])[:5]
         console.print("incorrect because: " + ", ".join(f"{k} ({n})" for k, n in top), highlight=False)
+    skipped = [row for row in verified if row.get(SKIP_KEY)]
+    if skipped:  # --on-error skip: kept in the output as given, with their reason, and not judged
+        first = skipped[0]
+        console.print(f"{len(skipped)} row(s) skipped, not judged (first: id {first['id']!r}, "
+                      f"{first[SKIP_KEY].replace('_', ' ')}); they are in the output with `{SKIP_KEY}`",
+                      highlight=False, markup=False)  # fmt: skip
     console.print(f"verified candidates written to [bold]{args.output}[/]")
     return 0

@@ -50,7 +50,7 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"id": "a", "prompt": "x"}) + "\n" + json.dumps({"id": "a", "prompt": "y"}) + "\n")
     settings = GenerateSettings(models=["openai:m@http://127.0.0.1:9/v1"])
-    with pytest.raises(InputError, match=r"row 2: duplicate id \(first seen in row 1\)"):
+    with pytest.raises(InputError, match=r"row 2, field 'id': duplicate id \(first seen in row 1\)"):
         generate(source, tmp_path / "out.jsonl", settings)
     with pytest.raises(GrapeError, match="share a name"):
         generate(source, tmp_path / "out.jsonl", GenerateSettings(models=["m", "x=m", "openai:m@u"]))
