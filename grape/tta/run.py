@@ -18,7 +18,7 @@ import torch
 
 from grape.config import with_overrides
 from grape.data.tables import write_rows, write_sidecar
-from grape.errors import GrapeError
+from grape.errors import GrapeError, file_system_error
 from grape.tta.adapt import Adapter, predictions
 from grape.tta.data import leave_one_out, load_domains
 from grape.tta.settings import ADAPTING, METHODS, TTASettings
@@ -30,6 +30,11 @@ def tta(output: str | Path | None = None, settings: TTASettings | None = None, *
     settings = with_overrides(TTASettings, settings, overrides)
     if settings.method not in METHODS:
         raise GrapeError(f"--method: expected one of {', '.join(METHODS)}, got {settings.method!r}")
+    if output is not None:  # a file where the folder goes is refused now, not after the training
+        try:
+            Path(output).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise file_system_error(output, exc) from exc
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)

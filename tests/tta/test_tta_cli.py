@@ -69,3 +69,19 @@ def test_user_mistakes_are_one_line_errors(data, tmp_path, capsys):
         tta(None, metod="erm")
     with pytest.raises(GrapeError, match="--method: expected one of erm, mixstyle, ttt, itta-no-tt, itta"):
         tta(None, method="tent")
+
+
+def test_a_file_where_the_output_folder_goes_is_refused_before_anything_loads(data, tmp_path, capsys, monkeypatch):
+    """It used to be refused only when the rows were written, after the whole training."""
+    import grape.tta.run
+
+    def never(*args, **kwargs):
+        raise AssertionError("the data was loaded before the output was checked")
+
+    monkeypatch.setattr(grape.tta.run, "load_domains", never)
+    out = tmp_path / "run"
+    out.write_text("kept\n")
+    assert main(["tta", "--data", data, "--heldout", "dom1", "--method", "erm", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"cannot write {out}: {out} is a file, not a folder" in err
+    assert out.read_text() == "kept\n"
