@@ -86,6 +86,7 @@ VALUE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "top_k": at_least(1),
     "batch_size": at_least(1),
     "n": at_least(1),
+    "limit": at_least(1),  # eval and score check theirs only when they run; budget's eval.limit is nested
 }
 # A setting that means something else in one step type, whose own check (stages.py) covers it there.
 OWN_VALUES = {("PrepareSettings", "format")}  # the tools step's format: auto | plain | chat

@@ -78,6 +78,8 @@ MISTAKES = [
     ("fit", {"dtype": "float64"}, r"steps.fit: dtype: 'float64' is not one of auto, float32"),
     ("verify", {"on_error": "ignore"}, r"steps.verify: on_error: 'ignore' is not one of fail, skip"),
     ("fit", {"part_size": 0}, r"steps.fit: part_size: 0: must be at least 1"),
+    ("exam", {"limit": -2}, r"steps.exam: limit: -2: must be at least 1"),  # eval checked it only when it ran
+    ("fit", {"limit": 0}, r"steps.fit: limit: 0: must be at least 1"),
     ("exam", {"template": "papr"}, r"steps.exam: template: 'papr' is not one of paper"),
     ("exam", {"verifier": "maths"}, r"steps.exam: verifier: unknown verifier 'maths': use one of math, "),
     ("verify", {"verifier": "regex:"}, r"steps.verify: verifier: unknown verifier 'regex:'"),

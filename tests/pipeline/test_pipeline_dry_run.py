@@ -74,10 +74,21 @@ def test_overrides_may_follow_the_flags(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize(("block", "message"), [
     (", sandbox_timeout: 0", "must be a number of seconds above 0, not 0.0"),
     (", sandbox_memory_mb: 8", "at least 32"),
-    (", limit: 0", "limit must be at least 1 instruction, not 0"),
+    (", limit: 0", "steps.check: limit: 0: must be at least 1"),
 ])  # fmt: skip
 def test_a_verify_steps_bad_sandbox_setting_stops_the_pipeline_before_any_step(tmp_path, block, message):
     path = write_pipeline(tmp_path, block)
     with pytest.raises(GrapeError, match=message):
         load_pipeline(path)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_dry_run_refuses_a_bad_limit_in_one_line_naming_the_file_the_step_and_the_field(tmp_path, capsys):
+    """An eval step's `limit: -2` passed the dry run and failed only when the step ran, naming neither."""
+    write_rows(POOL, tmp_path / "pool.jsonl")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("workdir: run\nsteps:\n  - {name: exam, type: eval, data: pool.jsonl, limit: -2}\n")
+    assert main(["run", "--dry-run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{path}: steps.exam: limit: -2: must be at least 1" in err
     assert not (tmp_path / "run").exists()
