@@ -94,7 +94,8 @@ def test_bad_row_error_names_file_row_and_field(tmp_path):
 
 @pytest.mark.parametrize(
     "command",
-    [["generate", "in.jsonl", "--model", "m"], ["verify", "in.jsonl"], ["select", "in.jsonl"], ["pairs", "in.jsonl"],
+    [["generate", "in.jsonl", "--model", "m"], ["score", "in.jsonl"], ["verify", "in.jsonl"], ["select", "in.jsonl"],
+     ["pairs", "in.jsonl"],
      ["decode", "in.jsonl"], ["itool", "curriculum", "in.jsonl"], ["itool", "deficiency", "in.jsonl"],
      ["itool", "mcts", "in.jsonl"], ["tools", "prepare", "in.jsonl"]],
     ids=lambda command: " ".join(command[:2]),

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from grape.cli_options import add_config_option, add_input_options, add_model_options, positive_int, settings_from_args
+from grape.cli_options import (
+    add_config_option,
+    add_input_options,
+    add_model_options,
+    positive_int,
+    settings_from_args,
+    table_output,
+)
 from grape.console import console, print_table
 from grape.data.records import SCORED
 from grape.errors import GrapeError
@@ -35,7 +42,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "input", help="JSONL, JSON array, CSV, Parquet, a datasets dir or a Hub id (grouped or long layout)"
     )
-    parser.add_argument("-o", "--output", required=True, help="scores table: .parquet (default) or .jsonl")
+    parser.add_argument(
+        "-o", "--output", required=True, type=table_output, help="scores table: .parquet (default) or .jsonl"
+    )
     add_model_options(parser)
     add_input_options(parser)
     add_config_option(parser)
