@@ -21,7 +21,7 @@ from grape.data.layout import load_instructions
 from grape.data.output_lock import OutputLock
 from grape.data.read_rows import source_name
 from grape.data.records import Instruction
-from grape.data.tables import remove_temporaries, write_rows, write_sidecar
+from grape.data.tables import check_table_output, remove_temporaries, write_rows, write_sidecar
 from grape.errors import GrapeError, InputError
 from grape.scoring.assemble import SCORES_SCHEMA, raise_first_problem, scores_rows, status_counts
 from grape.scoring.chunk_scorer import WorkItem
@@ -75,6 +75,8 @@ class ScoreJob:
     ) -> None:
         self.started = time.time()
         self.input, self.output, self.settings = input, output, settings
+        if output is not None:
+            check_table_output(output)  # before any work: an API caller's x.csv would fail only at the end
         self.instructions, self.n_input = read_instructions(input, settings)
         # One run per output, from here to its last write: a second run stops here, naming the first.
         if output is not None:

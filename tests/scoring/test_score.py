@@ -101,3 +101,12 @@ def test_skip_mode_accounts_for_every_candidate(gemma, tmp_path):
 def test_a_misspelt_setting_is_an_error_not_ignored(tmp_path):
     with pytest.raises(GrapeError, match=r"modle \(did you mean model\?\)"):
         score(write_jsonl(tmp_path / "in.jsonl", ROWS), None, modle="gemma-3-270m")
+
+
+def test_an_output_name_grape_cannot_write_is_refused_before_the_model_is_asked_for(tmp_path):
+    """The API's score() took x.csv, scored everything, then failed in write_rows: the work was lost. The model
+    given is an object with no attributes: any use of it (before the check) fails with another error."""
+    out = tmp_path / "scores.csv"
+    with pytest.raises(GrapeError, match=r"scores\.csv: cannot write a table as a \.csv file"):
+        score(write_jsonl(tmp_path / "in.jsonl", ROWS), out, ScoreSettings(), loaded=object())
+    assert not out.exists() and not (tmp_path / "scores.csv.lock").exists()
