@@ -212,6 +212,12 @@ def main() -> None:
         help="memory for one chunk of LM-head logits. Default: the engine's for the device",
     )
     parser.add_argument(
+        "--vocab-tiles",
+        default=None,
+        help="vocabulary entries per LM-head matmul, a comma list for a sweep (the logits budget stays: a smaller "
+        "tile gets more rows). Default: the engine's for the device",
+    )
+    parser.add_argument(
         "--spec-peak-tflops",
         type=float,
         default=None,
@@ -274,7 +280,8 @@ def main() -> None:
     logits = args.logits_mib * 2**20 if args.logits_mib else None
     kinds = (args.attention or defaults.attention).split(",")
     fusions = (args.kernels or defaults.kernels).split(",")
-    settings = [EngineSettings(b, r, logits, args.compile, kind, fused)
+    tiles = [int(t) for t in args.vocab_tiles.split(",")] if args.vocab_tiles else [None]
+    settings = [EngineSettings(b, r, logits, args.compile, kind, fused, tile) for tile in tiles
                 for fused in fusions for kind in kinds for r in row_caps for b in budgets]  # fmt: skip
     # Warm-up: kernels load and tune on first use, for each batch shape (oneDNN builds a primitive per
     # shape), so the engine gets a full pass per setting; the baselines warm up on a group or two below.
@@ -298,6 +305,7 @@ def main() -> None:
             name += f"@{setting.batch_tokens}/{setting.max_row_tokens}"
             name += f"/{setting.attention}" if len(kinds) > 1 else ""
             name += f"/{setting.kernels}" if len(fusions) > 1 else ""
+            name += f"/tile {setting.vocab_tile}" if len(tiles) > 1 else ""
         methods[name] = Method(lambda s=setting: engine_scores(model, groups, s),
                                engine_work(shape, groups, setting.max_row_tokens))  # fmt: skip
         engines.append(name)

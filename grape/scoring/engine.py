@@ -42,7 +42,7 @@ class ScoringEngine:
             self.decoder = torch.compile(self.decoder, dynamic=True)
         # Liger's fused norms / SwiGLU / rotary on a GPU where installed (grape/models/fused_kernels.py)
         self.kernels = resolve_kernels(self.settings.kernels, self.device.type, self.settings.compile)
-        self.vocab_tile = vocab_tile_for(self.head["weight"].shape[0], self.device)
+        self.vocab_tile = self.settings.vocab_tile or vocab_tile_for(self.head["weight"].shape[0], self.device)
         self.chunk_rows = chunk_rows_for(self.vocab_tile, self.settings.logits_budget_bytes)
         self.windows = _attention_windows(model.config)
         implementation = getattr(model.config, "_attn_implementation", None)

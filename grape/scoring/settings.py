@@ -21,6 +21,7 @@ class EngineSettings:
     attention: str | None = None  # "segments": SDPA per prompt and per response; "mask": one mask per packed row;
     # "flex": FlexAttention with a block mask (skips the blocks nobody sees)
     kernels: str | None = None  # "liger": fused RMSNorm / SwiGLU / rotary kernels on a GPU; "torch"; "auto"
+    vocab_tile: int | None = None  # vocabulary entries per LM-head matmul; None: the device's (`vocab_tile_for`)
 
     def __post_init__(self):
         if self.attention not in (None, *ATTENTION_KINDS):

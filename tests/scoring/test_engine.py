@@ -98,6 +98,16 @@ def test_segments_attend_run_by_run(monkeypatch):
         ScoringEngine(model)
 
 
+@pytest.mark.parametrize("tile", [1, 7, 64])
+def test_any_vocabulary_tile_matches_reference(model, tile):
+    """The LM head's tile (``vocab_tile``: a benchmark's sweep) changes only how the log-sum-exp is folded; 7
+    entries do not divide the tiny vocabulary, one leaves each tile a single logit."""
+    groups = random_groups(model.config.vocab_size, 6, seed=tile)
+    settings = EngineSettings(512, 256, vocab_tile=tile)
+    assert ScoringEngine(model, settings).vocab_tile == tile
+    assert max_error(model, groups, settings) < TOLERANCE
+
+
 def test_unknown_attention_kind_is_refused():
     with pytest.raises(ValueError, match="segments, mask"):
         EngineSettings(attention="flash")
