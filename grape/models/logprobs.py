@@ -5,7 +5,7 @@ chosen by whether gradients are wanted:
 
 - Inference (scoring, reference passes, rollouts' old log-probs): the LM head runs on a block of rows
   and a *tile* of the vocabulary at a time, and each tile is folded into a running log-sum-exp
-  (running max, running sum of exp). On a CPU a 4,096-entry tile keeps every elementwise pass (upcast,
+  (running max, running sum of exp). On a CPU a 2,048-entry tile keeps every elementwise pass (upcast,
   max, exp, sum) in cache, with no allocation per tile; measured in docs/performance.md (the LM head of
   the default benchmark 1.5x faster in fp32, 2x in bf16, than a whole-vocabulary chunk). On a GPU the
   tile is the whole vocabulary (one matmul per block). The target's logit is its own dot product in
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-CPU_VOCAB_TILE = 4096  # vocabulary entries per LM-head tile on a CPU (docs/performance.md)
+CPU_VOCAB_TILE = 2048  # vocabulary entries per LM-head tile on a CPU (docs/performance.md: 2,048 over 4,096 on AVX-512)
 
 
 def chunk_rows_for(width: int, budget_bytes: int = 256 * 2**20) -> int:

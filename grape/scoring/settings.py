@@ -40,8 +40,8 @@ ATTENTION_KINDS = ("segments", "mask", "flex")
 # Measured in docs/performance.md. On a CPU each prompt and each response attends on its own ("segments":
 # the packed row's square is never computed), so rows may be long: a group up to 4,096 tokens is not split
 # into pieces that each repeat its prompt (768-token prompts x 8 responses: 2.3x faster than 1,024-token rows;
-# AlpacaEval's 15 answers: 1.5x faster than one mask over each 4,096-token row). The LM head works on 1,024
-# rows x a 4,096-entry vocabulary tile (24 MiB). On a GPU the matmuls dominate (cuDNN's attention handles the
+# AlpacaEval's 15 answers: 1.5x faster than one mask over each 4,096-token row). The LM head works on 2,048
+# rows x a 2,048-entry vocabulary tile (24 MiB). On a GPU the matmuls dominate (cuDNN's attention handles the
 # packed mask): larger batches keep them busy, and longer rows stop a group of many long candidates from being
 # split (an 8B target, K=8, 512-token prompts: 40% of the datasheet peak with 4,096-token rows against 24%
 # with 1,024).
