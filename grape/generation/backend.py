@@ -7,6 +7,7 @@ done, so that the caller can write each one at once (an interrupted run loses at
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
@@ -42,6 +43,16 @@ class Sampling:
     max_new_tokens: int = 256
     seed: int = 0
     stop: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        """The flags' ranges (grape.cli_options) for every way in: a --config file, a generator's `sampling`
+        mapping, a pipeline step, the API (a ValueError becomes a one-line error naming where, grape.config)."""
+        for name, value, ok, rule in (
+            ("temperature", self.temperature, lambda t: t >= 0, "0 or more (0: greedy)"),
+            ("top_p", self.top_p, lambda p: 0 < p <= 1, "above 0 and at most 1"),
+        ):
+            if isinstance(value, int | float) and not (math.isfinite(value) and ok(value)):
+                raise ValueError(f"{name} must be {rule}, not {value:g}")
 
     @property
     def greedy(self) -> bool:

@@ -101,6 +101,11 @@ def test_a_generator_mapping_carries_its_own_template_and_sampling():
         ({"model": "m", "sampling": {"temprature": 0}}, r"sampling: unknown setting\(s\) temprature"),
         ({"model": "m", "sampling": {"n": "two"}}, "sampling: n: expected int"),
         ({"model": "m", "sampling": 0.5}, "`sampling` must be a mapping"),
+        (
+            {"model": "m", "sampling": {"temperature": -1}},
+            r"sampling: temperature must be 0 or more \(0: greedy\), not -1",
+        ),
+        ({"model": "m", "sampling": {"top_p": 2}}, "sampling: top_p must be above 0 and at most 1, not 2"),
         (3, "expected a string or a mapping"),
     ],
 )
@@ -181,3 +186,15 @@ def test_sampling_and_timeout_flags_keep_their_defaults_and_their_edges():
     edges = ["--temperature", "0", "--top-p", "1", "--timeout", "0.5"]
     settings = generate_settings(build_parser().parse_args([*base, *edges]))
     assert (settings.sampling.temperature, settings.sampling.top_p, settings.http.timeout_s) == (0.0, 1.0, 0.5)
+
+
+def test_a_config_files_sampling_out_of_range_is_a_one_line_error(tmp_path, capsys):
+    """The flags were checked (argparse), a --config file's `temperature: -1` went through as greedy."""
+    from grape.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text("sampling:\n  temperature: -1\n")
+    code = main(["generate", "p.jsonl", "-o", str(tmp_path / "x.jsonl"), "--model", "m", "--config", str(config)])
+    assert code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "temperature must be 0 or more (0: greedy), not -1" in err and "Traceback" not in err
