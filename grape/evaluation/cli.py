@@ -11,6 +11,7 @@ from grape.console import console, print_table
 from grape.data.layout import Columns
 from grape.errors import GrapeError
 from grape.evaluation.settings import HARNESSES, EvalSettings, HarnessSettings
+from grape.evaluation.trained_template import evaluation_template
 from grape.generation.backend import BATCHING
 from grape.models.dtypes import ACCEPTED
 from grape.verification.registry import NAMES
@@ -59,7 +60,8 @@ def register(subparsers) -> None:
         "--config", help="YAML file of settings (EvalSettings keys; HarnessSettings with --harness); flags win over it"
     )
     parser.add_argument("--model", help=f"model to evaluate, e.g. an OUTDIR of grape sft. Default: {defaults.model}")
-    parser.add_argument("--template", help="prompt template the model was trained with. Default: paper")
+    parser.add_argument("--template", help="prompt template. Default: the one grape trained the model with (its "
+                        "grape-sft.yaml, grape-dpo.yaml or grape-rl.yaml), else paper")  # fmt: skip
     parser.add_argument("--verifier", help=f"one of {', '.join(NAMES)}. Default: {defaults.verifier}")
     parser.add_argument("--max-new-tokens", type=positive_int, help=f"Default: {defaults.max_new_tokens}")
     parser.add_argument(
@@ -127,6 +129,7 @@ def run_harness(args: argparse.Namespace) -> int:
     overrides["tasks"] = [t for entry in args.tasks or [] for t in entry.split(",") if t] or None
     overrides["batch_size"] = None if args.batch_size is None else str(args.batch_size)
     settings = load_settings(HarnessSettings, args.config, overrides)
+    settings.template = evaluation_template(settings.model, settings.template)
     command = lm_eval_command(settings)
     if not lm_eval_installed():
         console.print(f"lm-eval is not installed: {INSTALL}, then run this again; or run the same evaluation with "

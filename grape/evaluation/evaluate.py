@@ -25,7 +25,7 @@ from grape.errors import GrapeError
 from grape.evaluation.answers import Answer, AnswerJournal, answers_key, given_answers, item_key, journal_path
 from grape.evaluation.metrics import wilson_interval
 from grape.evaluation.settings import EvalSettings
-from grape.evaluation.trained_template import note_template_mismatch
+from grape.evaluation.trained_template import evaluation_template
 from grape.generation.backend import Request, Sampling, check_batching
 from grape.generation.hf_backend import HFBackend
 from grape.models.load import LoadedModel, load_model
@@ -42,6 +42,7 @@ def evaluate(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Answer every item of ``data`` greedily and verify; return (per-example rows, summary), write if asked."""
     settings = with_overrides(EvalSettings, settings, overrides)
+    settings.template = evaluation_template(settings.model, settings.template)
     if settings.stop is None:
         settings.stop = stop_strings(settings.template)
     if settings.limit is not None and settings.limit < 1:
@@ -52,7 +53,6 @@ def evaluate(
     started = time.time()
     check = get_verifier(settings.verifier)
     items = read_pool(data, settings.columns)[: settings.limit]  # an empty input is refused there
-    note_template_mismatch(settings.model, settings.template)
     loaded = loaded or load_model(settings.model, settings.dtype, settings.device, settings.trust_remote_code)
     prompts = [prompt_of(item) for item in items]
     if settings.decode:  # reward-guided (grape decode): answered afresh every time

@@ -11,7 +11,7 @@ from grape.models.embedded import DEFAULT_TARGET
 @dataclass
 class EvalSettings:
     model: str = DEFAULT_TARGET
-    template: str = "paper"  # the template the model was trained with
+    template: str | None = None  # None: the template grape trained the model with (its grape-sft.yaml, ...), else paper
     verifier: str = "math"
     max_new_tokens: int = 256
     batch_size: int = 16
@@ -39,6 +39,7 @@ class HarnessSettings:
     batch_size: str = "auto"  # lm-eval's: a number, auto, or auto:N
     dtype: str = "auto"  # as grape resolves it: bfloat16 on a GPU that has it, float32 on a CPU
     device: str = "auto"
-    template: str = "paper"  # chat: lm-eval applies the tokenizer's chat template; otherwise the task's own prompts
+    template: str | None = None  # chat: lm-eval applies the tokenizer's chat template; otherwise the task's own
+    # prompts. None: the template grape trained the model with (its grape-sft.yaml, ...), else paper
     include_path: str | None = None  # a folder of further task YAML files
     trust_remote_code: bool = False

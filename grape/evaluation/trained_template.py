@@ -1,9 +1,9 @@
-"""A warning before evaluating: the model was trained by grape with one template and is prompted with another.
+"""The template `grape eval` prompts a model with: by default the one grape trained it with.
 
 `grape sft`, `dpo` and `rl` write their resolved settings beside the model (grape-sft.yaml, …), among them the
-template whose tokens the model was trained on. `grape eval`'s template is its own setting (default `paper`), so a
-chat-trained model evaluated without `--template chat` is prompted in a format it never saw; this says so. A
-warning, not a switch: an evaluation in another format may be what the user wants.
+template whose tokens the model was trained on. Without `--template`, `grape eval` prompts such a model in that
+template (and any other model in `paper`), and says which; a template given explicitly is used as given, with a
+warning when the model was trained with another: an evaluation in another format may be what the user wants.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import yaml
 from grape.console import console
 
 TRAINING_SETTINGS = ("grape-sft.yaml", "grape-dpo.yaml", "grape-rl.yaml")
+DEFAULT_TEMPLATE = "paper"  # for a model grape did not train
 
 
 def trained_template(model: Any) -> tuple[str, str] | None:
@@ -44,3 +45,17 @@ def note_template_mismatch(model: Any, template: str) -> None:
     warning = template_mismatch_warning(model, template)
     if warning:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+
+
+def evaluation_template(model: Any, template: str | None) -> str:
+    """``template`` when given (warning when ``model`` was trained with another); else the template grape trained
+    ``model`` with, said in one line; else ``paper``."""
+    if template is not None:
+        note_template_mismatch(model, template)
+        return template
+    trained = trained_template(model)
+    if trained is None:
+        return DEFAULT_TEMPLATE
+    console.print(f"prompting with --template {trained[0]}, the template {model} was trained with ({trained[1]})",
+                  highlight=False, soft_wrap=True)  # fmt: skip
+    return trained[0]
