@@ -23,6 +23,7 @@ from grape.errors import GrapeError
 from grape.models.dtypes import dtype_name
 from grape.models.embedded import EMBEDDED
 from grape.models.hub_ids import could_be_hub_id
+from grape.models.hub_reach import cached_snapshot, hub_reachable
 from grape.models.small_batch_head import use_small_batch_head
 
 
@@ -87,6 +88,8 @@ def resolve_model_dir(spec: str, trust_remote_code: bool = False) -> tuple[str, 
     if not could_be_hub_id(spec):  # a mistyped path: say so now, not as the Hub client's complaint at load time
         raise GrapeError(f"{spec}: no such model directory (nor a Hub id, which is NAME or OWNER/NAME); give a "
                          f"model directory, a .gguf file, or one of {sorted(EMBEDDED)}")  # fmt: skip
+    if not hub_reachable():  # from the cache, or refused now rather than after the Hub client's retries
+        return cached_snapshot(spec, sorted(EMBEDDED)), {"spec": spec, "kind": "hub"}
     return spec, {"spec": spec, "kind": "hub"}
 
 

@@ -34,5 +34,6 @@ def test_a_missing_path_is_refused_and_a_hub_id_is_passed_on(tmp_path, monkeypat
         resolve_model_dir("./models/tuned")
     with pytest.raises(GrapeError, match=r"runs/sft/model: no such model directory"):
         resolve_model_dir(str(tmp_path / "runs" / "sft" / "model"))
+    monkeypatch.setattr("grape.models.load.hub_reachable", lambda: True)  # tests/models/test_hub_reach.py: offline
     assert resolve_model_dir("google/gemma-3-270m") == ("google/gemma-3-270m", {"spec": "google/gemma-3-270m",
                                                                                 "kind": "hub"})  # fmt: skip
