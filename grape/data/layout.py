@@ -254,7 +254,9 @@ def _long(rows: Iterable[RawRow], names: dict, columns: Columns, problems: _Prob
         text = data.get(names["response"]) if names["response"] else None
         source = data.get(names["source"]) if names["source"] else None
         cand_skip = cand_lone or _response(text, raw.row, names["response"] or "response", problems)
-        wrong = not isinstance(text, (str, type(None)))
+        wrong = not isinstance(text, (str, type(None))) or not isinstance(source, (str, type(None)))
+        if source is not None and not isinstance(source, str):  # as in the grouped layout: reported, kept as given
+            cand_skip = cand_skip or problems.report(raw.row, names["source"], "invalid_source", "expected a string")
         candidate = Candidate(
             text if isinstance(text, str) else None,
             source if isinstance(source, str) else None,

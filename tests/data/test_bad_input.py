@@ -164,6 +164,23 @@ def test_a_long_layout_response_of_the_wrong_type_names_its_own_row_and_column(t
     assert skipped["candidates"] == [{"text": "x", "source": None}, {"text": 7, "source": None}]
 
 
+def test_a_long_layout_source_of_the_wrong_type_is_reported_not_nulled(tmp_path):
+    """A non-string generator name used to be read as no name at all, silently: now it is refused as the grouped
+    layout refuses it, and with --on-error skip the row keeps it as given."""
+    from grape.data.pool import read_pool
+
+    path = tmp_path / "long.jsonl"
+    rows = [{"id": 1, "prompt": "A", "output": "x", "generator": "m1"},
+            {"id": 1, "prompt": "A", "output": "y", "generator": {"name": "m2"}}]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match=r"long.jsonl, row 2, field 'generator': invalid source") as caught:
+        read_pool(path)
+    assert (caught.value.row, caught.value.field) == (2, "generator")
+    (skipped,) = read_pool(path, on_error="skip")
+    assert skipped["skip_reason"] == "invalid_source"
+    assert skipped["candidates"] == [{"text": "x", "source": "m1"}, {"text": "y", "source": {"name": "m2"}}]
+
+
 def test_an_empty_prompt_list_is_refused_like_an_empty_table(tmp_path):
     from grape.data.pool import read_pool
 
