@@ -82,7 +82,7 @@ def test_unreachable_hub_refuses_an_uncached_id_at_once_with_a_guess(probe, tmp_
     with pytest.raises(GrapeError, match=r"^gemma3-270m: not a model directory.*out of reach; did you mean "
                                          r"gemma-3-270m\?$"):  # fmt: skip
         load_model("gemma3-270m", device="cpu")
-    assert time.perf_counter() - started < 5  # the Hub client's retries took ~50 s
+    assert time.perf_counter() - started < 20  # the Hub client's retries took ~48 s here
     probe.setattr(constants, "HF_HUB_OFFLINE", True)
     hub_reachable.cache_clear()
     with pytest.raises(GrapeError, match=r"^org/unknown: .*while HF_HUB_OFFLINE is set; the embedded models: "):
