@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
 from measure import machine_state
 from round_stats import spread_of
 
@@ -64,15 +65,9 @@ def main() -> None:
         f"with / without, per pair: {spread_of(ratios).brief()}; sorted: {' '.join(f'{r:.3f}' for r in sorted(ratios))}"
     )
     if args.json:
-        report = {"machine": machine_state_cpu(), "setting": args.setting, "rounds": args.rounds, "pairs": pairs,
-                  "ratio": spread_of(ratios).as_dict()}  # fmt: skip
+        report = {"machine": machine_state(torch.device("cpu")), "setting": args.setting, "rounds": args.rounds,
+                  "pairs": pairs, "ratio": spread_of(ratios).as_dict()}  # fmt: skip
         args.json.write_text(json.dumps(report, indent=1))
-
-
-def machine_state_cpu() -> dict:
-    import torch
-
-    return machine_state(torch.device("cpu"))
 
 
 if __name__ == "__main__":

@@ -1,23 +1,26 @@
 """The compiled scoring engine on a CPU with glibc's heap kept against glibc's usual behaviour, in one process.
 
-    .venv/bin/python benchmarks/heap_rounds.py --rounds 15 --json docs/heap_rounds_default8.json
+    .venv/bin/python benchmarks/heap_rounds.py --rounds 15 --json docs/heap_rounds_default8_fixed.json
 
 glibc serves a block of 32 MiB or more with its own ``mmap`` and unmaps it on ``free``, and gives the top of its
 heap back to the system once more than twice its mmap threshold lies free there. Gemma 3 270M's MLP intermediates
 over a 4,424-token batch are 35 MiB, so each forward pass page-faults and zeroes them again (the eighteenth session
 counted ~240,000 minor faults a round). With the heap kept (``M_MMAP_MAX`` 0: every block from the heap;
-``M_TRIM_THRESHOLD`` huge: the heap never shrinks) the pages are faulted once.
+``M_TRIM_THRESHOLD`` 2 GiB: the heap does not shrink) the pages are faulted once.
 
 The eighteenth session compared the two between processes, where two processes run back to back differ by more
 than the change. Here both run in one process, switched between runs with ``mallopt``:
 
-- ``kept``: ``M_MMAP_MAX`` 0 and ``M_TRIM_THRESHOLD`` 2**40;
-- ``glibc``: blocks of 32 MiB or more by ``mmap`` again (``M_MMAP_MAX`` 65,536, ``M_MMAP_THRESHOLD`` 32 MiB: glibc's
-  dynamic threshold at its ceiling, where a long-running process gets once it has freed a block just under 32 MiB),
-  the heap still never trimmed, so that a kept run after a glibc run finds its heap as it left it. A first design
-  also restored glibc's trimming (``M_TRIM_THRESHOLD`` 64 MiB, ``malloc_trim(0)`` on the switch): then every kept
-  run regrew the whole heap (27,000-199,000 faults against ~200,000 in the glibc runs) and compared a cold heap
-  with glibc. This one isolates what the big blocks' page faults cost.
+- ``kept``: ``M_MMAP_MAX`` 0 and ``M_TRIM_THRESHOLD`` 2**31 - 1 (mallopt takes a C int: the largest, 2 GiB);
+- ``glibc``: glibc's steady state once its dynamic mmap threshold has reached its ceiling (what a long-running
+  process gets after freeing a block just under 32 MiB): ``M_MMAP_MAX`` 65,536, ``M_MMAP_THRESHOLD`` 32 MiB,
+  ``M_TRIM_THRESHOLD`` 64 MiB, and ``malloc_trim(0)`` on the switch, so the heap the kept runs grew goes back.
+
+After each switch one untimed run brings the state to its steady state (a kept heap grown, a glibc heap trimmed
+to its own level); the next run is timed. Two earlier versions are in docs/performance.md: one passed 2**40 as the
+trim threshold, which reached ``mallopt`` as 0 (ctypes keeps the low 32 bits) and trimmed the kept heap on every
+free; one left trimming off in the glibc state too, where glibc reuses the kept heap's free chunks before it ever
+maps a block, so both states were the kept one (0 faults in its glibc run).
 
 Each round runs the compiled engine (gemma-3-270m, float32, the CPU defaults) once in each state, in a rotating
 order, on score_bench's default workload (8 instructions x K=4, P=256, R in 48..80), with the minor page faults of
@@ -44,6 +47,7 @@ from grape.scoring.settings import DEVICE_DEFAULTS, EngineSettings
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's malloc.h
 MIB = 1 << 20
+NEVER_TRIM = 2**31 - 1  # mallopt's value is a C int: 2**40 reaches it as 0, which trims the heap on every free
 
 
 def libc() -> ctypes.CDLL:
@@ -52,11 +56,14 @@ def libc() -> ctypes.CDLL:
 
 def keep_heap(c: ctypes.CDLL) -> None:
     c.mallopt(M_MMAP_MAX, 0)
+    c.mallopt(M_TRIM_THRESHOLD, NEVER_TRIM)
 
 
-def big_blocks_mapped(c: ctypes.CDLL) -> None:
+def glibc_steady_state(c: ctypes.CDLL) -> None:
     c.mallopt(M_MMAP_MAX, 65536)
     c.mallopt(M_MMAP_THRESHOLD, 32 * MIB)
+    c.mallopt(M_TRIM_THRESHOLD, 64 * MIB)
+    c.malloc_trim(0)
 
 
 def minor_faults() -> int:
@@ -70,15 +77,15 @@ def main() -> None:
     args = parser.parse_args()
 
     c = libc()
-    c.mallopt(M_TRIM_THRESHOLD, 1 << 40 if ctypes.sizeof(ctypes.c_long) == 8 else (1 << 31) - 1)  # both states
     loaded = load_model("gemma-3-270m", dtype="float32", device="cpu")
     groups = make_groups(loaded.model.config.vocab_size, 8, 4, 256, 64)
     cpu = DEVICE_DEFAULTS["cpu"]
     settings = EngineSettings(cpu.batch_tokens, cpu.max_row_tokens, cpu.logits_budget_bytes, True, cpu.attention)
-    states = {"kept": keep_heap, "glibc": big_blocks_mapped}
+    states = {"kept": keep_heap, "glibc": glibc_steady_state}
 
     def run(name: str) -> tuple[float, int, list[list[float]]]:
         states[name](c)
+        engine_scores(loaded.model, groups, settings)  # untimed: the state reaches its steady state
         faults = minor_faults()
         started = time.perf_counter()
         sums = engine_scores(loaded.model, groups, settings)
