@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from grape.errors import GrapeError
+from grape.models.cpu_heap import kept_heap
 from grape.models.fused_kernels import fused_kernels, resolve_kernels
 from grape.models.logprobs import chunk_rows_for, head_settings, token_logprobs, vocab_tile_for
 from grape.models.segment_attention import packed_attention
@@ -66,15 +67,16 @@ class ScoringEngine:
         # attention, which costs the square of the row length, stays close to what each piece needs.
         rows = plan_rows(lengths, min(self.settings.max_row_tokens, max(lengths, default=1)))
         row_lengths = [sum(lengths[u] for u in row) for row in rows]
-        for batch_rows in plan_batches(row_lengths, self.settings.batch_tokens):
-            batch = build_batch(units, [rows[r] for r in batch_rows])
-            sums = self._score_batch(batch).cpu().numpy()
-            counts = np.bincount(batch.candidate_of_token.numpy(), minlength=len(batch.candidates))
-            for c, (u, j) in enumerate(batch.candidates):
-                g, k = pieces[u][0], pieces[u][1][j]
-                results[g].sum_logprob[k], results[g].n_tokens[k] = sums[c], counts[c]
-            if on_batch:
-                on_batch(len(batch.candidates), int(sum(row_lengths[r] for r in batch_rows)))
+        with kept_heap(self.settings.host_heap == "kept"):  # the batches' large blocks reused, not faulted again
+            for batch_rows in plan_batches(row_lengths, self.settings.batch_tokens):
+                batch = build_batch(units, [rows[r] for r in batch_rows])
+                sums = self._score_batch(batch).cpu().numpy()
+                counts = np.bincount(batch.candidate_of_token.numpy(), minlength=len(batch.candidates))
+                for c, (u, j) in enumerate(batch.candidates):
+                    g, k = pieces[u][0], pieces[u][1][j]
+                    results[g].sum_logprob[k], results[g].n_tokens[k] = sums[c], counts[c]
+                if on_batch:
+                    on_batch(len(batch.candidates), int(sum(row_lengths[r] for r in batch_rows)))
         return results
 
     @torch.inference_mode()

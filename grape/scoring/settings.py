@@ -22,12 +22,15 @@ class EngineSettings:
     # "flex": FlexAttention with a block mask (skips the blocks nobody sees)
     kernels: str | None = None  # "liger": fused RMSNorm / SwiGLU / rotary kernels on a GPU; "torch"; "auto"
     vocab_tile: int | None = None  # vocabulary entries per LM-head matmul; None: the device's (`vocab_tile_for`)
+    host_heap: str | None = None  # "kept": glibc keeps freed memory while scoring (grape/models/cpu_heap.py); "system"
 
     def __post_init__(self):
         if self.attention not in (None, *ATTENTION_KINDS):
             raise ValueError(f"attention must be one of {', '.join(ATTENTION_KINDS)}, not {self.attention!r}")
         if self.kernels not in (None, *KERNEL_KINDS):
             raise ValueError(f"kernels must be one of {', '.join(KERNEL_KINDS)}, not {self.kernels!r}")
+        if self.host_heap not in (None, *HOST_HEAP_KINDS):
+            raise ValueError(f"host_heap must be one of {', '.join(HOST_HEAP_KINDS)}, not {self.host_heap!r}")
 
     def for_device(self, device_type: str) -> EngineSettings:
         """These settings with every unset field filled by the defaults measured for ``device_type``."""
@@ -36,6 +39,7 @@ class EngineSettings:
 
 
 ATTENTION_KINDS = ("segments", "mask", "flex")
+HOST_HEAP_KINDS = ("kept", "system")
 
 # Measured in docs/performance.md. On a CPU each prompt and each response attends on its own ("segments":
 # the packed row's square is never computed), so rows may be long: a group up to 4,096 tokens is not split
@@ -47,10 +51,12 @@ ATTENTION_KINDS = ("segments", "mask", "flex")
 # with 1,024).
 DEVICE_DEFAULTS = {
     "cpu": EngineSettings(
-        batch_tokens=8192, max_row_tokens=4096, logits_budget_bytes=24 * 2**20, attention="segments", kernels="torch"
+        batch_tokens=8192, max_row_tokens=4096, logits_budget_bytes=24 * 2**20, attention="segments", kernels="torch",
+        host_heap="kept",
     ),
     "cuda": EngineSettings(
-        batch_tokens=16384, max_row_tokens=4096, logits_budget_bytes=1024 * 2**20, attention="mask", kernels="auto"
+        batch_tokens=16384, max_row_tokens=4096, logits_budget_bytes=1024 * 2**20, attention="mask", kernels="auto",
+        host_heap="system",
     ),
 }
 
