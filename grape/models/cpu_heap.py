@@ -84,7 +84,7 @@ def kept_heap(enabled: bool = True) -> Iterator[bool]:
 
 
 def steady_state(libc: ctypes.CDLL) -> None:
-    """glibc as a long-running process has it once its dynamic thresholds stop rising; the heap's free top given back."""
+    """glibc as a long-running process has it once its dynamic thresholds stop rising; free heap pages given back."""
     libc.mallopt(M_MMAP_MAX, STEADY_MMAP_MAX)
     libc.mallopt(M_MMAP_THRESHOLD, STEADY_MMAP_THRESHOLD)
     libc.mallopt(M_TRIM_THRESHOLD, STEADY_TRIM_THRESHOLD)

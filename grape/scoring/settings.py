@@ -51,11 +51,19 @@ HOST_HEAP_KINDS = ("kept", "system")
 # with 1,024).
 DEVICE_DEFAULTS = {
     "cpu": EngineSettings(
-        batch_tokens=8192, max_row_tokens=4096, logits_budget_bytes=24 * 2**20, attention="segments", kernels="torch",
+        batch_tokens=8192,
+        max_row_tokens=4096,
+        logits_budget_bytes=24 * 2**20,
+        attention="segments",
+        kernels="torch",
         host_heap="kept",
     ),
     "cuda": EngineSettings(
-        batch_tokens=16384, max_row_tokens=4096, logits_budget_bytes=1024 * 2**20, attention="mask", kernels="auto",
+        batch_tokens=16384,
+        max_row_tokens=4096,
+        logits_budget_bytes=1024 * 2**20,
+        attention="mask",
+        kernels="auto",
         host_heap="system",
     ),
 }
