@@ -26,10 +26,11 @@ def test_with_overrides_applies_known_names_and_refuses_a_typo():
 
 def test_a_nested_flag_updates_the_config_files_mapping(tmp_path):
     config = tmp_path / "score.yaml"
-    config.write_text(yaml.safe_dump({"template": "raw", "engine": {"batch_tokens": 512, "max_row_tokens": 128}}))
+    engine = {"batch_tokens": 512, "max_row_tokens": 128, "host_heap": "system"}
+    config.write_text(yaml.safe_dump({"template": "raw", "engine": engine}))
     settings = load_settings(ScoreSettings, config, {"engine": {"batch_tokens": 1024}, "template": None})
     assert settings.template == "raw"  # a flag not given (None) keeps the file's value
-    assert settings.engine == EngineSettings(batch_tokens=1024, max_row_tokens=128)
+    assert settings.engine == EngineSettings(batch_tokens=1024, max_row_tokens=128, host_heap="system")
 
 
 def test_a_value_a_settings_class_refuses_is_a_one_line_error_naming_the_file(tmp_path):
