@@ -63,38 +63,48 @@ def peak_memory(result: dict, device: torch.device):
 class MatmulRates:
     """One measurement of the machine's dense matmul speed (FLOP/s).
 
-    ``best``: the fastest single product, the peak as the benchmarks have always quoted it. ``sustained``:
-    all products' FLOPs over all their time, back to back for at least the asked seconds. On a quiet,
-    dedicated machine the two agree; on a shared VM whose speed jitters within a second the best product
-    catches a burst while a workload running for seconds sees the average, so ``sustained`` is the
-    yardstick measured the way a workload's own rate is."""
+    ``best``: the fastest of the first ``repeats`` products (best of 5 by default), the peak as the
+    benchmarks have always quoted it and as issue 12's goals are judged. ``best_of_window``: the fastest
+    of every product in the window; on a VM whose speed jitters, the maximum of ~100 products sits a few
+    percent above the maximum of 5, so it is a stricter yardstick, recorded beside. ``sustained``: all
+    products' FLOPs over all their time, back to back for at least the asked seconds. On a quiet,
+    dedicated machine the three agree; on a shared VM the best product catches a burst while a workload
+    running for seconds sees the average, so ``sustained`` is the yardstick measured the way a
+    workload's own rate is."""
 
     best: float
     sustained: float
     products: int
+    best_of_window: float
 
 
 def matmul_rates(
     dtype: torch.dtype, device: torch.device, n: int | None = None, repeats: int = 5, min_seconds: float = 0.0
 ) -> MatmulRates:
     """Square products of side ``n`` (2,048 on a CPU; 8,192 on a GPU, which small products leave partly
-    idle), at least ``repeats`` of them and until ``min_seconds`` have passed, after one warm-up."""
+    idle), at least ``repeats`` of them and until ``min_seconds`` have passed, after one warm-up. The peak
+    (``best``) is taken over the first ``repeats`` only, so that it means the same whatever the window's
+    length: before 2026-12-05 it was the fastest of the whole window (now ``best_of_window``)."""
     n = n or (8192 if device.type == "cuda" else 2048)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     torch.matmul(a, b)  # warm-up
-    fastest, elapsed, products = float("inf"), 0.0, 0
-    while products < repeats or elapsed < min_seconds:
+    times: list[float] = []
+    while len(times) < repeats or sum(times) < min_seconds:
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
         torch.matmul(a, b)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        took = time.perf_counter() - started
-        fastest, elapsed, products = min(fastest, took), elapsed + took, products + 1
+        times.append(time.perf_counter() - started)
     flops = 2 * n**3
-    return MatmulRates(best=flops / fastest, sustained=flops * products / elapsed, products=products)
+    return MatmulRates(
+        best=flops / min(times[:repeats]),
+        sustained=flops * len(times) / sum(times),
+        products=len(times),
+        best_of_window=flops / min(times),
+    )
 
 
 def matmul_peak_flops(dtype: torch.dtype, device: torch.device, n: int | None = None, repeats: int = 5) -> float:

@@ -99,12 +99,14 @@ def summarise(
     spec_peak,
     round_peaks: list[float],
     round_sustained: list[float],
+    round_window_best: list[float],
 ) -> dict:
     """Per method: tokens/s over the rounds (median, spread), FLOP rates at the median, memory, error.
     ``round_peaks``: each round's own matmul peak (bracketing_peaks); useful/rpeak is the median over
     rounds of the useful FLOP rate over that round's peak: each round against the machine as it ran then.
     ``round_sustained``: the same with the matmul rate sustained over seconds (measure.MatmulRates);
-    useful/rsust is the workload's rate against a yardstick measured the same way, an average."""
+    useful/rsust is the workload's rate against a yardstick measured the same way, an average.
+    ``round_window_best``: the fastest product of each sustained window, a stricter peak (JSON only)."""
     reference = methods["naive"].sums if "naive" in methods else None
     print(f"\n{'method':18s} {'tok/s':>7s} {'min-max':>13s} {'range':>6s} {'IQR':>6s} {'useful/peak':>11s} "
           f"{'own/peak':>8s} {'useful/rpeak':>12s} {'min-max':>11s} {'useful/rsust':>12s} {'min-max':>11s} "
@@ -117,6 +119,7 @@ def summarise(
         useful_rates = [useful / s for s in method.seconds]
         of_round = spread_of(per_round_ratios(useful_rates, round_peaks))
         of_sustained = spread_of(per_round_ratios(useful_rates, round_sustained))
+        of_window_best = spread_of(per_round_ratios(useful_rates, round_window_best))
         entry = {
             "tokens_per_s": rate.as_dict(),
             "seconds_per_round": method.seconds,
@@ -125,6 +128,7 @@ def summarise(
             "own_of_peak": method.flops / seconds / peak,
             "useful_of_round_peak": of_round.as_dict(),
             "useful_of_round_sustained": of_sustained.as_dict(),
+            "useful_of_round_window_best": of_window_best.as_dict(),
             "useful_of_spec_peak": useful / seconds / spec_peak if spec_peak else None,
             "peak_mib": max(method.peak_bytes) / 2**20,
             "max_err": max_error(groups, method.sums, reference) if reference else None,
@@ -314,11 +318,13 @@ def main() -> None:
     # before each round and after the last: the VM's peak drifts (bracketing_peaks)
     round_peaks: list[float] = []
     round_sustained: list[float] = []
+    round_window_best: list[float] = []
 
     def measure_yardsticks() -> None:
         rates = matmul_rates(loaded.dtype, device, min_seconds=args.sustained_seconds)
         round_peaks.append(rates.best)
         round_sustained.append(rates.sustained)
+        round_window_best.append(rates.best_of_window)
 
     for r in range(args.rounds):
         measure_yardsticks()
@@ -335,7 +341,7 @@ def main() -> None:
     print(f"load average (1 min): {load_at_start:.2f} at start, {loads['rounds'][0]:.2f} before the rounds, "
           f"{loads['after']:.2f} after, on {machine['cpus_usable']} CPUs (this benchmark alone keeps "
           f"~{machine['torch_threads']} busy)")  # fmt: skip
-    yardsticks = bracketing_peaks(round_peaks), bracketing_peaks(round_sustained)
+    yardsticks = [bracketing_peaks(y) for y in (round_peaks, round_sustained, round_window_best)]
     summary = summarise(methods, tokens, useful, peak, groups, spec_peak, *yardsticks)
     ratios = compare(methods, engines, tokens, args.max_spread) if not args.skip_baselines else {}
     if args.json:
@@ -347,6 +353,7 @@ def main() -> None:
             "matmul_peak_flops": peak,
             "matmul_peaks_between_rounds": round_peaks,
             "matmul_sustained_between_rounds": round_sustained,
+            "matmul_window_best_between_rounds": round_window_best,
             "useful_flops": useful,
             "max_spread_pct": args.max_spread,
             "methods": summary,
