@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 from baseline_scorers import naive_scores, padded_scores
+from engine_profile import print_profile
 from flop_count import ModelShape, engine_flops, naive_flops, padded_flops, shape_of
 from measure import load_average, machine_state, matmul_peak_flops, matmul_rates, peak_memory
 from random_model import SHAPES, random_model
@@ -365,46 +366,6 @@ def main() -> None:
         for setting in settings:
             print(f"\nprofile of one engine run, {setting}")
             print_profile(lambda s=setting: engine_scores(model, groups, s), device)
-
-
-def print_profile(fn, device: torch.device, rows: int = 15) -> None:
-    """Where the engine's time goes: the operators that took most device (or CPU) time in one run."""
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        started = time.perf_counter()
-        fn()
-        wall = time.perf_counter() - started
-    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    print(prof.key_averages().table(sort_by=key, row_limit=rows, max_name_column_width=60))
-    if device.type == "cuda":  # the device's busy share of the run, and its time by kind of kernel
-        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-        total = sum(e.self_device_time_total for e in kernels) / 1e6
-        by_kind: dict[str, float] = {}
-        for event in kernels:
-            kind = kernel_kind(event.name)
-            by_kind[kind] = by_kind.get(kind, 0.0) + event.self_device_time_total / 1e6
-        print(
-            f"wall {wall:.3f} s (profiled), device busy {total:.3f} s ({100 * total / wall:.1f}%); by kind: "
-            + ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1]))
-        )
-
-
-def kernel_kind(name: str) -> str:
-    """A CUDA kernel's kind from its name: matmul, attention, triton (fused), copy, or elementwise/other."""
-    lowered = name.lower()
-    if any(t in lowered for t in ("gemm", "cutlass", "sm90_xmma", "nvjet", "cublas")):
-        return "matmul"
-    if any(t in lowered for t in ("fmha", "flash", "flex", "attention", "sdpa", "cudnn")):
-        return "attention"
-    if lowered.startswith("triton") or "_kernel" in lowered and "at::" not in lowered:
-        return "triton"
-    if "memcpy" in lowered or "copy" in lowered:  # torch.cat's kernel is CatArrayBatchedCopy
-        return "copy"
-    if "reduce" in lowered:
-        return "reduction"
-    return "elementwise"
 
 
 if __name__ == "__main__":
