@@ -6,7 +6,7 @@ large blocks and stop glibc from reusing them, so a profiled run page-faults lik
 the heap kept (grape/models/cpu_heap.py). Measured 2026-12-05 on the 2-core AVX-512 EPYC: a compiled block of
 Gemma 3 270M's MLP over 4,424 rows, 18 times, kept heap: 0 faults and 182 GFLOP/s unprofiled; under the
 profiler with shapes ~18,000 faults compiled, ~640,000 eager, and the gate and up products at 105 GFLOP/s
-eager. The shares are right to within that; a product's own rate in a profile is a lower bound.
+eager. So in a CPU profile the large products' share reads too high and their rate too low: a lower bound.
 """
 
 from __future__ import annotations
