@@ -37,7 +37,7 @@ import torch
 from baseline_scorers import naive_scores, padded_scores
 from engine_profile import print_profile
 from flop_count import ModelShape, engine_flops, naive_flops, padded_flops, shape_of
-from measure import load_average, machine_state, matmul_peak_flops, matmul_rates, peak_memory
+from measure import MatmulRates, load_average, machine_state, matmul_peak_flops, matmul_rates, peak_memory
 from random_model import SHAPES, random_model
 from real_groups import alpaca_groups
 from round_stats import MAX_SPREAD_PCT, bracketing_peaks, per_round_ratios, ratio_refusal, rotated_order, spread_of
@@ -317,15 +317,10 @@ def main() -> None:
     loads = {"start": load_at_start, "rounds": [], "after": None}
     print(f"load average (1 min): {load_at_start:.2f} at start", flush=True)
     # before each round and after the last: the VM's peak drifts (bracketing_peaks)
-    round_peaks: list[float] = []
-    round_sustained: list[float] = []
-    round_window_best: list[float] = []
+    between_rounds: list[MatmulRates] = []
 
     def measure_yardsticks() -> None:
-        rates = matmul_rates(loaded.dtype, device, min_seconds=args.sustained_seconds)
-        round_peaks.append(rates.best)
-        round_sustained.append(rates.sustained)
-        round_window_best.append(rates.best_of_window)
+        between_rounds.append(matmul_rates(loaded.dtype, device, min_seconds=args.sustained_seconds))
 
     for r in range(args.rounds):
         measure_yardsticks()
@@ -335,13 +330,16 @@ def main() -> None:
             timed(methods[name], device)
         print(f"round {r + 1}/{args.rounds} (load {loads['rounds'][-1]:.2f}): "
               + ", ".join(f"{name} {methods[name].seconds[-1]:.2f} s" for name in order)
-              + f"; matmul before it: best {round_peaks[-1] / 1e9:.0f}, sustained {round_sustained[-1] / 1e9:.0f} "
-              "GFLOP/s", flush=True)  # fmt: skip
+              + f"; matmul before it: best {between_rounds[-1].best / 1e9:.0f}, "
+              f"sustained {between_rounds[-1].sustained / 1e9:.0f} GFLOP/s", flush=True)  # fmt: skip
     measure_yardsticks()
     loads["after"] = load_average()
     print(f"load average (1 min): {load_at_start:.2f} at start, {loads['rounds'][0]:.2f} before the rounds, "
           f"{loads['after']:.2f} after, on {machine['cpus_usable']} CPUs (this benchmark alone keeps "
           f"~{machine['torch_threads']} busy)")  # fmt: skip
+    round_peaks, round_sustained, round_window_best = (
+        [getattr(rates, name) for rates in between_rounds] for name in ("best", "sustained", "best_of_window")
+    )
     yardsticks = [bracketing_peaks(y) for y in (round_peaks, round_sustained, round_window_best)]
     summary = summarise(methods, tokens, useful, peak, groups, spec_peak, *yardsticks)
     ratios = compare(methods, engines, tokens, args.max_spread) if not args.skip_baselines else {}
