@@ -1,15 +1,20 @@
-"""The LM head's fold on a CPU: each vocabulary tile's log-sum-exp by grape's one fused log-softmax against the
-separate max / subtract / exp / sum passes grape used until 2026-12-05, alone and inside the compiled engine.
+"""The LM head's fold on a CPU: grape's running log-sum-exp (separate max / subtract / exp / sum passes over each
+vocabulary tile) against each tile's log-sum-exp from one fused ATen log-softmax, alone and inside the compiled
+engine. Tried in grape on 2026-12-05 and not kept (docs/performance.md); it lives here so that the comparison can
+be re-run.
 
     .venv/bin/python benchmarks/fold_speed.py --rounds 9                  # 2,048 rows x Gemma 3's vocabulary
-    .venv/bin/python benchmarks/fold_speed.py --engine --rounds 15        # the compiled engine, passes / grape
+    .venv/bin/python benchmarks/fold_speed.py --paired --rounds 5         # the same, the two timed tile by tile
+    .venv/bin/python benchmarks/fold_speed.py --engine --rounds 15        # the compiled engine, passes / softmax
 
 Alone: 2,048 rows of 640 against a random 262,144 x 640 head (Gemma 3 270M's shape), the CPU's 2,048-entry tile,
-float32; methods ``matmuls`` (the tiles' products only, what either fold costs at least), ``passes`` and ``grape``
-(`grape.models.logprobs._logsumexp_by_tiles`), once per round in a rotating order. With ``--engine``: the compiled
-scoring engine (gemma-3-270m, float32, the CPU defaults) on score_bench's default workload (8 instructions x K=4,
-P=256, R in 48..80), each round once with grape's fold and once with the passes (`passes_fold`) in a rotating
-order. Figures: medians, passes / grape per round, sorted (the order-statistic interval is read from them).
+float32; methods ``matmuls`` (the tiles' products only, what either fold costs at least), ``passes`` (grape's
+`_logsumexp_by_tiles`) and ``softmax`` (`logsumexp_by_log_softmax`), once per round in a rotating order. A VM's
+matmul speed drifts by more than the folds differ, so ``--paired`` times only the elementwise work: per tile, the
+tile's product, then one fold's work on it, the product again, then the other's (order alternating by tile).
+With ``--engine``: the compiled scoring engine (gemma-3-270m, float32, the CPU defaults) on score_bench's default
+workload (8 instructions x K=4, P=256, R in 48..80), each round once with each fold in a rotating order.
+Figures: medians, passes / softmax per round, sorted (the order-statistic interval is read from them).
 """
 
 from __future__ import annotations
@@ -29,37 +34,43 @@ from grape.models import logprobs
 from grape.models.logprobs import CPU_VOCAB_TILE
 
 
-def logsumexp_by_passes(rows: torch.Tensor, weight: torch.Tensor, head: tuple, tile: int) -> torch.Tensor:
-    """grape's fold until 2026-12-05: a running max and a running sum of exponentials, updated per tile by separate
-    max, subtract, exp and sum passes over the tile (same arguments and result as `_logsumexp_by_tiles`)."""
+def logsumexp_by_log_softmax(rows: torch.Tensor, weight: torch.Tensor, head: tuple, tile: int) -> torch.Tensor:
+    """[n] float32 log-sum-exp of the logits of ``rows`` [n, H], like grape's `_logsumexp_by_tiles`: each tile's
+    from one ``log_softmax`` into a float32 buffer (its lastdim kernel takes a row's max, its sum of exponentials and
+    the output in one sweep over the row) as ``x_0 - log_softmax(x)_0``, exact to the float32 rounding of
+    ``|x_0 - lse|``; the tiles' merged by one log-sum-exp at the end. Needs finite logits."""
     bias, softcap, scale = head
     n, vocab = rows.shape[0], weight.shape[0]
+    transformed = bias is not None or softcap is not None or scale != 1.0
     raw = torch.empty(n * tile, dtype=rows.dtype, device=rows.device)
-    upcast = raw if rows.dtype == torch.float32 else torch.empty(n * tile, dtype=torch.float32, device=rows.device)
-    running_max = torch.full((n,), float("-inf"), dtype=torch.float32, device=rows.device)
-    running_sum = torch.zeros(n, dtype=torch.float32, device=rows.device)
-    for first in range(0, vocab, tile):
-        last = min(first + tile, vocab)
-        logits = torch.mm(rows, weight[first:last].t(), out=raw[: n * (last - first)].view(n, last - first))
+    softmaxed = torch.empty(n * tile, dtype=torch.float32, device=rows.device)
+    upcast = raw  # a bias, scale or soft-cap is applied in float32
+    if transformed and rows.dtype != torch.float32:
+        upcast = torch.empty(n * tile, dtype=torch.float32, device=rows.device)
+    starts = range(0, vocab, tile)
+    tile_lse = torch.empty(n, len(starts), dtype=torch.float32, device=rows.device)
+    for i, first in enumerate(starts):
+        width = min(first + tile, vocab) - first
+        logits = torch.mm(rows, weight[first : first + width].t(), out=raw[: n * width].view(n, width))
         if upcast is not raw:
-            logits = upcast[: logits.numel()].view_as(logits).copy_(logits)
+            logits = upcast[: n * width].view(n, width).copy_(logits)
         if bias is not None:
-            logits.add_(bias[first:last])
+            logits.add_(bias[first : first + width])
         if scale != 1.0:
             logits.mul_(scale)
         if softcap is not None:
             logits.div_(softcap).tanh_().mul_(softcap)
-        new_max = torch.maximum(running_max, logits.amax(dim=1))
-        running_sum.mul_(torch.exp(running_max - new_max)).add_(logits.sub_(new_max[:, None]).exp_().sum(dim=1))
-        running_max = new_max
-    return running_max + running_sum.log()
+        out = softmaxed[: n * width].view(n, width)
+        torch.log_softmax(logits, dim=1, dtype=torch.float32, out=out)
+        tile_lse[:, i] = logits[:, 0].float() - out[:, 0]
+    return torch.logsumexp(tile_lse, dim=1)
 
 
 @contextmanager
-def passes_fold() -> Iterator[None]:
-    """Within the block, `token_logprobs` (and so the scoring engine) folds its tiles by `logsumexp_by_passes`."""
+def log_softmax_fold() -> Iterator[None]:
+    """Within the block, `token_logprobs` (and so the scoring engine) folds by `logsumexp_by_log_softmax`."""
     grape_fold = logprobs._logsumexp_by_tiles
-    logprobs._logsumexp_by_tiles = logsumexp_by_passes
+    logprobs._logsumexp_by_tiles = logsumexp_by_log_softmax
     try:
         yield
     finally:
@@ -74,19 +85,57 @@ def matmuls_only(rows: torch.Tensor, weight: torch.Tensor, tile: int) -> None:
         torch.mm(rows, weight[first : first + width].t(), out=raw[: rows.shape[0] * width].view(-1, width))
 
 
+def head_shaped(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """2,048 rows of 640 and a random 262,144 x 640 head: Gemma 3 270M's LM head on one block."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(2048, 640, generator=generator) / 8, torch.randn(262144, 640, generator=generator) / 8
+
+
 def fold_alone(rounds: int) -> dict:
-    generator = torch.Generator().manual_seed(0)
-    rows = torch.randn(2048, 640, generator=generator) / 8
-    weight = torch.randn(262144, 640, generator=generator) / 8
+    rows, weight = head_shaped()
     head, tile = (None, None, 1.0), CPU_VOCAB_TILE
     methods = {
         "matmuls": lambda: matmuls_only(rows, weight, tile),
-        "passes": lambda: logsumexp_by_passes(rows, weight, head, tile),
-        "grape": lambda: logprobs._logsumexp_by_tiles(rows, weight, head, tile),
+        "passes": lambda: logprobs._logsumexp_by_tiles(rows, weight, head, tile),
+        "softmax": lambda: logsumexp_by_log_softmax(rows, weight, head, tile),
     }
-    error = (methods["passes"]() - methods["grape"]()).abs().max().item()
+    error = (methods["passes"]() - methods["softmax"]()).abs().max().item()
     print(f"the fold alone: 2,048 rows x 262,144 x 640, tile {tile}; |log-sum-exp| differs by at most {error:.2e}")
     return _rounds(methods, rounds, {"rows": 2048, "vocab": 262144, "tile": tile, "max_abs_difference": error})
+
+
+def fold_paired(rounds: int) -> dict:
+    """Only the folds' elementwise work, timed tile by tile right after the tile's product (see the docstring)."""
+    rows, weight = head_shaped()
+    n, tile, vocab = rows.shape[0], CPU_VOCAB_TILE, weight.shape[0]
+    raw, softmaxed = torch.empty(n, tile), torch.empty(n, tile)
+
+    def passes(logits: torch.Tensor, state: list[torch.Tensor]) -> None:  # grape's per-tile work, as in logprobs.py
+        running_max, running_sum = state
+        new_max = torch.maximum(running_max, logits.amax(dim=1))
+        running_sum.mul_(torch.exp(running_max - new_max)).add_(logits.sub_(new_max[:, None]).exp_().sum(dim=1))
+        state[0] = new_max
+
+    def softmax(logits: torch.Tensor, lse: torch.Tensor) -> None:
+        torch.log_softmax(logits, dim=1, dtype=torch.float32, out=softmaxed)
+        lse.copy_(logits[:, 0] - softmaxed[:, 0])
+
+    seconds: dict[str, list[float]] = {"passes": [], "softmax": []}
+    loads = [load_average()]
+    for index in range(rounds):
+        took = {"passes": 0.0, "softmax": 0.0}
+        state, lse = [torch.full((n,), float("-inf")), torch.zeros(n)], torch.empty(n)
+        for position, first in enumerate(range(0, vocab - tile + 1, tile)):
+            for name in rotated_order(["passes", "softmax"], position):
+                torch.mm(rows, weight[first : first + tile].t(), out=raw)
+                started = time.perf_counter()
+                passes(raw, state) if name == "passes" else softmax(raw, lse)
+                took[name] += time.perf_counter() - started
+        for name, value in took.items():
+            seconds[name].append(value)
+        loads.append(load_average())
+        print(f"round {index + 1}: passes {took['passes']:.3f} s  softmax {took['softmax']:.3f} s of elementwise work")
+    return _report(seconds, loads, {"rows": n, "vocab": vocab, "tile": tile, "timed": "elementwise work only"})
 
 
 def fold_in_engine(rounds: int) -> dict:
@@ -100,13 +149,13 @@ def fold_in_engine(rounds: int) -> dict:
     cpu = DEVICE_DEFAULTS["cpu"]
     settings = EngineSettings(cpu.batch_tokens, cpu.max_row_tokens, cpu.logits_budget_bytes, True, cpu.attention)
 
-    def with_passes() -> list[list[float]]:
-        with passes_fold():
+    def with_softmax() -> list[list[float]]:
+        with log_softmax_fold():
             return engine_scores(loaded.model, groups, settings)
 
-    methods = {"grape": lambda: engine_scores(loaded.model, groups, settings), "passes": with_passes}
+    methods = {"passes": lambda: engine_scores(loaded.model, groups, settings), "softmax": with_softmax}
     sums = {name: method() for name, method in methods.items()}  # warm-up (compiles), and equal scores
-    error = max(abs(a - b) for a, b in zip(sum(sums["grape"], []), sum(sums["passes"], []), strict=True))
+    error = max(abs(a - b) for a, b in zip(sum(sums["passes"], []), sum(sums["softmax"], []), strict=True))
     tokens = sum(len(r) for g in groups for r in g.responses)
     print(f"the compiled engine: {len(groups)} groups, {tokens} response tokens; |sum log-prob| differs by at most "
           f"{error:.2e} between the folds")  # fmt: skip
@@ -114,7 +163,7 @@ def fold_in_engine(rounds: int) -> dict:
 
 
 def _rounds(methods: dict[str, Callable[[], object]], rounds: int, about: dict) -> dict:
-    """Each method once per round in a rotating order; the report with passes / grape per round."""
+    """Each method once per round in a rotating order."""
     seconds: dict[str, list[float]] = {name: [] for name in methods}
     loads = [load_average()]
     for index in range(rounds):
@@ -124,26 +173,31 @@ def _rounds(methods: dict[str, Callable[[], object]], rounds: int, about: dict) 
             seconds[name].append(time.perf_counter() - started)
         loads.append(load_average())
         print(f"round {index + 1}: " + "  ".join(f"{n} {seconds[n][-1]:.3f} s" for n in methods))
-    ratios = per_round_ratios(seconds["passes"], seconds["grape"])
+    return _report(seconds, loads, about)
+
+
+def _report(seconds: dict[str, list[float]], loads: list[float], about: dict) -> dict:
+    """Medians and passes / softmax per round, printed and as the JSON report."""
+    ratios = per_round_ratios(seconds["passes"], seconds["softmax"])
     print(f"load {loads[0]:.2f} at start, {min(loads[1:]):.2f}-{max(loads[1:]):.2f} after rounds")
     for name, values in seconds.items():
         print(f"{name:8s} {spread_of(values).median:.3f} s per call (min {min(values):.3f}, max {max(values):.3f})")
-    print(
-        f"passes / grape, per round: {spread_of(ratios).brief()}; sorted: "
-        + " ".join(f"{r:.3f}" for r in sorted(ratios))
-    )
-    return {"machine": machine_state(torch.device("cpu")), **about, "rounds": rounds, "loads": loads,
-            "seconds": seconds, "passes_over_grape_per_round": ratios,
-            "passes_over_grape": spread_of(ratios).as_dict()}  # fmt: skip
+    print(f"passes / softmax, per round: {spread_of(ratios).brief()}; sorted: "
+          + " ".join(f"{r:.3f}" for r in sorted(ratios)))  # fmt: skip
+    return {"machine": machine_state(torch.device("cpu")), **about, "rounds": len(ratios), "loads": loads,
+            "seconds": seconds, "passes_over_softmax_per_round": ratios,
+            "passes_over_softmax": spread_of(ratios).as_dict()}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--engine", action="store_true", help="time the compiled engine instead of the fold alone")
+    parser.add_argument("--paired", action="store_true", help="time the folds' elementwise work tile by tile")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    report = fold_in_engine(args.rounds) if args.engine else fold_alone(args.rounds)
+    report = fold_in_engine(args.rounds) if args.engine else fold_paired(args.rounds) if args.paired else None
+    report = report or fold_alone(args.rounds)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -4,12 +4,12 @@ For Gemma 3 the vocabulary has 262,144 entries: full float32 logits cost 1 MiB p
 chosen by whether gradients are wanted:
 
 - Inference (scoring, reference passes, rollouts' old log-probs): the LM head runs on a block of rows
-  and a *tile* of the vocabulary at a time; one fused log-softmax gives each tile's log-sum-exp, and the
-  tiles' are merged at the end. On a CPU a 2,048-entry tile keeps that pass in cache, with no allocation
-  per tile; measured in docs/performance.md (the LM head of the default benchmark 1.5x faster in fp32,
-  2x in bf16, than a whole-vocabulary chunk). On a GPU the tile is the whole vocabulary (one matmul per
-  block). The target's logit is its own dot product in float32, so a bf16 model's log-probabilities are
-  reduced in float32 throughout.
+  and a *tile* of the vocabulary at a time, and each tile is folded into a running log-sum-exp
+  (running max, running sum of exp). On a CPU a 2,048-entry tile keeps every elementwise pass (upcast,
+  max, exp, sum) in cache, with no allocation per tile; measured in docs/performance.md (the LM head of
+  the default benchmark 1.5x faster in fp32, 2x in bf16, than a whole-vocabulary chunk). On a GPU the
+  tile is the whole vocabulary (one matmul per block). The target's logit is its own dot product in
+  float32, so a bf16 model's log-probabilities are reduced in float32 throughout.
 - Training: a chunk of rows at a time over the whole vocabulary, differentiable (no in-place work).
 """
 
@@ -17,22 +17,12 @@ from __future__ import annotations
 
 import torch
 
-from grape.errors import GrapeError
-
 CPU_VOCAB_TILE = 2048  # vocabulary entries per LM-head tile on a CPU (docs/performance.md: 2,048 over 4,096 on AVX-512)
 
 
-def chunk_rows_for(width: int, budget_bytes: int = 256 * 2**20, bytes_per_logit: int = 6) -> int:
-    """How many rows of ``width`` logits fit in ``budget_bytes``; ``bytes_per_logit``: `logit_bytes` (default:
-    bfloat16 logits and their float32 log-softmax, or the training path's float32 copy)."""
-    return max(1, budget_bytes // (width * bytes_per_logit))
-
-
-def logit_bytes(dtype: torch.dtype, transformed: bool = False) -> int:
-    """Memory per logit of `token_logprobs` without gradients: the tile's linear output in the model's dtype,
-    its float32 log-softmax and, for a bias, scale or soft-cap on a lower-precision model, a float32 copy."""
-    size = torch.empty(0, dtype=dtype).element_size()
-    return size + 4 + (4 if transformed and dtype != torch.float32 else 0)
+def chunk_rows_for(width: int, budget_bytes: int = 256 * 2**20) -> int:
+    """How many rows of ``width`` logits fit in ``budget_bytes`` (model-dtype logits plus a float32 copy)."""
+    return max(1, budget_bytes // (width * 6))
 
 
 def vocab_tile_for(vocab_size: int, device: torch.device) -> int:
@@ -59,7 +49,7 @@ def token_logprobs(
         targets: [N] token ids to score.
         softcap: Gemma-style final logit soft-capping ``c * tanh(logits / c)``; None for none.
         scale: multiplies the logits before soft-capping (Cohere's logit_scale, 1/Granite's logits_scaling).
-        chunk_rows: rows per block; peak memory is chunk_rows * vocab_tile * `logit_bytes`.
+        chunk_rows: rows per block; peak memory is chunk_rows * vocab_tile * 6 bytes.
         vocab_tile: vocabulary entries per LM-head matmul (inference only); None: `vocab_tile_for`.
 
     Returns:
@@ -96,36 +86,25 @@ def _capped(logits: torch.Tensor, softcap: float | None, scale: float) -> torch.
 
 
 def _logsumexp_by_tiles(rows: torch.Tensor, weight: torch.Tensor, head: tuple, tile: int) -> torch.Tensor:
-    """[n] float32 log-sum-exp of the logits of ``rows`` [n, H], one vocabulary tile at a time.
-
-    Each tile's log-sum-exp comes out of one fused log-softmax (the row's max, its sum of exponentials and the
-    output in one kernel, where separate max / subtract / exp / sum passes read the tile four times): for any
-    column j, ``logsumexp(x) = x_j - log_softmax(x)_j``; column 0 is used. Its float32 rounding is that of
-    ``|x_0 - logsumexp(x)|``: ~4e-6 for a logit 50 nats under the tile's log-sum-exp. The tiles' log-sum-exps
-    are merged by one log-sum-exp at the end. Logits must be finite (`head_settings` refuses a bias of -inf).
-    """
+    """[n] float32 log-sum-exp of the logits of ``rows`` [n, H], one vocabulary tile at a time."""
     bias, softcap, scale = head
     n, vocab = rows.shape[0], weight.shape[0]
-    transformed = bias is not None or softcap is not None or scale != 1.0
     raw = torch.empty(n * tile, dtype=rows.dtype, device=rows.device)  # the tile's linear output
-    softmaxed = torch.empty(n * tile, dtype=torch.float32, device=rows.device)  # its log-softmax
-    upcast = raw  # a bias, scale or soft-cap is applied in float32
-    if transformed and rows.dtype != torch.float32:
-        upcast = torch.empty(n * tile, dtype=torch.float32, device=rows.device)
-    starts = range(0, vocab, tile)
-    tile_lse = torch.empty(n, len(starts), dtype=torch.float32, device=rows.device)
-    for i, first in enumerate(starts):
-        width = min(first + tile, vocab) - first
-        logits = torch.mm(rows, weight[first : first + width].t(), out=raw[: n * width].view(n, width))
+    upcast = raw if rows.dtype == torch.float32 else torch.empty(n * tile, dtype=torch.float32, device=rows.device)
+    running_max = torch.full((n,), float("-inf"), dtype=torch.float32, device=rows.device)
+    running_sum = torch.zeros(n, dtype=torch.float32, device=rows.device)
+    for first in range(0, vocab, tile):
+        last = min(first + tile, vocab)
+        logits = torch.mm(rows, weight[first:last].t(), out=raw[: n * (last - first)].view(n, last - first))
         if upcast is not raw:
-            logits = upcast[: n * width].view(n, width).copy_(logits)
+            logits = upcast[: logits.numel()].view_as(logits).copy_(logits)
         if bias is not None:
-            logits.add_(bias[first : first + width])
-        logits = _capped(logits, softcap, scale) if transformed else logits
-        out = softmaxed[: n * width].view(n, width)
-        torch.log_softmax(logits, dim=1, dtype=torch.float32, out=out)
-        tile_lse[:, i] = logits[:, 0].float() - out[:, 0]
-    return torch.logsumexp(tile_lse, dim=1)
+            logits.add_(bias[first:last])
+        logits = _capped(logits, softcap, scale)
+        new_max = torch.maximum(running_max, logits.amax(dim=1))
+        running_sum.mul_(torch.exp(running_max - new_max)).add_(logits.sub_(new_max[:, None]).exp_().sum(dim=1))
+        running_max = new_max
+    return running_max + running_sum.log()
 
 
 def _differentiable_logprobs(
@@ -150,13 +129,9 @@ def head_settings(model) -> dict:
     scale = float(getattr(config, "logit_scale", None) or 1.0)
     if getattr(config, "logits_scaling", None):
         scale /= float(config.logits_scaling)
-    bias = getattr(head, "bias", None)
-    if bias is not None and not bool(torch.isfinite(bias).all()):  # a tile's log-sum-exp needs finite logits
-        raise GrapeError("the model's LM head has a bias with infinite or NaN entries; grape's scorer needs finite "
-                         "logits (mask tokens after scoring instead)")  # fmt: skip
     return {
         "weight": head.weight,
-        "bias": bias,
+        "bias": getattr(head, "bias", None),
         "softcap": getattr(config, "final_logit_softcapping", None),
         "scale": scale,
     }

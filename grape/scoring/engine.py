@@ -18,7 +18,7 @@ import torch
 from grape.errors import GrapeError
 from grape.models.cpu_heap import kept_heap
 from grape.models.fused_kernels import fused_kernels, resolve_kernels
-from grape.models.logprobs import chunk_rows_for, head_settings, logit_bytes, token_logprobs, vocab_tile_for
+from grape.models.logprobs import chunk_rows_for, head_settings, token_logprobs, vocab_tile_for
 from grape.models.segment_attention import packed_attention
 from grape.scoring.attention_masks import flex_attention, packed_attention_mask, packed_block_mask
 from grape.scoring.packing import PackedBatch, TokenGroup, build_batch, plan_batches, plan_rows, split_groups
@@ -44,9 +44,7 @@ class ScoringEngine:
         # Liger's fused norms / SwiGLU / rotary on a GPU where installed (grape/models/fused_kernels.py)
         self.kernels = resolve_kernels(self.settings.kernels, self.device.type, self.settings.compile)
         self.vocab_tile = self.settings.vocab_tile or vocab_tile_for(self.head["weight"].shape[0], self.device)
-        transformed = self.head["bias"] is not None or self.head["softcap"] is not None or self.head["scale"] != 1.0
-        per_logit = logit_bytes(self.head["weight"].dtype, transformed)
-        self.chunk_rows = chunk_rows_for(self.vocab_tile, self.settings.logits_budget_bytes, per_logit)
+        self.chunk_rows = chunk_rows_for(self.vocab_tile, self.settings.logits_budget_bytes)
         self.windows = _attention_windows(model.config)
         implementation = getattr(model.config, "_attn_implementation", None)
         if implementation != "sdpa":  # the packed masks are boolean SDPA masks; eager attention would add them

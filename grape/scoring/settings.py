@@ -45,15 +45,15 @@ HOST_HEAP_KINDS = ("kept", "system")
 # the packed row's square is never computed), so rows may be long: a group up to 4,096 tokens is not split
 # into pieces that each repeat its prompt (768-token prompts x 8 responses: 2.3x faster than 1,024-token rows;
 # AlpacaEval's 15 answers: 1.5x faster than one mask over each 4,096-token row). The LM head works on 2,048
-# rows x a 2,048-entry vocabulary tile (32 MiB: float32 logits and their log-softmax). On a GPU the matmuls
-# dominate (cuDNN's attention handles the packed mask): larger batches keep them busy, and longer rows stop a
-# group of many long candidates from being split (an 8B target, K=8, 512-token prompts: 40% of the datasheet
-# peak with 4,096-token rows against 24% with 1,024).
+# rows x a 2,048-entry vocabulary tile (24 MiB). On a GPU the matmuls dominate (cuDNN's attention handles the
+# packed mask): larger batches keep them busy, and longer rows stop a group of many long candidates from being
+# split (an 8B target, K=8, 512-token prompts: 40% of the datasheet peak with 4,096-token rows against 24%
+# with 1,024).
 DEVICE_DEFAULTS = {
     "cpu": EngineSettings(
         batch_tokens=8192,
         max_row_tokens=4096,
-        logits_budget_bytes=32 * 2**20,
+        logits_budget_bytes=24 * 2**20,
         attention="segments",
         kernels="torch",
         host_heap="kept",

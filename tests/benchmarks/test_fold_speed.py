@@ -1,5 +1,5 @@
-"""The fold benchmarks/fold_speed.py times grape's against (grape's fold until 2026-12-05: separate max, subtract,
-exp and sum passes) computes the same log-sum-exp, and its switch reaches the scoring engine's calls."""
+"""The fold benchmarks/fold_speed.py times against grape's (each tile's log-sum-exp from one log-softmax) computes
+the same log-sum-exp, and its switch reaches the scoring engine's calls."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from grape.models import logprobs  # noqa: E402
 
 @pytest.mark.parametrize("tile", [1, 7, 50, 64])
 @pytest.mark.parametrize("head", [(None, None, 1.0), ("bias", 4.0, 0.5)])
-def test_the_passes_and_grapes_fold_give_the_same_log_sum_exp(tile, head):
+def test_the_log_softmax_fold_and_grapes_give_the_same_log_sum_exp(tile, head):
     generator = torch.Generator().manual_seed(0)
     rows, weight = torch.randn(9, 8, generator=generator), torch.randn(50, 8, generator=generator) * 3
     bias = torch.randn(50, generator=generator) if head[0] == "bias" else None
@@ -28,20 +28,20 @@ def test_the_passes_and_grapes_fold_give_the_same_log_sum_exp(tile, head):
     if head[1] is not None:
         logits = head[1] * torch.tanh(logits / head[1])
     expected = torch.logsumexp(logits.double(), -1).float()
-    torch.testing.assert_close(bench.logsumexp_by_passes(rows, weight, head, tile), expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(bench.logsumexp_by_log_softmax(rows, weight, head, tile), expected, rtol=0, atol=1e-5)
     torch.testing.assert_close(logprobs._logsumexp_by_tiles(rows, weight, head, tile), expected, rtol=0, atol=1e-5)
 
 
-def test_passes_fold_swaps_the_fold_token_logprobs_uses_and_restores_it():
+def test_log_softmax_fold_swaps_the_fold_token_logprobs_uses_and_restores_it():
     grape_fold = logprobs._logsumexp_by_tiles
     calls = []
 
     def counting(*args):
         calls.append(args[3])
-        return bench.logsumexp_by_passes(*args)
+        return bench.logsumexp_by_log_softmax(*args)
 
-    with bench.passes_fold():
-        assert logprobs._logsumexp_by_tiles is bench.logsumexp_by_passes
+    with bench.log_softmax_fold():
+        assert logprobs._logsumexp_by_tiles is bench.logsumexp_by_log_softmax
         logprobs._logsumexp_by_tiles = counting
         out = logprobs.token_logprobs(torch.ones(2, 3), torch.eye(3), torch.tensor([0, 1]), vocab_tile=2)
     assert logprobs._logsumexp_by_tiles is grape_fold and calls == [2]
