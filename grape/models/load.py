@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import pickle
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +144,22 @@ def quiet_transformers() -> None:
     transformers.logging.disable_progress_bar()
 
 
+@contextmanager
+def _no_gguf_bar() -> Iterator[None]:
+    """transformers' GGUF reader draws its own tqdm bar, which its progress-bar switch does not reach; grape's status
+    line already says what is happening."""
+    from transformers import modeling_gguf_pytorch_utils as reader
+
+    bar = getattr(reader, "tqdm", None)
+    if bar is not None:
+        reader.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        if bar is not None:
+            reader.tqdm = bar
+
+
 def converted_gguf_dir(gguf: Path) -> Path:
     """Dequantize a GGUF file into a plain safetensors directory once, and return that directory."""
     gguf = gguf.resolve()
@@ -166,7 +185,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     from grape.console import status
 
     quiet_transformers()
-    with status(f"Converting {gguf.name} to safetensors (once; cached in {target.parent})"):
+    with status(f"Converting {gguf.name} to safetensors (once; cached in {target.parent})"), _no_gguf_bar():
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         # A GGUF-loaded model is marked quantized and refuses save_pretrained; a fresh model built
