@@ -1,4 +1,4 @@
-"""The LM head's fold on a CPU: grape's running log-sum-exp (separate max / subtract / exp / sum passes over each
+"""The LM head's fold: grape's running log-sum-exp (separate max / subtract / exp / sum passes over each
 vocabulary tile) against each tile's log-sum-exp from one fused ATen log-softmax, alone and inside the compiled
 engine. Tried in grape on 2026-12-05 and not kept (docs/performance.md); it lives here so that the comparison can
 be re-run.
@@ -6,6 +6,7 @@ be re-run.
     .venv/bin/python benchmarks/fold_speed.py --rounds 9                  # 2,048 rows x Gemma 3's vocabulary
     .venv/bin/python benchmarks/fold_speed.py --paired --rounds 5         # the same, the two timed tile by tile
     .venv/bin/python benchmarks/fold_speed.py --engine --rounds 15        # the compiled engine, passes / softmax
+    python3 benchmarks/fold_speed.py --engine --random-shape llama-3.1-8b --device cuda --instructions 64 --rounds 7
 
 Alone: 2,048 rows of 640 against a random 262,144 x 640 head (Gemma 3 270M's shape), the CPU's 2,048-entry tile,
 float32; methods ``matmuls`` (the tiles' products only, what either fold costs at least), ``passes`` (grape's
@@ -13,7 +14,10 @@ float32; methods ``matmuls`` (the tiles' products only, what either fold costs a
 matmul speed drifts by more than the folds differ, so ``--paired`` times only the elementwise work: per tile, the
 tile's product, then one fold's work on it, the product again, then the other's (order alternating by tile).
 With ``--engine``: the compiled scoring engine (gemma-3-270m, float32, the CPU defaults) on score_bench's default
-workload (8 instructions x K=4, P=256, R in 48..80), each round once with each fold in a rotating order.
+workload (8 instructions x K=4, P=256, R in 48..80), each round once with each fold in a rotating order; with
+``--random-shape`` and ``--device cuda``, an 8B-shaped random model in bf16 with the GPU's defaults, eager (the GPU's
+tile is the whole vocabulary: the passes read [rows, vocab] logits five times and write them three times, the
+log-softmax reads them three times and writes once).
 Figures: medians, passes / softmax per round, sorted (the order-statistic interval is read from them).
 """
 
@@ -23,7 +27,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -138,28 +142,40 @@ def fold_paired(rounds: int) -> dict:
     return _report(seconds, loads, {"rows": n, "vocab": vocab, "tile": tile, "timed": "elementwise work only"})
 
 
-def fold_in_engine(rounds: int) -> dict:
+def fold_in_engine(rounds: int, shape: str | None = None, device: str = "cpu", instructions: int = 8) -> dict:
+    """The engine with each fold: gemma-3-270m in float32 on a CPU, compiled (the CPU defaults); with ``shape``, a
+    random-weight model of that shape in bfloat16 on ``device``, eager, with that device's defaults (speed only)."""
+    from random_model import random_model
     from score_bench import engine_scores, make_groups
 
-    from grape.models.load import load_model
+    from grape.models.load import load_model, resolve_device
     from grape.scoring.settings import DEVICE_DEFAULTS, EngineSettings
 
-    loaded = load_model("gemma-3-270m", dtype="float32", device="cpu")
-    groups = make_groups(loaded.model.config.vocab_size, 8, 4, 256, 64)
-    cpu = DEVICE_DEFAULTS["cpu"]
-    settings = EngineSettings(cpu.batch_tokens, cpu.max_row_tokens, cpu.logits_budget_bytes, True, cpu.attention)
+    where = resolve_device(device)
+    if shape:
+        loaded = random_model(shape, torch.bfloat16, where)
+    else:
+        loaded = load_model("gemma-3-270m", dtype="float32", device=device)
+    groups = make_groups(loaded.model.config.vocab_size, instructions, 4, 256, 64)
+    defaults = DEVICE_DEFAULTS["cuda" if where.type == "cuda" else "cpu"]
+    settings = EngineSettings(defaults.batch_tokens, defaults.max_row_tokens, defaults.logits_budget_bytes,
+                              where.type == "cpu", defaults.attention, defaults.kernels)  # fmt: skip
 
-    def with_softmax() -> list[list[float]]:
-        with log_softmax_fold():
-            return engine_scores(loaded.model, groups, settings)
+    def run(switch) -> list[list[float]]:
+        with switch():
+            sums = engine_scores(loaded.model, groups, settings)
+        if where.type == "cuda":
+            torch.cuda.synchronize()
+        return sums
 
-    methods = {"passes": lambda: engine_scores(loaded.model, groups, settings), "softmax": with_softmax}
+    methods = {"passes": lambda: run(nullcontext), "softmax": lambda: run(log_softmax_fold)}
     sums = {name: method() for name, method in methods.items()}  # warm-up (compiles), and equal scores
     error = max(abs(a - b) for a, b in zip(sum(sums["passes"], []), sum(sums["softmax"], []), strict=True))
     tokens = sum(len(r) for g in groups for r in g.responses)
-    print(f"the compiled engine: {len(groups)} groups, {tokens} response tokens; |sum log-prob| differs by at most "
-          f"{error:.2e} between the folds")  # fmt: skip
-    return _rounds(methods, rounds, {"response_tokens": tokens, "max_abs_sum_logprob_difference": error})
+    print(f"the engine on {where.type}: {len(groups)} groups, {tokens} response tokens; |sum log-prob| differs by at "
+          f"most {error:.2e} between the folds")  # fmt: skip
+    about = {"model": shape or "gemma-3-270m", "response_tokens": tokens, "max_abs_sum_logprob_difference": error}
+    return _rounds(methods, rounds, about)
 
 
 def _rounds(methods: dict[str, Callable[[], object]], rounds: int, about: dict) -> dict:
@@ -194,9 +210,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--engine", action="store_true", help="time the compiled engine instead of the fold alone")
     parser.add_argument("--paired", action="store_true", help="time the folds' elementwise work tile by tile")
+    parser.add_argument("--random-shape", default=None, help="with --engine: a random-weight model of this shape, bf16")
+    parser.add_argument("--device", default="cpu", help="with --engine and --random-shape: e.g. cuda")
+    parser.add_argument("--instructions", type=int, default=8, help="with --engine: groups of K=4, P=256, R~64")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    report = fold_in_engine(args.rounds) if args.engine else fold_paired(args.rounds) if args.paired else None
+    engine = args.engine and fold_in_engine(args.rounds, args.random_shape, args.device, args.instructions)
+    report = engine or (fold_paired(args.rounds) if args.paired else None)
     report = report or fold_alone(args.rounds)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

@@ -2,11 +2,12 @@
 # The GPU checks of docs/performance.md in one script (a lent GPU machine has minutes, not hours):
 # the CUDA tests, then the 8B-shaped scoring benchmark eager (the model's own kernels against Liger's,
 # interleaved) and compiled, each with a profile; FlexAttention's block mask against the dense mask (flex: eager,
-# interleaved; flexcompile: compiled). Wheels in .whl/ (e.g. liger-kernel) are installed first.
-#   bash benchmarks/gpu_check.sh [OUT_DIR] [STAGES]   # STAGES: a comma list of tests,eager,compile,b,flex,flexcompile
+# interleaved; flexcompile: compiled); the LM head's fold by passes against one log-softmax (fold: eager, interleaved).
+# Wheels in .whl/ (e.g. liger-kernel) are installed first.
+#   bash benchmarks/gpu_check.sh [OUT_DIR] [STAGES]   # STAGES: a comma list of tests,eager,compile,b,flex,flexcompile,fold
 set -uo pipefail
 out=${1:-${OUT:-/tmp/gpu_check}}
-stages=${2:-tests,flex,flexcompile}
+stages=${2:-tests,flex,flexcompile,fold}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -34,6 +35,9 @@ case ",$stages," in *,flex,*)
 case ",$stages," in *,flexcompile,*)
     $bench --instructions 64 --compile --kernels torch --attention flex --rounds 3 --profile \
         --json "$out/gpu_a_flex_compiled.json" 2>&1 | tee "$out/gpu_a_flex_compiled.log" | tail -40 ;; esac
+case ",$stages," in *,fold,*)
+    python3 benchmarks/fold_speed.py --engine --random-shape llama-3.1-8b --device cuda --instructions 64 --rounds 7 \
+        --json "$out/gpu_a_fold.json" 2>&1 | tee "$out/gpu_a_fold.log" | tail -12 ;; esac
 case ",$stages," in *,compile,*)
     $bench --instructions 64 --compile --kernels torch --rounds 5 --profile --json "$out/gpu_a_compiled.json" \
         2>&1 | tee "$out/gpu_a_compiled.log" | tail -40 ;; esac

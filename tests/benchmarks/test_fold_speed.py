@@ -32,6 +32,21 @@ def test_the_log_softmax_fold_and_grapes_give_the_same_log_sum_exp(tile, head):
     torch.testing.assert_close(logprobs._logsumexp_by_tiles(rows, weight, head, tile), expected, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("head", [(None, None, 1.0), ("bias", 4.0, 0.5)])
+def test_in_bfloat16_both_folds_reduce_the_same_logits_in_float32(head):
+    """The GPU's case: bf16 rows and head, the tile's logits in bf16, each fold's reduction (and any bias or soft-cap)
+    in float32."""
+    generator = torch.Generator().manual_seed(1)
+    rows = torch.randn(6, 16, generator=generator).bfloat16()
+    weight = torch.randn(90, 16, generator=generator).bfloat16()
+    bias = torch.randn(90, generator=generator).bfloat16() if head[0] == "bias" else None
+    head = (bias, *head[1:])
+    for tile in (32, 90):
+        ours = bench.logsumexp_by_log_softmax(rows, weight, head, tile)
+        assert ours.dtype == torch.float32
+        torch.testing.assert_close(ours, logprobs._logsumexp_by_tiles(rows, weight, head, tile), rtol=0, atol=1e-5)
+
+
 def test_log_softmax_fold_swaps_the_fold_token_logprobs_uses_and_restores_it():
     grape_fold = logprobs._logsumexp_by_tiles
     calls = []
