@@ -44,16 +44,22 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+def glibc_in_steady_state() -> None:
+    """Put glibc's heap in its steady state (where a long-running process's thresholds stop), or exit where the heap
+    cannot be switched (not glibc, or the environment chose the allocator)."""
+    with kept_heap() as switchable:
+        if not switchable:
+            raise SystemExit("glibc's heap cannot be switched here: not glibc, or the environment chose the allocator")
+    steady_state(ctypes.CDLL(None))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    with kept_heap() as switchable:
-        if not switchable:
-            raise SystemExit("glibc's heap cannot be switched here: not glibc, or the environment chose the allocator")
-    steady_state(ctypes.CDLL(None))
+    glibc_in_steady_state()
     loaded = load_model("gemma-3-270m", dtype="float32", device="cpu")
     groups = make_groups(loaded.model.config.vocab_size, 8, 4, 256, 64)
     cpu = DEVICE_DEFAULTS["cpu"]

@@ -15,22 +15,17 @@ order-statistic interval), minor page faults per step.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
-import resource
 import time
 from pathlib import Path
 
 import torch
+from heap_rounds import glibc_in_steady_state, minor_faults
 from measure import load_average, machine_state
 from round_stats import per_round_ratios, rotated_order, spread_of
 
-from grape.models.cpu_heap import kept_heap, steady_state
+from grape.models.cpu_heap import kept_heap
 from grape.models.load import load_model
-
-
-def minor_faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def main() -> None:
@@ -40,10 +35,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    with kept_heap() as switchable:
-        if not switchable:
-            raise SystemExit("glibc's heap cannot be switched here: not glibc, or the environment chose the allocator")
-    steady_state(ctypes.CDLL(None))
+    glibc_in_steady_state()
     model = load_model("gemma-3-270m", dtype="float32", device="cpu").model
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
