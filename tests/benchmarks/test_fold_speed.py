@@ -1,5 +1,5 @@
-"""The fold benchmarks/fold_speed.py times against grape's (each tile's log-sum-exp from one log-softmax) computes
-the same log-sum-exp, and its switch reaches the scoring engine's calls."""
+"""The fold benchmarks/fold_speed.py times against grape's running passes (each tile's log-sum-exp from one
+log-softmax) computes the same log-sum-exp, and its switch reaches the scoring engine's calls."""
 
 from __future__ import annotations
 
