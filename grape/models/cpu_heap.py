@@ -9,7 +9,7 @@ reused one (docs/performance.md). PyTorch's CPU tuning guides preload jemalloc o
 gets the same from glibc itself, for the length of a block only:
 
 - inside, ``mallopt`` tells glibc to serve every block from its heap (``M_MMAP_MAX`` 0) and never to shrink the
-  heap (``M_TRIM_THRESHOLD`` at its largest), so freed blocks are reused by the next layer;
+  heap (``M_TRIM_THRESHOLD`` -1, mallopt's "never"), so freed blocks are reused by the next layer;
 - on leaving, glibc gets its steady state (``M_MMAP_MAX`` 65,536, ``M_MMAP_THRESHOLD`` 32 MiB,
   ``M_TRIM_THRESHOLD`` 64 MiB) and the kept pages go back to the system (``malloc_trim(0)``): the process's memory
   is its peak while the block runs and drops back after it.
@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's malloc.h
-NEVER_TRIM = 2**31 - 1  # mallopt's value is a C int: the largest; 2**40 would reach it as 0 (trim on every free)
+NEVER_TRIM = -1  # mallopt(3): "-1 disables trimming completely" (a C int; as glibc's size_t threshold, the largest)
 STEADY_MMAP_THRESHOLD = 32 * 2**20  # where glibc's dynamic threshold stops (DEFAULT_MMAP_THRESHOLD_MAX, 64-bit)
 STEADY_TRIM_THRESHOLD = 2 * STEADY_MMAP_THRESHOLD  # glibc keeps the trim threshold at twice the mmap threshold
 STEADY_MMAP_MAX = 65536  # glibc's default

@@ -57,6 +57,26 @@ with kept_heap() as kept:
 print(kept, held - resident())
 """
 
+ABOVE_TWO_GIB = """
+import ctypes
+from grape.models.cpu_heap import kept_heap
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
+
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+size = 5 * 2**29  # 2.5 GiB at the heap's top (nothing allocated above it before it is freed)
+with kept_heap():
+    before = resident()
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    libc.free(block)
+    print(resident() - before)
+"""
+
 
 def run(script: str) -> list[list[str]]:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
@@ -80,6 +100,14 @@ def test_the_kept_heap_holds_its_memory_until_the_outermost_block_ends_then_give
     (kept, given_back), *_ = run(GIVEN_BACK)
     assert kept == "True"
     assert int(given_back) > 200 * 2**20
+
+
+@glibc
+def test_the_kept_heap_keeps_a_free_top_larger_than_two_gib():
+    """mallopt's threshold is a C int: 2**31 - 1 still trimmed a free top of over 2 GiB (a training step's logits
+    and their gradients), so pages were faulted again every step; -1 is mallopt(3)'s "never"."""
+    (held,), *_ = run(ABOVE_TWO_GIB)
+    assert int(held) > 2 * 2**30
 
 
 def test_a_disabled_block_or_a_user_chosen_allocator_leaves_glibc_alone(monkeypatch):
