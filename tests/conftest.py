@@ -11,6 +11,22 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests/reference.py, tiny_models.py, shared_data.py
 
 
+@pytest.fixture
+def heap_at_steps():
+    """Whether glibc's heap was kept (grape.models.cpu_heap) at each optimizer step the test runs, and whether it can
+    be here (glibc on Linux, no allocator chosen by the environment): ``(seen, switchable)``."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from grape.models.cpu_heap import heap_is_kept, kept_heap
+
+    with kept_heap() as switchable:
+        pass
+    seen: list[bool] = []
+    handle = register_optimizer_step_pre_hook(lambda *_: seen.append(heap_is_kept()))
+    yield seen, switchable
+    handle.remove()
+
+
 @pytest.fixture(scope="session")
 def gemma():
     """The embedded default target, float32 on CPU."""

@@ -30,6 +30,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from grape.console import console
 from grape.errors import GrapeError
+from grape.models.cpu_heap import kept_heap
 from grape.models.load import LoadedModel
 from grape.rl.outputs import CHECKPOINTS, Trained
 from grape.rl.prompts import Question, stop_ids
@@ -176,7 +177,8 @@ def train_grpo(
         generation.eos_token_id = model_stops  # the saved model keeps its own
     if checkpoint:
         console.print(f"resuming from {checkpoint}")
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with kept_heap(loaded.device.type == "cpu"):  # a step's large blocks reused on a CPU (grape.models.cpu_heap)
+        trainer.train(resume_from_checkpoint=checkpoint)
     model = trainer.model
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
     return Trained(model, grpo_history(trainer.state.log_history, optimizer_steps_per_batch(settings)),

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from grape.console import console, progress_bar
+from grape.models.cpu_heap import kept_heap
 from grape.models.load import LoadedModel
 from grape.rl.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from grape.rl.outputs import CHECKPOINTS, Trained
@@ -64,7 +65,8 @@ def train_ppo(
         first, history = state["step"], state["history"]
         console.print(f"resumed from {resumed} (step {first})")
     steps = total_steps(settings, len(questions))
-    with progress_bar() as bar:
+    # on a CPU glibc's heap is kept: a step's large blocks are reused, not faulted afresh (grape.models.cpu_heap)
+    with progress_bar() as bar, kept_heap(loaded.device.type == "cpu"):
         task = bar.add_task("PPO", total=steps, completed=first, rate="")
         for step in range(first, steps):
             batch = [questions[i] for i in batch_rows(len(questions), settings.batch_size, step, settings.seed)]

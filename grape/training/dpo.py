@@ -32,6 +32,7 @@ from grape.data.read_rows import source_name
 from grape.data.tables import package_versions, read_table_rows
 from grape.errors import GrapeError
 from grape.models.context import context_length
+from grape.models.cpu_heap import kept_heap
 from grape.models.load import LoadedModel, load_model, resolve_device
 from grape.text import Renderer
 from grape.training.preference import PreferencePair, read_pairs, tokenise_pairs
@@ -101,7 +102,8 @@ def dpo(
     reference_seconds = time.time() - reference_started
     with tempfile.TemporaryDirectory(prefix="grape-dpo-") as scratch:  # the trainer's folder when nothing is saved
         trainer = _trainer(loaded, dataset, settings, device, out, Path(scratch))
-        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        with kept_heap(device.type == "cpu"):  # a step's large blocks reused on a CPU (grape.models.cpu_heap)
+            output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     writer = out is not None and trainer.is_world_process_zero()
     merged, adapter = saved_files(settings.save)
     if writer and adapter:

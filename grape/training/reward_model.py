@@ -34,6 +34,7 @@ from grape.console import console
 from grape.data.tables import package_versions, read_table_rows, table_file
 from grape.errors import GrapeError, InputError
 from grape.models.context import context_length
+from grape.models.cpu_heap import kept_heap
 from grape.models.load import LoadedModel, quiet_transformers, resolve_device, resolve_model_dir
 from grape.text import PromptError, Renderer
 from grape.training.preference import pair_texts
@@ -113,7 +114,8 @@ def reward_model(
     with tempfile.TemporaryDirectory(prefix="grape-reward-model-") as scratch:  # the trainer's folder when no OUTDIR
         folder = out / CHECKPOINTS if out is not None else Path(scratch)
         trainer = _trainer(model, tokenizer, train, held_out, settings, device, folder, save=out is not None)
-        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        with kept_heap(device.type == "cpu"):  # a step's large blocks reused on a CPU (grape.models.cpu_heap)
+            output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         metrics = _metrics(trainer, output, train, time.time() - started)
         metrics["resumed_from"] = str(checkpoint) if checkpoint else None
         if held_out is not None:

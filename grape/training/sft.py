@@ -33,6 +33,7 @@ from grape.data.read_rows import source_name
 from grape.data.tables import package_versions, read_table_rows
 from grape.errors import GrapeError
 from grape.models.context import context_length
+from grape.models.cpu_heap import kept_heap
 from grape.models.load import LoadedModel, load_model, resolve_device
 from grape.models.segment_attention import packed_attention
 from grape.text import Renderer
@@ -100,7 +101,8 @@ def sft(
         trainer = _trainer(loaded, examples, settings, device, out, Path(scratch), callbacks or ())
         # a packed row on a CPU attends per example, not over its whole square (grape.models.segment_attention)
         packed_on_cpu = settings.padding_free and device.type == "cpu"
-        with packed_attention(loaded.model) if packed_on_cpu else nullcontext():
+        # on a CPU glibc's heap is kept: a step's large blocks are reused, not faulted afresh (grape.models.cpu_heap)
+        with packed_attention(loaded.model) if packed_on_cpu else nullcontext(), kept_heap(device.type == "cpu"):
             output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     writer = out is not None and trainer.is_world_process_zero()
     merged, adapter = saved_files(settings.save)

@@ -99,11 +99,13 @@ def test_grpo_generates_from_the_rendered_ids_and_rewards_the_sampled_completion
                for g in range(0, len(calls), 3))  # some group mixed rewards: some advantage was not 0  # fmt: skip
 
 
-def test_a_grpo_run_writes_the_model_its_card_settings_and_history(tiny_llama_dir, recorded, tmp_path):
+def test_a_grpo_run_writes_the_model_its_card_settings_and_history(tiny_llama_dir, recorded, tmp_path, heap_at_steps):
     data, _ = recorded
     out = tmp_path / "run"
     result = rl(data, out, _settings(tiny_llama_dir, max_steps=2, ppo_epochs=1, mini_batch_size=1, save_steps=1))
     assert [h["step"] for h in result.history] == [1, 2]
+    seen, switchable = heap_at_steps
+    assert len(seen) == 4 and all(kept == switchable for kept in seen)  # on a CPU every step on a kept heap
     assert [h["optimizer_step"] for h in result.history] == [2, 4]  # one per mini-batch of 1 question
     assert all(0.1 <= h["reward"] <= 1.0 and h["answered"] == 1.0 and 0 <= h["right"] <= 1 for h in result.history)
     # timed as PPO's batches: sampling, and the rest of the batch

@@ -40,10 +40,14 @@ def _settings(model_dir, **overrides):
     return RLSettings(**{**base, **overrides})
 
 
-def test_a_run_writes_the_model_its_settings_history_and_checkpoints(tiny_llama_dir, questions, tmp_path):
+def test_a_run_writes_the_model_its_settings_history_and_checkpoints(
+    tiny_llama_dir, questions, tmp_path, heap_at_steps
+):
     out = tmp_path / "run"
     result = rl(questions, out, _settings(tiny_llama_dir, lora_r=4, max_steps=3, save_steps=1))
     assert [h["step"] for h in result.history] == [1, 2, 3]
+    seen, switchable = heap_at_steps
+    assert seen and all(kept == switchable for kept in seen)  # on a CPU every update on a kept heap
     # every answer is judged (1 or 0.1), and some batch mixes right and wrong ones: PPO had a signal
     assert all(h["answered"] == 1.0 and 0.1 <= h["reward"] <= 1.0 for h in result.history)
     assert any(0 < h["right"] < 1 for h in result.history), [(h["right"], h["response_tokens"]) for h in result.history]

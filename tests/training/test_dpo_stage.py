@@ -88,13 +88,15 @@ def test_a_bad_pairs_file_is_one_line_naming_file_row_and_field(tmp_path, capsys
     assert err == f"error: {path}, row 2, field 'rejected': missing: a pair needs `prompt`, `chosen` and `rejected`"
 
 
-def test_lora_against_the_model_before_training_starts_at_margin_zero(smol_base, tmp_path):
+def test_lora_against_the_model_before_training_starts_at_margin_zero(smol_base, tmp_path, heap_at_steps):
     """The reference pass (grape's engine, on the base model) equals TRL's policy log-probs with a fresh adapter
     (LoRA's B starts at 0): every reward starts at 0, and the first loss is log 2."""
     out = tmp_path / "model"
     result = dpo(PAIRS, out, loaded=fresh(smol_base), **FAST, max_steps=1, lora_r=4, save="both")
     first = result.metrics["loss_curve"][0][1]
     assert first == pytest.approx(0.6931472, abs=1e-5)
+    seen, switchable = heap_at_steps
+    assert len(seen) == 1 and all(kept == switchable for kept in seen)  # on a CPU every step on a kept heap
     assert (out / "adapter" / "adapter_config.json").is_file() and (out / "model.safetensors").is_file()
     assert read_sidecar(out / "reference.parquet")["counts"]["scored"] == 2 * len(PAIRS)
 

@@ -105,7 +105,7 @@ def test_a_few_steps_learn_the_preference_and_decode_reads_the_saved_model(train
     assert (out / "README.md").is_file() and (out / "grape-reward-model.json").is_file()
 
 
-def test_defaults_come_from_the_pairs_sidecar_and_flags_win_over_the_config(base_dir, tmp_path):
+def test_defaults_come_from_the_pairs_sidecar_and_flags_win_over_the_config(base_dir, tmp_path, heap_at_steps):
     pairs = write_rows(PAIRS[:4], tmp_path / "pairs.jsonl")
     write_sidecar(pairs, {"score_settings": {"model": str(base_dir), "template": "chat", "eos": True}})
     config = tmp_path / "rm.yaml"
@@ -115,6 +115,8 @@ def test_defaults_come_from_the_pairs_sidecar_and_flags_win_over_the_config(base
     saved = yaml.safe_load((out / SETTINGS_NAME).read_text())
     assert (saved["model"], saved["template"], saved["eos"]) == (str(base_dir), "chat", True)
     assert (saved["max_steps"], saved["lora_r"], saved["lora_alpha"]) == (1, 4, 8)
+    seen, switchable = heap_at_steps
+    assert len(seen) == 1 and all(kept == switchable for kept in seen)  # on a CPU every step on a kept heap
 
 
 def test_a_bad_pair_is_a_one_line_error_naming_file_row_and_field(base_dir, tmp_path, capsys):

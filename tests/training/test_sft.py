@@ -97,9 +97,11 @@ def test_resumes_from_the_last_checkpoint(trained, base, tmp_path):
     assert [step for step, _ in resumed.metrics["loss_curve"]] == [1, 2, 3, 4, 5, 6, 7, 8]  # 1-6 from the state
 
 
-def test_lora_is_merged_on_save(base, tiny_model_dir, tmp_path):
+def test_lora_is_merged_on_save(base, tiny_model_dir, tmp_path, heap_at_steps):
     out = tmp_path / "lora"
     result = sft(ROWS, out, loaded=fresh(base), **FAST, max_steps=2, lora_r=4)
+    seen, switchable = heap_at_steps
+    assert len(seen) == 2 and all(kept == switchable for kept in seen)  # on a CPU every step on a kept heap
     assert result.settings.lora_alpha == 8
     original, saved = load_file(tiny_model_dir / "model.safetensors"), load_file(out / "model.safetensors")
     assert set(saved) == set(original)  # no lora_A / lora_B left: a plain model
