@@ -6,6 +6,7 @@ be re-run.
     .venv/bin/python benchmarks/fold_speed.py --rounds 9                  # 2,048 rows x Gemma 3's vocabulary
     .venv/bin/python benchmarks/fold_speed.py --paired --rounds 5         # the same, the two timed tile by tile
     .venv/bin/python benchmarks/fold_speed.py --engine --rounds 15        # the compiled engine, passes / softmax
+    .venv/bin/python benchmarks/fold_speed.py --engine --rounds 31 --slice-rows 256   # softmax on 256-row slices
     python3 benchmarks/fold_speed.py --engine --random-shape llama-3.1-8b --device cuda --instructions 64 --rounds 7
 
 Alone: 2,048 rows of 640 against a random 262,144 x 640 head (Gemma 3 270M's shape), the CPU's 2,048-entry tile,
@@ -18,6 +19,8 @@ workload (8 instructions x K=4, P=256, R in 48..80), each round once with each f
 ``--random-shape`` and ``--device cuda``, an 8B-shaped random model in bf16 with the GPU's defaults, eager (the GPU's
 tile is the whole vocabulary: the passes read [rows, vocab] logits five times and write them three times, the
 log-softmax reads them three times and writes once).
+With ``--slice-rows``, the log-softmax runs on slices of that many rows into a scratch of that size (on a CPU,
+256 rows x the 2,048 tile: 2 MiB, which stays in L2) instead of a second buffer of the whole tile's.
 Figures: medians, passes / softmax per round, sorted (the order-statistic interval is read from them).
 """
 
@@ -28,6 +31,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -38,16 +42,21 @@ from grape.models import logprobs
 from grape.models.logprobs import CPU_VOCAB_TILE
 
 
-def logsumexp_by_log_softmax(rows: torch.Tensor, weight: torch.Tensor, head: tuple, tile: int) -> torch.Tensor:
+def logsumexp_by_log_softmax(
+    rows: torch.Tensor, weight: torch.Tensor, head: tuple, tile: int, slice_rows: int | None = None
+) -> torch.Tensor:
     """[n] float32 log-sum-exp of the logits of ``rows`` [n, H], like grape's `_logsumexp_by_tiles`: each tile's
     from one ``log_softmax`` into a float32 buffer (its lastdim kernel takes a row's max, its sum of exponentials and
     the output in one sweep over the row) as ``x_0 - log_softmax(x)_0``, exact to the float32 rounding of
-    ``|x_0 - lse|``; the tiles' merged by one log-sum-exp at the end. Needs finite logits."""
+    ``|x_0 - lse|``; the tiles' merged by one log-sum-exp at the end. Needs finite logits. With ``slice_rows``, the
+    log-softmax runs on slices of that many rows into a buffer of that size (256 x 2,048: 2 MiB, the L2), not into
+    a second buffer of the tile's."""
     bias, softcap, scale = head
     n, vocab = rows.shape[0], weight.shape[0]
     transformed = bias is not None or softcap is not None or scale != 1.0
     raw = torch.empty(n * tile, dtype=rows.dtype, device=rows.device)
-    softmaxed = torch.empty(n * tile, dtype=torch.float32, device=rows.device)
+    slice_rows = min(n, slice_rows or n)
+    softmaxed = torch.empty(slice_rows * tile, dtype=torch.float32, device=rows.device)
     upcast = raw  # a bias, scale or soft-cap is applied in float32
     if transformed and rows.dtype != torch.float32:
         upcast = torch.empty(n * tile, dtype=torch.float32, device=rows.device)
@@ -64,17 +73,20 @@ def logsumexp_by_log_softmax(rows: torch.Tensor, weight: torch.Tensor, head: tup
             logits.mul_(scale)
         if softcap is not None:
             logits.div_(softcap).tanh_().mul_(softcap)
-        out = softmaxed[: n * width].view(n, width)
-        torch.log_softmax(logits, dim=1, dtype=torch.float32, out=out)
-        tile_lse[:, i] = logits[:, 0].float() - out[:, 0]
+        for start in range(0, n, slice_rows):
+            stop = min(start + slice_rows, n)
+            out = softmaxed[: (stop - start) * width].view(stop - start, width)
+            torch.log_softmax(logits[start:stop], dim=1, dtype=torch.float32, out=out)
+            tile_lse[start:stop, i] = logits[start:stop, 0].float() - out[:, 0]
     return torch.logsumexp(tile_lse, dim=1)
 
 
 @contextmanager
-def log_softmax_fold() -> Iterator[None]:
-    """Within the block, `token_logprobs` (and so the scoring engine) folds by `logsumexp_by_log_softmax`."""
+def log_softmax_fold(slice_rows: int | None = None) -> Iterator[None]:
+    """Within the block, `token_logprobs` (and so the scoring engine) folds by `logsumexp_by_log_softmax` (on
+    slices of ``slice_rows`` rows, if given)."""
     grape_fold = logprobs._logsumexp_by_tiles
-    logprobs._logsumexp_by_tiles = logsumexp_by_log_softmax
+    logprobs._logsumexp_by_tiles = partial(logsumexp_by_log_softmax, slice_rows=slice_rows)
     try:
         yield
     finally:
@@ -95,24 +107,26 @@ def head_shaped(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(2048, 640, generator=generator) / 8, torch.randn(262144, 640, generator=generator) / 8
 
 
-def fold_alone(rounds: int) -> dict:
+def fold_alone(rounds: int, slice_rows: int | None = None) -> dict:
     rows, weight = head_shaped()
     head, tile = (None, None, 1.0), CPU_VOCAB_TILE
     methods = {
         "matmuls": lambda: matmuls_only(rows, weight, tile),
         "passes": lambda: logprobs._logsumexp_by_tiles(rows, weight, head, tile),
-        "softmax": lambda: logsumexp_by_log_softmax(rows, weight, head, tile),
+        "softmax": lambda: logsumexp_by_log_softmax(rows, weight, head, tile, slice_rows),
     }
     error = (methods["passes"]() - methods["softmax"]()).abs().max().item()
     print(f"the fold alone: 2,048 rows x 262,144 x 640, tile {tile}; |log-sum-exp| differs by at most {error:.2e}")
-    return _rounds(methods, rounds, {"rows": 2048, "vocab": 262144, "tile": tile, "max_abs_difference": error})
+    about = {"rows": 2048, "vocab": 262144, "tile": tile, "slice_rows": slice_rows, "max_abs_difference": error}
+    return _rounds(methods, rounds, about)
 
 
-def fold_paired(rounds: int) -> dict:
+def fold_paired(rounds: int, slice_rows: int | None = None) -> dict:
     """Only the folds' elementwise work, timed tile by tile right after the tile's product (see the docstring)."""
     rows, weight = head_shaped()
     n, tile, vocab = rows.shape[0], CPU_VOCAB_TILE, weight.shape[0]
-    raw, softmaxed = torch.empty(n, tile), torch.empty(n, tile)
+    slice_rows = slice_rows or n
+    raw, softmaxed = torch.empty(n, tile), torch.empty(slice_rows, tile)
 
     def passes(logits: torch.Tensor, state: list[torch.Tensor]) -> None:  # grape's per-tile work, as in logprobs.py
         running_max, running_sum = state
@@ -121,8 +135,10 @@ def fold_paired(rounds: int) -> dict:
         state[0] = new_max
 
     def softmax(logits: torch.Tensor, lse: torch.Tensor) -> None:
-        torch.log_softmax(logits, dim=1, dtype=torch.float32, out=softmaxed)
-        lse.copy_(logits[:, 0] - softmaxed[:, 0])
+        for start in range(0, n, slice_rows):
+            out = softmaxed[: min(slice_rows, n - start)]
+            torch.log_softmax(logits[start : start + len(out)], dim=1, dtype=torch.float32, out=out)
+            lse[start : start + len(out)] = logits[start : start + len(out), 0] - out[:, 0]
 
     seconds: dict[str, list[float]] = {"passes": [], "softmax": []}
     loads = [load_average()]
@@ -139,10 +155,13 @@ def fold_paired(rounds: int) -> dict:
             seconds[name].append(value)
         loads.append(load_average())
         print(f"round {index + 1}: passes {took['passes']:.3f} s  softmax {took['softmax']:.3f} s of elementwise work")
-    return _report(seconds, loads, {"rows": n, "vocab": vocab, "tile": tile, "timed": "elementwise work only"})
+    about = {"rows": n, "vocab": vocab, "tile": tile, "slice_rows": slice_rows, "timed": "elementwise work only"}
+    return _report(seconds, loads, about)
 
 
-def fold_in_engine(rounds: int, shape: str | None = None, device: str = "cpu", instructions: int = 8) -> dict:
+def fold_in_engine(
+    rounds: int, shape: str | None = None, device: str = "cpu", instructions: int = 8, slice_rows: int | None = None
+) -> dict:
     """The engine with each fold: gemma-3-270m in float32 on a CPU, compiled (the CPU defaults); with ``shape``, a
     random-weight model of that shape in bfloat16 on ``device``, eager, with that device's defaults (speed only)."""
     from random_model import random_model
@@ -168,13 +187,14 @@ def fold_in_engine(rounds: int, shape: str | None = None, device: str = "cpu", i
             torch.cuda.synchronize()
         return sums
 
-    methods = {"passes": lambda: run(nullcontext), "softmax": lambda: run(log_softmax_fold)}
+    methods = {"passes": lambda: run(nullcontext), "softmax": lambda: run(partial(log_softmax_fold, slice_rows))}
     sums = {name: method() for name, method in methods.items()}  # warm-up (compiles), and equal scores
     error = max(abs(a - b) for a, b in zip(sum(sums["passes"], []), sum(sums["softmax"], []), strict=True))
     tokens = sum(len(r) for g in groups for r in g.responses)
     print(f"the engine on {where.type}: {len(groups)} groups, {tokens} response tokens; |sum log-prob| differs by at "
           f"most {error:.2e} between the folds")  # fmt: skip
-    about = {"model": shape or "gemma-3-270m", "response_tokens": tokens, "max_abs_sum_logprob_difference": error}
+    about = {"model": shape or "gemma-3-270m", "response_tokens": tokens, "slice_rows": slice_rows,
+             "max_abs_sum_logprob_difference": error}  # fmt: skip
     return _rounds(methods, rounds, about)
 
 
@@ -213,11 +233,13 @@ def main() -> None:
     parser.add_argument("--random-shape", default=None, help="with --engine: a random-weight model of this shape, bf16")
     parser.add_argument("--device", default="cpu", help="with --engine and --random-shape: e.g. cuda")
     parser.add_argument("--instructions", type=int, default=8, help="with --engine: groups of K=4, P=256, R~64")
+    parser.add_argument("--slice-rows", type=int, default=None, help="the log-softmax on slices of this many rows")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    engine = args.engine and fold_in_engine(args.rounds, args.random_shape, args.device, args.instructions)
-    report = engine or (fold_paired(args.rounds) if args.paired else None)
-    report = report or fold_alone(args.rounds)
+    engine = args.engine and fold_in_engine(args.rounds, args.random_shape, args.device, args.instructions,
+                                            args.slice_rows)  # fmt: skip
+    report = engine or (fold_paired(args.rounds, args.slice_rows) if args.paired else None)
+    report = report or fold_alone(args.rounds, args.slice_rows)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -28,7 +28,9 @@ def test_the_log_softmax_fold_and_grapes_give_the_same_log_sum_exp(tile, head):
     if head[1] is not None:
         logits = head[1] * torch.tanh(logits / head[1])
     expected = torch.logsumexp(logits.double(), -1).float()
-    torch.testing.assert_close(bench.logsumexp_by_log_softmax(rows, weight, head, tile), expected, rtol=0, atol=1e-5)
+    for slice_rows in (None, 1, 4, 9, 20):
+        ours = bench.logsumexp_by_log_softmax(rows, weight, head, tile, slice_rows)
+        torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
     torch.testing.assert_close(logprobs._logsumexp_by_tiles(rows, weight, head, tile), expected, rtol=0, atol=1e-5)
 
 
@@ -41,8 +43,8 @@ def test_in_bfloat16_both_folds_reduce_the_same_logits_in_float32(head):
     weight = torch.randn(90, 16, generator=generator).bfloat16()
     bias = torch.randn(90, generator=generator).bfloat16() if head[0] == "bias" else None
     head = (bias, *head[1:])
-    for tile in (32, 90):
-        ours = bench.logsumexp_by_log_softmax(rows, weight, head, tile)
+    for tile, slice_rows in ((32, None), (90, None), (32, 4)):
+        ours = bench.logsumexp_by_log_softmax(rows, weight, head, tile, slice_rows)
         assert ours.dtype == torch.float32
         torch.testing.assert_close(ours, logprobs._logsumexp_by_tiles(rows, weight, head, tile), rtol=0, atol=1e-5)
 
@@ -55,8 +57,9 @@ def test_log_softmax_fold_swaps_the_fold_token_logprobs_uses_and_restores_it():
         calls.append(args[3])
         return bench.logsumexp_by_log_softmax(*args)
 
-    with bench.log_softmax_fold():
-        assert logprobs._logsumexp_by_tiles is bench.logsumexp_by_log_softmax
+    with bench.log_softmax_fold(slice_rows=1):
+        assert logprobs._logsumexp_by_tiles.func is bench.logsumexp_by_log_softmax
+        assert logprobs._logsumexp_by_tiles.keywords == {"slice_rows": 1}
         logprobs._logsumexp_by_tiles = counting
         out = logprobs.token_logprobs(torch.ones(2, 3), torch.eye(3), torch.tensor([0, 1]), vocab_tile=2)
     assert logprobs._logsumexp_by_tiles is grape_fold and calls == [2]
