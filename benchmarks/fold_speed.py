@@ -12,8 +12,10 @@ be re-run.
 Alone: 2,048 rows of 640 against a random 262,144 x 640 head (Gemma 3 270M's shape), the CPU's 2,048-entry tile,
 float32; methods ``matmuls`` (the tiles' products only, what either fold costs at least), ``passes`` (grape's
 `_logsumexp_by_tiles`) and ``softmax`` (`logsumexp_by_log_softmax`), once per round in a rotating order. A VM's
-matmul speed drifts by more than the folds differ, so ``--paired`` times only the elementwise work: per tile, the
-tile's product, then one fold's work on it, the product again, then the other's (order alternating by tile).
+matmul speed drifts by more than the folds differ, so ``--paired`` times the work tile by tile: per tile, the
+tile's product, then one fold's work on it, the product again, then the other's (order alternating by tile);
+each product is charged to the fold before it, because a fold can slow the product after it (a log-softmax on
+256-row slices did: 2026-12-05).
 With ``--engine``: the compiled scoring engine (gemma-3-270m, float32, the CPU defaults) on score_bench's default
 workload (8 instructions x K=4, P=256, R in 48..80), each round once with each fold in a rotating order; with
 ``--random-shape`` and ``--device cuda``, an 8B-shaped random model in bf16 with the GPU's defaults, eager (the GPU's
@@ -122,7 +124,8 @@ def fold_alone(rounds: int, slice_rows: int | None = None) -> dict:
 
 
 def fold_paired(rounds: int, slice_rows: int | None = None) -> dict:
-    """Only the folds' elementwise work, timed tile by tile right after the tile's product (see the docstring)."""
+    """The folds timed tile by tile: each one's elementwise work right after the tile's product, and the product
+    that follows it (see the docstring); the report's ratio is of the two together."""
     rows, weight = head_shaped()
     n, tile, vocab = rows.shape[0], CPU_VOCAB_TILE, weight.shape[0]
     slice_rows = slice_rows or n
@@ -141,21 +144,32 @@ def fold_paired(rounds: int, slice_rows: int | None = None) -> dict:
             lse[start : start + len(out)] = logits[start : start + len(out), 0] - out[:, 0]
 
     seconds: dict[str, list[float]] = {"passes": [], "softmax": []}
+    elementwise: dict[str, list[float]] = {"passes": [], "softmax": []}
     loads = [load_average()]
     for index in range(rounds):
-        took = {"passes": 0.0, "softmax": 0.0}
-        state, lse = [torch.full((n,), float("-inf")), torch.zeros(n)], torch.empty(n)
+        work, product_after = {"passes": 0.0, "softmax": 0.0}, {"passes": 0.0, "softmax": 0.0}
+        state, lse, last = [torch.full((n,), float("-inf")), torch.zeros(n)], torch.empty(n), None
         for position, first in enumerate(range(0, vocab - tile + 1, tile)):
             for name in rotated_order(["passes", "softmax"], position):
-                torch.mm(rows, weight[first : first + tile].t(), out=raw)
                 started = time.perf_counter()
+                torch.mm(rows, weight[first : first + tile].t(), out=raw)
+                multiplied = time.perf_counter()
                 passes(raw, state) if name == "passes" else softmax(raw, lse)
-                took[name] += time.perf_counter() - started
-        for name, value in took.items():
-            seconds[name].append(value)
+                work[name] += time.perf_counter() - multiplied
+                if last is not None:  # a product is charged to the fold before it, which may slow it
+                    product_after[last] += multiplied - started
+                last = name
+        for name in work:
+            elementwise[name].append(work[name])
+            seconds[name].append(work[name] + product_after[name])
         loads.append(load_average())
-        print(f"round {index + 1}: passes {took['passes']:.3f} s  softmax {took['softmax']:.3f} s of elementwise work")
-    about = {"rows": n, "vocab": vocab, "tile": tile, "slice_rows": slice_rows, "timed": "elementwise work only"}
+        print(f"round {index + 1}: " + "  ".join(f"{name} {work[name]:.3f} s of elementwise work, "
+                                                 f"{product_after[name]:.3f} s in the products after it"
+                                                 for name in work))  # fmt: skip
+    elementwise_ratio = spread_of(per_round_ratios(elementwise["passes"], elementwise["softmax"])).as_dict()
+    about = {"rows": n, "vocab": vocab, "tile": tile, "slice_rows": slice_rows,
+             "timed": "each fold's elementwise work and the product after it", "elementwise_seconds": elementwise,
+             "elementwise_passes_over_softmax": elementwise_ratio}  # fmt: skip
     return _report(seconds, loads, about)
 
 
