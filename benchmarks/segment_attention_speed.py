@@ -1,29 +1,32 @@
-"""The scoring engine's attention on a CPU: grape's segment attention (SDPA per run) against attention by matrix
-products and two other ways of cutting its work, alone and inside the compiled engine, on the default workload's
-layout (score_bench.py: 8 instructions x K=4, P=256, R in 48..80).
+"""The scoring engine's attention on a CPU: grape's segment attention (a cascade per example, without gradients)
+against the per-run SDPA path it replaced and two other ways of cutting the work, alone and inside the compiled
+engine, on the default workload's layout (score_bench.py: 8 instructions x K=4, P=256, R in 48..80).
 
-    .venv/bin/python benchmarks/segment_attention_speed.py --rounds 15            # attention alone
-    .venv/bin/python benchmarks/segment_attention_speed.py --engine --rounds 9    # the compiled engine, sdpa / blocks
+    .venv/bin/python benchmarks/segment_attention_speed.py --rounds 15                 # attention alone
+    .venv/bin/python benchmarks/segment_attention_speed.py --engine --rounds 31        # the engine, per_run / grape
+    .venv/bin/python benchmarks/segment_attention_speed.py --engine --with-blocks --rounds 9   # and by products
 
 Gemma 3 270M's attention shapes (4 query heads, 1 key-value head, head dim 256), random inputs laid out as
 transformers' projections leave them, one packed row of the 8 groups ``[prompt][r1][r2][r3][r4]``; each method is
 timed over 18 calls (the model's 18 layers), once per round in a rotating order; figures are medians and per-round
-ratios against grape's path (round_stats.py). Methods:
+ratios against the per-run path (round_stats.py). Methods:
 
-- ``sdpa``: `grape.models.segment_attention.segment_sdpa_forward`, the engine's path: the key-value head repeated
-  to 4 heads, then per run one SDPA call over its prompt's keys and its own (the two concatenated);
+- ``grape``: `grape.models.segment_attention.segment_sdpa_forward` without gradients, the engine's path: per example
+  one CPU flash-attention call for the prompt and its responses over the prompt's keys, each response causally over
+  itself, the two merged by their log-sum-exps; the key-value head expanded as a view;
+- ``per_run``: the path grape took until 2026-12-05 (`per_run_forward`): the key-value head repeated to 4 heads,
+  then per run one SDPA call over its prompt's keys and its own (the two concatenated); it lives here so that the
+  comparison can be re-run;
 - ``blocks``: each run by plain matrix products (`attend_by_blocks`): the query heads that share a key head folded
   into one matrix, blocks of 512 query rows per key head whose keys end at the block's last query (only the
   diagonal blocks compute masked entries), scores, mask, softmax, a second product. Tried in the engine on
-  2026-12-04 and not kept (docs/performance.md); it lives here so that the comparison can be re-run;
-- ``gqa``: the SDPA calls with ``enable_gqa`` instead of repeated heads (torch >= 2.5);
-- ``cascade``: per group, the later responses' queries against the prompt's keys in one call (the 4 heads
-  folded into the query rows, since they share one key head), each response causally against itself, the two
-  parts merged by their log-sum-exps (CPU flash attention returns them): no key or value is concatenated.
+  2026-12-04 and not kept (docs/performance.md);
+- ``gqa``: the per-run SDPA calls with ``enable_gqa`` instead of repeated heads (torch >= 2.5).
 
-Every method is checked against ``sdpa`` (1e-5) before timing; ratios are ``sdpa`` over each method, per round.
-With ``--engine``: the compiled scoring engine (gemma-3-270m, float32, the CPU defaults) on score_bench's default
-groups, each round once with ``sdpa`` and once with ``blocks`` in a rotating order.
+Every method is checked against ``per_run`` (1e-5) before timing; ratios are ``per_run`` over each method, per
+round. With ``--engine``: the compiled scoring engine (gemma-3-270m, float32, the CPU defaults) on score_bench's
+default groups, each round once with each path (``per_run``, ``grape``, and ``blocks`` with ``--with-blocks``) in a
+rotating order.
 """
 
 from __future__ import annotations
@@ -41,11 +44,10 @@ from measure import load_average, machine_state
 from round_stats import per_round_ratios, rotated_order, spread_of
 
 from grape.models import segment_attention
-from grape.models.segment_attention import Run, plan_runs, run_mask, segment_sdpa_forward
+from grape.models.segment_attention import Run, _run_attention, plan_runs, run_mask, segment_sdpa_forward
 
 HEADS, HEAD_DIM, LAYERS = 4, 256, 18  # gemma-3-270m: 4 query heads share 1 key-value head
 SCALE = HEAD_DIM**-0.5
-flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default
 
 
 class _CausalModule:
@@ -118,20 +120,43 @@ def blocks_forward(module, query, key, value, attention_mask, dropout=0.0, scali
     return out, None
 
 
+@torch.compiler.disable
+def per_run_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """The per-run path, `segment_sdpa_forward`'s contract: heads repeated, then each run by `_run_attention`
+    (SDPA over its prefix's keys and its own, concatenated); only what the engine passes."""
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
+    positions = kwargs["position_ids"].reshape(-1, query.shape[2]).expand(query.shape[0], -1)
+    groups = query.shape[1] // key.shape[1]
+    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    rows = []
+    for b in range(query.shape[0]):
+        q, k, v = query[b : b + 1], key[b : b + 1], value[b : b + 1]
+        pieces = [_run_attention(q, k, v, run, window, dropout, scaling) for run in plan_runs(positions[b])]
+        rows.append(torch.cat(pieces, dim=2))
+    return torch.cat(rows).transpose(1, 2).contiguous(), None
+
+
 @contextmanager
-def blocks_path() -> Iterator[None]:
-    """Within the block, the scoring engine's packed attention runs `blocks_forward` (registered on each use)."""
+def attention_path(forward) -> Iterator[None]:
+    """Within the block, the scoring engine's packed attention runs ``forward`` (registered on each use)."""
     grape_path = segment_attention.segment_sdpa_forward
-    segment_attention.segment_sdpa_forward = blocks_forward
+    segment_attention.segment_sdpa_forward = forward
     try:
         yield
     finally:
         segment_attention.segment_sdpa_forward = grape_path
 
 
-def sdpa(q, k, v, positions) -> torch.Tensor:
+def grape(q, k, v, positions) -> torch.Tensor:
     with torch.no_grad():
         return segment_sdpa_forward(_CausalModule(), q, k, v, None, scaling=SCALE, position_ids=positions)[0]
+
+
+def per_run(q, k, v, positions) -> torch.Tensor:
+    with torch.no_grad():
+        return per_run_forward(_CausalModule(), q, k, v, None, scaling=SCALE, position_ids=positions)[0]
 
 
 def blocks(q, k, v, positions) -> torch.Tensor:
@@ -155,40 +180,6 @@ def gqa(q, k, v, positions) -> torch.Tensor:
     return torch.cat(pieces, 2).transpose(1, 2).contiguous()
 
 
-def cascade(q, k, v, positions) -> torch.Tensor:
-    t = q.shape[2]
-    out = torch.empty(1, HEADS, t, HEAD_DIM)
-    k4, v4 = k.expand(1, HEADS, t, HEAD_DIM), v.expand(1, HEADS, t, HEAD_DIM)
-    for first, later in _groups(plan_runs(positions[0])):
-        own = slice(first.start, first.end)
-        out[:, :, own] = flash(q[:, :, own], k4[:, :, own], v4[:, :, own], is_causal=True, scale=SCALE)[0]
-        if not later:
-            continue
-        start, n = later[0].start, later[-1].end - later[0].start
-        prefix = slice(later[0].prefix_start, later[0].prefix_start + later[0].prefix)
-        folded = q[:, :, start : start + n].reshape(1, 1, HEADS * n, HEAD_DIM)  # the heads share the prompt's keys
-        on_prompt, lse_prompt = flash(folded, k[:, :, prefix], v[:, :, prefix], scale=SCALE)
-        on_prompt, lse_prompt = on_prompt.view(1, HEADS, n, HEAD_DIM), lse_prompt.view(1, HEADS, n)
-        for run in later:
-            own, mine = slice(run.start, run.end), slice(run.start - start, run.end - start)
-            on_self, lse_self = flash(q[:, :, own], k4[:, :, own], v4[:, :, own], is_causal=True, scale=SCALE)
-            lse = torch.logaddexp(lse_prompt[:, :, mine], lse_self)
-            out[:, :, own] = (on_prompt[:, :, mine] * (lse_prompt[:, :, mine] - lse).exp()[..., None]
-                              + on_self * (lse_self - lse).exp()[..., None])  # fmt: skip
-    return out.transpose(1, 2).contiguous()
-
-
-def _groups(runs: list[Run]) -> list[tuple[Run, list[Run]]]:
-    """[(the run from position 0, the runs that continue its prefix)] in row order."""
-    groups: list[tuple[Run, list[Run]]] = []
-    for run in runs:
-        if run.prefix == 0:
-            groups.append((run, []))
-        else:
-            groups[-1][1].append(run)
-    return groups
-
-
 def attention_alone(rounds: int) -> dict:
     torch.manual_seed(0)
     positions = packed_positions(groups=8, k=4, prompt=256, low=48, high=80, seed=0)
@@ -196,18 +187,18 @@ def attention_alone(rounds: int) -> dict:
     # laid out as transformers' projections leave them: [B, T, H, D] in memory, seen as [B, H, T, D]
     q = torch.randn(1, t, HEADS, HEAD_DIM).transpose(1, 2)
     k, v = (torch.randn(1, t, 1, HEAD_DIM).transpose(1, 2) for _ in range(2))
-    methods = {"sdpa": sdpa, "blocks": blocks, "gqa": gqa, "cascade": cascade}
-    reference = sdpa(q, k, v, positions)
+    methods = {"per_run": per_run, "grape": grape, "blocks": blocks, "gqa": gqa}
+    reference = per_run(q, k, v, positions)
     for name, method in methods.items():  # equal results first (and warm kernels)
         error = (method(q, k, v, positions) - reference).abs().max().item()
         if error > 1e-5:
-            raise SystemExit(f"{name} differs from sdpa by {error:.2e}")
+            raise SystemExit(f"{name} differs from per_run by {error:.2e}")
     print(f"attention alone: {t} tokens, {LAYERS} layers per timing")
     timed = {name: lambda m=method: m(q, k, v, positions) for name, method in methods.items()}
     return _rounds(timed, rounds, {"tokens": t, "calls_per_timing": LAYERS}, repeats=LAYERS)
 
 
-def engine(rounds: int) -> dict:
+def engine(rounds: int, with_blocks: bool = False) -> dict:
     from score_bench import engine_scores, make_groups
 
     from grape.models.load import load_model
@@ -218,14 +209,18 @@ def engine(rounds: int) -> dict:
     cpu = DEVICE_DEFAULTS["cpu"]
     settings = EngineSettings(cpu.batch_tokens, cpu.max_row_tokens, cpu.logits_budget_bytes, True, cpu.attention)
 
-    def with_blocks() -> list[list[float]]:
-        with blocks_path():
-            return engine_scores(loaded.model, groups, settings)
+    def on(forward) -> Callable[[], list[list[float]]]:
+        def scores() -> list[list[float]]:
+            with attention_path(forward):
+                return engine_scores(loaded.model, groups, settings)
 
-    methods = {"sdpa": lambda: engine_scores(loaded.model, groups, settings), "blocks": with_blocks}
-    sums = {name: method() for name, method in methods.items()}  # warm-up (compiles), and equal scores
-    pairs = zip(sum(sums["sdpa"], []), sum(sums["blocks"], []), strict=True)
-    error = max(abs(a - b) for a, b in pairs)
+        return scores
+
+    methods = {"per_run": on(per_run_forward), "grape": lambda: engine_scores(loaded.model, groups, settings)}
+    if with_blocks:
+        methods["blocks"] = on(blocks_forward)
+    sums = {name: sum(method(), []) for name, method in methods.items()}  # warm-up (compiles), and equal scores
+    error = max(abs(a - b) for name in methods for a, b in zip(sums["per_run"], sums[name], strict=True))
     tokens = sum(len(r) for g in groups for r in g.responses)
     print(f"the compiled engine: {len(groups)} groups, {tokens} response tokens; |sum log-prob| differs by at most "
           f"{error:.2e} between the paths")  # fmt: skip
@@ -233,7 +228,7 @@ def engine(rounds: int) -> dict:
 
 
 def _rounds(methods: dict[str, Callable[[], object]], rounds: int, about: dict, repeats: int = 1) -> dict:
-    """Each method ``repeats`` times per round, in a rotating order; the report with sdpa / method per round."""
+    """Each method ``repeats`` times per round, in a rotating order; the report with per_run / method per round."""
     seconds: dict[str, list[float]] = {name: [] for name in methods}
     loads = [load_average()]
     for index in range(rounds):
@@ -244,12 +239,13 @@ def _rounds(methods: dict[str, Callable[[], object]], rounds: int, about: dict, 
             seconds[name].append(time.perf_counter() - started)
         loads.append(load_average())
     report = {"machine": machine_state(torch.device("cpu")), **about, "rounds": rounds, "loads": loads,
-              "seconds": seconds, "sdpa_over": {}}  # fmt: skip
+              "seconds": seconds, "per_run_over": {}}  # fmt: skip
     print(f"load {loads[0]:.2f} at start, {min(loads[1:]):.2f}-{max(loads[1:]):.2f} after rounds")
     for name, values in seconds.items():
-        faster = spread_of(per_round_ratios(seconds["sdpa"], values))
-        report["sdpa_over"][name] = faster.as_dict()
-        print(f"{name:10s} {spread_of(values).median * 1000:8.1f} ms   sdpa / {name}, per round: {faster.brief()}")
+        ratios = per_round_ratios(seconds["per_run"], values)
+        report["per_run_over"][name] = {**spread_of(ratios).as_dict(), "sorted": sorted(ratios)}
+        print(f"{name:10s} {spread_of(values).median * 1000:8.1f} ms   per_run / {name}, per round: "
+              f"{spread_of(ratios).brief()}; sorted: " + " ".join(f"{r:.3f}" for r in sorted(ratios)))  # fmt: skip
     return report
 
 
@@ -257,9 +253,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--engine", action="store_true", help="time the compiled engine instead of attention alone")
+    parser.add_argument("--with-blocks", action="store_true", help="with --engine: the matrix-product path too")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    report = engine(args.rounds) if args.engine else attention_alone(args.rounds)
+    report = engine(args.rounds, args.with_blocks) if args.engine else attention_alone(args.rounds)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
 

@@ -15,6 +15,12 @@ implementation cuts the row into runs of consecutive positions and runs SDPA on 
 attends causally to itself; a run that starts at p > 0 attends to the first p tokens of its example and
 causally to itself. The same attention, the sum of the pieces' rectangles.
 
+Without gradients on a CPU (the scoring engine), an example whose responses all continue its prompt attends as a
+cascade: one flash-attention call for the prompt and all its responses over the prompt's keys (SDPA's top-left
+causal alignment is exactly "the prompt causally, every response all of it"), then each response causally over
+itself, the two merged by their log-sum-exps (`merge_attention`); no key or value is concatenated. Where a sliding
+window binds, or gradients are wanted, each run attends on its own as above.
+
 It is registered with transformers under `SEGMENT_SDPA` (an attention function and its mask function) and used
 by `grape sft` for packed batches off a GPU and by the scoring engine on a CPU (`packed_attention`). Anything
 it does not cover (a padding mask, a KV cache, a non-causal module) goes to transformers' own SDPA unchanged.
@@ -31,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 SEGMENT_SDPA = "grape_segment_sdpa"
+_FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)  # (out, log-sum-exp)
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,60 @@ def run_mask(length: int, prefix: int, window: int | None, device: torch.device)
     return (offset >= 0) & (offset < window) if window is not None else offset >= 0
 
 
+def examples_of(runs: list[Run]) -> list[list[Run]]:
+    """The runs grouped by example, in row order: a run from position 0, then the runs that continue its prefix."""
+    examples: list[list[Run]] = []
+    for run in runs:
+        if run.prefix == 0 or not examples:
+            examples.append([run])
+        else:
+            examples[-1].append(run)
+    return examples
+
+
+def attends_by_cascade(example: list[Run], window: int | None) -> bool:
+    """Whether ``example`` can attend as a cascade: later runs that all continue the same prefix, and no query
+    farther than a sliding window from the example's first key (its positions all under ``window``)."""
+    first, later = example[0], example[1:]
+    if not later or any(run.prefix != later[0].prefix for run in later):
+        return False
+    last_position = max(first.end - first.start, *(run.prefix + run.end - run.start for run in later)) - 1
+    return window is None or last_position < window
+
+
+def merge_attention(out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tensor, lse_b: torch.Tensor) -> torch.Tensor:
+    """Attention over the union of two disjoint sets of keys from attention over each.
+
+    Args:
+        out_a, out_b: [..., L, D] each query's softmax-weighted values over key set A, B.
+        lse_a, lse_b: [..., L] float32 log-sum-exp of each query's scaled scores over A, B.
+
+    Returns:
+        [..., L, D] float32: ``exp(lse_a - lse) * out_a + exp(lse_b - lse) * out_b``, ``lse = logaddexp(lse_a,
+        lse_b)`` (the union's softmax, split by where its mass lies).
+    """
+    lse = torch.logaddexp(lse_a, lse_b)
+    return out_a * (lse_a - lse).exp_().unsqueeze(-1) + out_b * (lse_b - lse).exp_().unsqueeze(-1)
+
+
+def _cascade(query, key, value, example: list[Run], scaling: float | None, out: torch.Tensor) -> None:
+    """One example by the cascade (module docstring) into ``out`` [1, T, H, D]; query, key, value [1, H, T, D]."""
+    first, later = example[0], example[1:]
+    start, prompt = first.start, later[0].prefix
+    keys = slice(start, start + prompt)
+    on_prompt, lse_prompt = _FLASH_CPU(query[:, :, start : later[-1].end], key[:, :, keys], value[:, :, keys],
+                                       is_causal=True, scale=scaling)  # fmt: skip
+    out[:, start : start + prompt] = on_prompt[:, :, :prompt].transpose(1, 2)
+    for a, b in ((start + prompt, first.end), *((run.start, run.end) for run in later)):
+        if a == b:
+            continue
+        own, mine = slice(a, b), slice(a - start, b - start)
+        on_self, lse_self = _FLASH_CPU(query[:, :, own], key[:, :, own], value[:, :, own], is_causal=True,
+                                       scale=scaling)  # fmt: skip
+        merged = merge_attention(on_prompt[:, :, mine], lse_prompt[:, :, mine], on_self, lse_self)
+        out[:, own] = merged.transpose(1, 2)
+
+
 def _run_attention(query, key, value, run: Run, window: int | None, dropout: float, scaling: float | None):
     """SDPA of one run's queries [1, H, L, D] over its prefix and itself; [1, H, L, D]."""
     length = run.end - run.start
@@ -109,7 +170,8 @@ def segment_sdpa_forward(
     scaling: float | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """Attention of each run of each row on what its positions say it sees (`plan_runs`).
+    """Attention of each run of each row on what its positions say it sees (`plan_runs`): by the cascade where an
+    example allows it without gradients on a CPU, else run by run.
 
     Args:
         query: [B, H, T, D]; key, value: [B, H_kv, T, D] (grouped-query heads are repeated to H).
@@ -129,16 +191,26 @@ def segment_sdpa_forward(
     if not covered:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)  # fmt: skip
-    groups = query.shape[1] // key.shape[1]
-    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
     window = kwargs.get("sliding_window", getattr(module, "sliding_window", None))
     positions = position_ids.reshape(-1, position_ids.shape[-1])[:, -query.shape[2] :].expand(query.shape[0], -1)
-    rows = []
+    cascade = (_FLASH_CPU is not None and query.device.type == "cpu" and dropout == 0.0
+               and not (torch.is_grad_enabled() and (query.requires_grad or key.requires_grad
+                                                     or value.requires_grad)))  # fmt: skip
+    groups = query.shape[1] // key.shape[1]
+    if cascade and key.shape[1] == 1:  # one key head: its views serve every query head (inference only)
+        key, value = key.expand(-1, groups, -1, -1), value.expand(-1, groups, -1, -1)
+    else:
+        key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    out = query.new_empty(query.shape[0], query.shape[2], query.shape[1], query.shape[3])
     for b in range(query.shape[0]):
-        q, k, v = query[b : b + 1], key[b : b + 1], value[b : b + 1]
-        pieces = [_run_attention(q, k, v, run, window, dropout, scaling) for run in plan_runs(positions[b])]
-        rows.append(torch.cat(pieces, dim=2))
-    return torch.cat(rows).transpose(1, 2).contiguous(), None
+        q, k, v, row = query[b : b + 1], key[b : b + 1], value[b : b + 1], out[b : b + 1]
+        for example in examples_of(plan_runs(positions[b])):
+            if cascade and attends_by_cascade(example, window):
+                _cascade(q, k, v, example, scaling, row)
+                continue
+            for run in example:
+                row[:, run.start : run.end] = _run_attention(q, k, v, run, window, dropout, scaling).transpose(1, 2)
+    return out, None
 
 
 def segment_mask(

@@ -1,6 +1,7 @@
 """The alternatives that benchmarks/segment_attention_speed.py times against grape's segment attention compute the
 same attention: by blocks of matrix products against SDPA over each run's keys with its mask (blocks of 1, 3 and
-64 queries, sliding windows, 1, 2 and 4 query heads per key head), and every method on the benchmark's layout."""
+64 queries, sliding windows, 1, 2 and 4 query heads per key head), every method on the benchmark's layout against
+the per-run path, and the path switch reaches the engine's attention."""
 
 from __future__ import annotations
 
@@ -49,6 +50,28 @@ def test_every_method_equals_grapes_attention_on_the_benchmark_layout():
     t = positions.shape[1]
     q = torch.randn(1, t, bench.HEADS, bench.HEAD_DIM).transpose(1, 2)
     k, v = (torch.randn(1, t, 1, bench.HEAD_DIM).transpose(1, 2) for _ in range(2))
-    reference = bench.sdpa(q, k, v, positions)
-    for method in (bench.blocks, bench.gqa, bench.cascade):
+    reference = bench.per_run(q, k, v, positions)
+    for method in (bench.grape, bench.blocks, bench.gqa):
         torch.testing.assert_close(method(q, k, v, positions), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_the_path_switch_reaches_a_models_packed_attention_and_comes_back():
+    from tiny_models import tiny_llama
+
+    from grape.models import segment_attention
+    from grape.models.segment_attention import packed_attention
+
+    model, calls = tiny_llama(vocab_size=64), []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return bench.per_run_forward(*args, **kwargs)
+
+    ids, positions = torch.randint(3, 64, (1, 9)), torch.tensor([[0, 1, 2, 3, 4, 3, 4, 0, 1]])
+    with torch.no_grad(), packed_attention(model):
+        grapes = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+    with torch.no_grad(), bench.attention_path(counting), packed_attention(model):
+        theirs = model(input_ids=ids, position_ids=positions, use_cache=False).logits
+    assert len(calls) == model.config.num_hidden_layers
+    assert segment_attention.segment_sdpa_forward is not counting
+    torch.testing.assert_close(theirs, grapes, atol=1e-5, rtol=1e-5)

@@ -8,7 +8,18 @@ import pytest
 import torch
 from tiny_models import tiny_gemma3, tiny_llama
 
-from grape.models.segment_attention import SEGMENT_SDPA, Run, packed_attention, plan_runs, run_mask, segment_bounds
+from grape.models.segment_attention import (
+    SEGMENT_SDPA,
+    Run,
+    attends_by_cascade,
+    examples_of,
+    merge_attention,
+    packed_attention,
+    plan_runs,
+    run_mask,
+    segment_bounds,
+    segment_sdpa_forward,
+)
 
 LENGTHS = [7, 30, 1, 19]  # 30 and 19 exceed the sliding window of 8: the windowed branch runs
 
@@ -156,3 +167,81 @@ def test_the_implementation_comes_back_after_an_error():
     with pytest.raises(RuntimeError), packed_attention(model):
         raise RuntimeError("a failed step")
     assert model.config._attn_implementation == "sdpa"
+
+
+def test_examples_and_when_they_attend_as_a_cascade():
+    # prompt 2 + r1 of 2, r2 of 1, r3 of 3; then an example of one run; then prompt 2 + r1 of 1, r2 of 4
+    positions = torch.tensor([0, 1, 2, 3, 2, 2, 3, 4, 0, 1, 2, 0, 1, 2, 2, 3, 4, 5])
+    examples = examples_of(plan_runs(positions))
+    assert [[(r.start, r.end, r.prefix) for r in e] for e in examples] == [
+        [(0, 4, 0), (4, 5, 2), (5, 8, 2)], [(8, 11, 0)], [(11, 14, 0), (14, 18, 2)]]  # fmt: skip
+    assert [attends_by_cascade(e, None) for e in examples] == [True, False, True]  # a lone run: plain causal
+    assert attends_by_cascade(examples[0], 5) and not attends_by_cascade(examples[0], 4)  # last position 4
+    assert attends_by_cascade(examples[2], 6) and not attends_by_cascade(examples[2], 5)  # r2 reaches 5
+    assert not attends_by_cascade([Run(0, 4, 0, 0), Run(4, 5, 0, 2), Run(5, 6, 0, 3)], None)  # prefixes differ
+
+
+def test_merge_attention_is_the_softmax_over_both_key_sets():
+    generator = torch.Generator().manual_seed(0)
+    q, keys, values = (torch.randn(2, 3, n, 4, generator=generator, dtype=torch.float64) for n in (5, 9, 9))
+    scores = q @ keys.transpose(-1, -2)
+    whole = torch.softmax(scores, -1) @ values
+    parts = [(torch.softmax(scores[..., s], -1) @ values[..., s, :], scores[..., s].logsumexp(-1))
+             for s in (slice(0, 4), slice(4, 9))]  # fmt: skip
+    torch.testing.assert_close(merge_attention(*parts[0], *parts[1]), whole)
+
+
+def masked_reference(q, k, v, groups, window):
+    """Softmax attention [1, T, H, D] in float64 under a mask written from the layout, and the positions [T]:
+    ``groups`` [(prompt length, [response lengths])] packed as [prompt][r1][r2]...; the prompt and r1 see what
+    precedes them in their group, every later response the whole prompt and itself causally."""
+    t = q.shape[2]
+    seen = torch.zeros(t, t, dtype=torch.bool)
+    position = torch.zeros(t, dtype=torch.long)
+    at = 0
+    for prompt, responses in groups:
+        for row in range(at, at + prompt + responses[0]):  # the prompt and the first response: causal
+            position[row], seen[row, at : row + 1] = row - at, True
+        start = at + prompt + responses[0]
+        for n in responses[1:]:
+            for row in range(start, start + n):
+                position[row] = prompt + row - start
+                seen[row, at : at + prompt] = seen[row, start : row + 1] = True
+            start += n
+        at = start
+    if window is not None:
+        seen &= (position[:, None] - position[None, :]) < window
+    per_key_head = q.shape[1] // k.shape[1]
+    k, v = (x.repeat_interleave(per_key_head, 1).double() for x in (k, v))
+    scores = (q.double() @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    out = torch.softmax(scores.masked_fill(~seen, float("-inf")), -1) @ v
+    return out.transpose(1, 2), position
+
+
+class _Module:
+    is_causal = True
+
+    def __init__(self, window):
+        self.sliding_window = window
+
+
+@pytest.mark.parametrize("kv_heads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("window", [None, 64, 9])  # 9: binds in the longer groups, which attend run by run
+def test_the_cascade_equals_attention_under_the_layouts_mask(kv_heads, dtype, window, monkeypatch):
+    from grape.models import segment_attention
+
+    groups = [(6, [5, 11, 1]), (3, [4]), (9, [2, 7]), (1, [3, 3])]
+    t = sum(p + sum(r) for p, r in groups)
+    generator = torch.Generator().manual_seed(2)
+    q = torch.randn(1, 4, t, 16, generator=generator).to(dtype)
+    k, v = (torch.randn(1, kv_heads, t, 16, generator=generator).to(dtype) for _ in range(2))
+    expected, positions = masked_reference(q, k, v, groups, window)
+    cascades, original = [], segment_attention._cascade
+    monkeypatch.setattr(segment_attention, "_cascade", lambda *a: cascades.append(a[3]) or original(*a))
+    with torch.no_grad():
+        out, _ = segment_sdpa_forward(_Module(window), q, k, v, None, position_ids=positions[None])
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(out.double(), expected, atol=tolerance, rtol=tolerance)
+    # (3, [4]) is one run (plain causal); with a window of 9 only (1, [3, 3]) stays under it
+    assert len(cascades) == {None: 3, 64: 3, 9: 1}[window]
