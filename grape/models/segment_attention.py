@@ -118,8 +118,8 @@ def merge_attention(out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tenso
         lse_a, lse_b: [..., L] float32 log-sum-exp of each query's scaled scores over A, B.
 
     Returns:
-        [..., L, D] float32: ``exp(lse_a - lse) * out_a + exp(lse_b - lse) * out_b``, ``lse = logaddexp(lse_a,
-        lse_b)`` (the union's softmax, split by where its mass lies).
+        [..., L, D]: ``exp(lse_a - lse) * out_a + exp(lse_b - lse) * out_b``, ``lse = logaddexp(lse_a, lse_b)``
+        (the union's softmax, split by where its mass lies), in the promoted dtype (float32 for bfloat16 outputs).
     """
     lse = torch.logaddexp(lse_a, lse_b)
     return out_a * (lse_a - lse).exp_().unsqueeze(-1) + out_b * (lse_b - lse).exp_().unsqueeze(-1)
@@ -174,7 +174,8 @@ def segment_sdpa_forward(
     example allows it without gradients on a CPU, else run by run.
 
     Args:
-        query: [B, H, T, D]; key, value: [B, H_kv, T, D] (grouped-query heads are repeated to H).
+        query: [B, H, T, D]; key, value: [B, H_kv, T, D] (grouped-query heads are repeated to H; a single key
+            head is expanded as a view where the cascade may run).
         attention_mask: None here (the mask function returns none without padding or cache); given: the SDPA
             fallback.
         kwargs: ``position_ids`` [B, T] lay out the rows; ``sliding_window`` from the module's call or attribute.
