@@ -90,10 +90,11 @@ def run_mask(length: int, prefix: int, window: int | None, device: torch.device)
 
 
 def examples_of(runs: list[Run]) -> list[list[Run]]:
-    """The runs grouped by example, in row order: a run from position 0, then the runs that continue its prefix."""
+    """The runs grouped by example, in row order: a run from position 0, then the runs that continue its prefix
+    (`plan_runs` gives a row's first run prefix 0)."""
     examples: list[list[Run]] = []
     for run in runs:
-        if run.prefix == 0 or not examples:
+        if run.prefix == 0:
             examples.append([run])
         else:
             examples[-1].append(run)
