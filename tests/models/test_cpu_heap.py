@@ -32,12 +32,12 @@ model = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_imple
 rng = random.Random(0)
 draw = lambda n: [rng.randrange(3, 384) for _ in range(n)]
 groups = [TokenGroup(draw(200), [draw(80) for _ in range(4)]) for _ in range(2)]  # 1,040 tokens: 65 MiB blocks
-for heap in ("system", "kept", "system", "kept"):
-    engine = ScoringEngine(model, EngineSettings(batch_tokens=2048, max_row_tokens=1024, host_heap=heap))
+for _ in range(2):
+    engine = ScoringEngine(model, EngineSettings(batch_tokens=2048, max_row_tokens=1024, host_heap=HEAP))
     engine.score(groups)  # untimed: the heap reaches its steady state
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     sums = engine.score(groups)[0].sum_logprob.tolist()
-    print(heap, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, *sums)
+    print(HEAP, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, *sums)
 """
 
 GIVEN_BACK = """
@@ -85,7 +85,10 @@ def run(script: str) -> list[list[str]]:
 
 @glibc
 def test_the_engine_on_a_kept_heap_faults_its_large_blocks_far_less_and_scores_the_same():
-    lines = run(ENGINE)
+    # each heap in an interpreter of its own: after a kept call, glibc may hold the freed blocks in the middle of its
+    # heap (below a small live allocation, where trimming cannot reach), and a later call on its defaults then reuses
+    # them; that layout is chance, and once made a system call fault like a kept one (66,698 against ~267,000)
+    lines = [line for heap in ("system", "kept") for line in run(f"HEAP = {heap!r}\n" + ENGINE)]
     faults = {heap: [int(line[1]) for line in lines if line[0] == heap] for heap in ("system", "kept")}
     sums = {tuple(line[2:]) for line in lines}
     assert len(sums) == 1  # the same sums, to the last digit
