@@ -28,8 +28,8 @@ def tiny_gemma3(vocab_size: int = 512, sliding_window: int = 8, seed: int = 0):
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa").eval()
 
 
-def tiny_llama(vocab_size: int = 384, seed: int = 0):
-    """Llama shape: full attention only, untied head."""
+def tiny_llama(vocab_size: int = 384, seed: int = 0, head_dim: int = 8):
+    """Llama shape: full attention only, untied head, 4 query heads over 2 key-value heads."""
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
@@ -38,6 +38,7 @@ def tiny_llama(vocab_size: int = 384, seed: int = 0):
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
+        head_dim=head_dim,
         max_position_embeddings=512,
         tie_word_embeddings=False,
         pad_token_id=0,

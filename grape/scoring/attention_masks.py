@@ -19,10 +19,15 @@ from typing import Any
 import torch
 
 PACKED_FLEX = "grape_packed_flex"
+TRITON_FLEX_MIN_HEAD_DIM = 16  # torch 2.11's Triton FlexAttention: "embedding dimension ... must be at least 16"
 
 
 def packed_sees(
-    segment: torch.Tensor, branch: torch.Tensor, position: torch.Tensor, sliding_window: int | None = None
+    segment: torch.Tensor,
+    branch: torch.Tensor,
+    position: torch.Tensor,
+    sliding_window: int | None = None,
+    in_place: bool = False,
 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
     """The packed layout's attention rule as a function of (row, query, key) indices.
 
@@ -30,6 +35,9 @@ def packed_sees(
         segment, branch, position: [B, T] as in `PackedBatch` (segment -1 = padding; branch 0 = prompt, k+1 =
             response k).
         sliding_window: if set, a query sees keys fewer than this many positions behind it.
+        in_place: combine the conditions into the first one's tensor (one [B, T, T] allocation for a dense
+            mask). FlexAttention needs the default: its compiled kernel lowers the rule as a pointwise subgraph,
+            where an in-place op cannot be lowered.
 
     Returns:
         ``sees(b, q, k)``: bool, broadcast over index tensors of any matching shapes. Query q sees key k when
@@ -39,14 +47,14 @@ def packed_sees(
 
     def sees(b: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         q_segment, k_segment = segment[b, q], segment[b, k]
-        out = q_segment == k_segment  # a fresh [B, T, T] (or per-index) tensor: the rest is in place
-        out &= k_segment >= 0
-        out &= k <= q
-        out &= (branch[b, k] == 0) | (branch[b, k] == branch[b, q])
+        conditions = [k_segment >= 0, k <= q, (branch[b, k] == 0) | (branch[b, k] == branch[b, q])]
         if sliding_window is not None:
-            out &= position[b, k] + sliding_window > position[b, q]
-        out |= (q_segment < 0) & (q == k)
-        return out
+            conditions.append(position[b, k] + sliding_window > position[b, q])
+        out = q_segment == k_segment
+        for condition in conditions:
+            out = out.logical_and_(condition) if in_place else out & condition
+        padding_self = (q_segment < 0) & (q == k)
+        return out.logical_or_(padding_self) if in_place else out | padding_self
 
     return sees
 
@@ -58,7 +66,7 @@ def packed_attention_mask(
     rows, t = segment.shape
     index = torch.arange(t, device=segment.device)
     b = torch.arange(rows, device=segment.device)[:, None, None]
-    sees = packed_sees(segment, branch, position, sliding_window)
+    sees = packed_sees(segment, branch, position, sliding_window, in_place=True)
     return sees(b, index[None, :, None], index[None, None, :])[:, None]
 
 
@@ -91,16 +99,17 @@ def packed_flex_forward(
         softcap: Gemma 2's attention-logit soft-capping, as a score_mod.
 
     Returns:
-        ([B, T, H, D], None). Compiled FlexAttention (Triton) on a GPU; elsewhere its eager form, which computes
-        the scores densely (a correctness path: the CPU's fast attention is ``segments``).
+        ([B, T, H, D], None). Compiled FlexAttention (Triton) on a GPU for heads of 16 or more; elsewhere its eager
+        form, which computes the scores densely (a correctness path: the CPU's fast attention is ``segments``).
     """
     from torch.nn.attention.flex_attention import flex_attention as traced_flex
 
     def capped(score, b, h, q, k):
         return softcap * torch.tanh(score / softcap)
 
-    if query.device.type != "cuda":  # eager, also inside a compiled decoder: Inductor's C++ FlexAttention fails
-        kernel = _eager_flex()  # to build sliding-window masks at dynamic shapes (torch 2.13)
+    if query.device.type != "cuda" or query.shape[-1] < TRITON_FLEX_MIN_HEAD_DIM:
+        kernel = _eager_flex()  # also inside a compiled decoder: Inductor's C++ FlexAttention fails to build
+        # sliding-window masks at dynamic shapes (torch 2.13), and its Triton one takes no heads under 16
     else:  # a compiled decoder traces FlexAttention into its graph; an eager one calls the compiled kernel
         kernel = traced_flex if torch.compiler.is_compiling() else _compiled_flex()
     out = kernel(query, key, value, score_mod=capped if softcap else None, block_mask=attention_mask,

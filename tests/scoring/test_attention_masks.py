@@ -75,6 +75,24 @@ def test_flex_attention_over_the_block_mask_equals_sdpa_over_the_dense_mask(head
         assert torch.allclose(out, sdpa.transpose(1, 2), atol=1e-5)
 
 
+@pytest.mark.parametrize("window", [None, 6])
+def test_compiled_flex_attention_lowers_the_rule(window):
+    """The GPU runs FlexAttention compiled, which lowers the rule as a pointwise subgraph (no in-place ops there:
+    an in-place `&=` once failed every GPU flex run). Inductor's CPU kernel lowers it the same way; it must equal
+    the eager form."""
+    from torch.nn.attention.flex_attention import flex_attention as flex
+
+    batch = packed(seed=3, rows=2)
+    block_mask = packed_block_mask(batch.segment, batch.branch, batch.position_ids, window)
+    rows, t = batch.segment.shape
+    generator = torch.Generator().manual_seed(1)
+    query = torch.randn(rows, 4, t, 16, generator=generator)
+    key, value = (torch.randn(rows, 2, t, 16, generator=generator) for _ in range(2))
+    compiled = torch.compile(flex, dynamic=False)(query, key, value, block_mask=block_mask, enable_gqa=True)
+    eager, _ = packed_flex_forward(None, query, key, value, block_mask)
+    assert torch.allclose(compiled.transpose(1, 2), eager, atol=1e-5)
+
+
 def test_block_mask_skips_the_blocks_of_other_groups():
     """Eight groups of 128 prompt + 2 x 64 response tokens in one 2,048-token row: a query block sees its own
     group's blocks only, so most of the square is skipped (a dense mask computes all of it)."""
