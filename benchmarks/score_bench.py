@@ -208,6 +208,12 @@ def main() -> None:
         default=None,
         help="the engine's elementwise kernels: liger, torch or auto, a comma list too. Default: the device's",
     )
+    parser.add_argument(
+        "--in-flight",
+        help="batches launched before the oldest one's sums are read (a GPU "
+        "overlaps the next batch's building with the last one's run), a comma list too. Default: the "
+        "device's",
+    )
     parser.add_argument("--profile", action="store_true", help="then profile one engine run of each setting")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decoder (dynamic shapes) first")
     parser.add_argument(
@@ -286,8 +292,10 @@ def main() -> None:
     kinds = (args.attention or defaults.attention).split(",")
     fusions = (args.kernels or defaults.kernels).split(",")
     tiles = [int(t) for t in args.vocab_tiles.split(",")] if args.vocab_tiles else [None]
-    settings = [EngineSettings(b, r, logits, args.compile, kind, fused, tile) for tile in tiles
-                for fused in fusions for kind in kinds for r in row_caps for b in budgets]  # fmt: skip
+    depths = [int(d) for d in (args.in_flight or str(defaults.batches_in_flight)).split(",")]
+    settings = [EngineSettings(b, r, logits, args.compile, kind, fused, tile, batches_in_flight=depth)
+                for depth in depths for tile in tiles for fused in fusions for kind in kinds for r in row_caps
+                for b in budgets]  # fmt: skip
     # Warm-up: kernels load and tune on first use, for each batch shape (oneDNN builds a primitive per
     # shape), so the engine gets a full pass per setting; the baselines warm up on a group or two below.
     for setting in settings:
@@ -311,6 +319,7 @@ def main() -> None:
             name += f"/{setting.attention}" if len(kinds) > 1 else ""
             name += f"/{setting.kernels}" if len(fusions) > 1 else ""
             name += f"/tile {setting.vocab_tile}" if len(tiles) > 1 else ""
+            name += f"/in flight {setting.batches_in_flight}" if len(depths) > 1 else ""
         methods[name] = Method(lambda s=setting: engine_scores(model, groups, s),
                                engine_work(shape, groups, setting.max_row_tokens))  # fmt: skip
         engines.append(name)

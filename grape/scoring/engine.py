@@ -2,8 +2,9 @@
 
 The things that make it fast (DESIGN.md §4): prefix sharing (packing.py), the LM head applied only to
 rows that predict a response token, a log-softmax by vocabulary tiles that never holds [tokens, vocab]
-(grape/models/logprobs.py), token-budget batches of similar length (packing.py), and on a CPU attention
-per prompt and per response instead of over the packed row's square (grape/models/segment_attention.py).
+(grape/models/logprobs.py), token-budget batches of similar length (packing.py), on a CPU attention per
+prompt and per response instead of over the packed row's square (grape/models/segment_attention.py), and
+host-to-device copies that never wait for the device (in_flight.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from grape.models.fused_kernels import fused_kernels, resolve_kernels
 from grape.models.logprobs import chunk_rows_for, head_settings, token_logprobs, vocab_tile_for
 from grape.models.segment_attention import packed_attention
 from grape.scoring.attention_masks import flex_attention, packed_attention_mask, packed_block_mask
+from grape.scoring.in_flight import HostCopy, in_flight, to_device
 from grape.scoring.packing import PackedBatch, TokenGroup, build_batch, plan_batches, plan_rows, split_groups
 from grape.scoring.settings import EngineSettings
 
@@ -67,10 +69,14 @@ class ScoringEngine:
         # attention, which costs the square of the row length, stays close to what each piece needs.
         rows = plan_rows(lengths, min(self.settings.max_row_tokens, max(lengths, default=1)))
         row_lengths = [sum(lengths[u] for u in row) for row in rows]
+        plan = plan_batches(row_lengths, self.settings.batch_tokens)
+        batches = ((batch_rows, build_batch(units, [rows[r] for r in batch_rows])) for batch_rows in plan)
+        # with two batches in flight a GPU runs one while the host builds and launches the next (in_flight.py)
+        launched = in_flight(
+            batches, lambda item: HostCopy(self._score_batch(item[1])), self.settings.batches_in_flight
+        )
         with kept_heap(self.settings.host_heap == "kept"):  # the batches' large blocks reused, not faulted again
-            for batch_rows in plan_batches(row_lengths, self.settings.batch_tokens):
-                batch = build_batch(units, [rows[r] for r in batch_rows])
-                sums = self._score_batch(batch).cpu().numpy()
+            for (batch_rows, batch), sums in launched:
                 counts = np.bincount(batch.candidate_of_token.numpy(), minlength=len(batch.candidates))
                 for c, (u, j) in enumerate(batch.candidates):
                     g, k = pieces[u][0], pieces[u][1][j]
@@ -81,27 +87,28 @@ class ScoringEngine:
 
     @torch.inference_mode()
     def _score_batch(self, batch: PackedBatch) -> torch.Tensor:
-        device = self.device
-        position, ids = batch.position_ids.to(device), batch.input_ids.to(device)
+        device = self.device  # every host tensor is sent first: nothing below waits for the device
+        host = (batch.position_ids, batch.input_ids, batch.source_index, batch.target_ids, batch.candidate_of_token)
+        position, ids, source, targets, candidate = (to_device(t, device) for t in host)
         with fused_kernels(self.model) if self.kernels == "liger" else nullcontext():
             hidden = self._hidden_states(batch, ids, position)
-        rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.source_index.to(device))
+        rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, source)
         logprobs = token_logprobs(
             rows,
-            targets=batch.target_ids.to(device),
+            targets=targets,
             chunk_rows=self.chunk_rows,
             vocab_tile=self.vocab_tile,
             **self.head,
         )
         sums = torch.zeros(len(batch.candidates), dtype=torch.float64, device=device)
-        return sums.index_add_(0, batch.candidate_of_token.to(device), logprobs.double())
+        return sums.index_add_(0, candidate, logprobs.double())
 
     def _hidden_states(self, batch: PackedBatch, ids: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         """The decoder's last hidden states [rows, row length, hidden] for the packed batch."""
         if self.settings.attention == "segments":  # the positions lay out prompts and responses; no mask
             with packed_attention(self.model):
                 return self.decoder(input_ids=ids, position_ids=position, use_cache=False).last_hidden_state
-        segment, branch = batch.segment.to(ids.device), batch.branch.to(ids.device)
+        segment, branch = to_device(batch.segment, ids.device), to_device(batch.branch, ids.device)
         flex = self.settings.attention == "flex"  # a BlockMask: masked-out blocks skipped, grouped heads kept
         build = packed_block_mask if flex else packed_attention_mask
         masks = {kind: build(segment, branch, position, w) for kind, w in self.windows.items()}

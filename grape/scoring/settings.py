@@ -23,6 +23,8 @@ class EngineSettings:
     kernels: str | None = None  # "liger": fused RMSNorm / SwiGLU / rotary kernels on a GPU; "torch"; "auto"
     vocab_tile: int | None = None  # vocabulary entries per LM-head matmul; None: the device's (`vocab_tile_for`)
     host_heap: str | None = None  # "kept": glibc keeps freed memory while scoring (grape/models/cpu_heap.py); "system"
+    batches_in_flight: int | None = None  # batches launched before the oldest one's sums are read (in_flight.py):
+    # 2 lets a GPU run one batch while the host builds and launches the next
 
     def __post_init__(self):
         if self.attention not in (None, *ATTENTION_KINDS):
@@ -31,6 +33,8 @@ class EngineSettings:
             raise ValueError(f"kernels must be one of {', '.join(KERNEL_KINDS)}, not {self.kernels!r}")
         if self.host_heap not in (None, *HOST_HEAP_KINDS):
             raise ValueError(f"host_heap must be one of {', '.join(HOST_HEAP_KINDS)}, not {self.host_heap!r}")
+        if self.batches_in_flight is not None and self.batches_in_flight < 1:
+            raise ValueError(f"batches_in_flight must be at least 1, not {self.batches_in_flight}")
 
     def for_device(self, device_type: str) -> EngineSettings:
         """These settings with every unset field filled by the defaults measured for ``device_type``."""
@@ -57,6 +61,7 @@ DEVICE_DEFAULTS = {
         attention="segments",
         kernels="torch",
         host_heap="kept",
+        batches_in_flight=1,
     ),
     "cuda": EngineSettings(
         batch_tokens=16384,
@@ -65,6 +70,7 @@ DEVICE_DEFAULTS = {
         attention="mask",
         kernels="auto",
         host_heap="system",
+        batches_in_flight=1,  # 2 overlaps the host's next batch with the device's run: not yet measured on a GPU
     ),
 }
 

@@ -11,6 +11,8 @@ from tiny_models import tiny_gemma3, tiny_llama
 
 from grape.models.fused_kernels import liger_installed
 from grape.scoring.engine import EngineSettings, ScoringEngine
+from grape.scoring.in_flight import HostCopy
+from grape.scoring.packing import build_batch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -110,3 +112,25 @@ def test_cuda_flex_attention_matches_cpu_reference(make, compile):
         for k, response in enumerate(group.responses):
             assert abs(naive_sum_logprob(cpu, group.prompt, response) - result.sum_logprob[k]) / len(response) < 1e-4
     assert gpu.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("attention", ["mask", "flex"])
+def test_cuda_launching_a_batch_never_waits_for_the_device(attention):
+    """Two batches in flight: the host launches batch i+1 while batch i runs, so nothing in a
+    batch's launch may synchronize with the device (CUDA's sync debug mode raises on any operation that does);
+    the sums read afterwards are the reference's."""
+    cpu = tiny_llama(head_dim=16)
+    gpu = tiny_llama(head_dim=16).cuda()
+    engine = ScoringEngine(gpu, EngineSettings(1024, 256, attention=attention, batches_in_flight=2))
+    groups = random_groups(cpu.config.vocab_size, 6, seed=28)
+    engine.score(groups)  # warm-up: kernels built, pinned host blocks cached
+    batch = build_batch(groups, [[0, 1, 2], [3, 4, 5]])
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        copy = HostCopy(engine._score_batch(batch))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    sums = copy.result()
+    for c, (g, k) in enumerate(batch.candidates):
+        response = groups[g].responses[k]
+        assert abs(naive_sum_logprob(cpu, groups[g].prompt, response) - sums[c]) / len(response) < 1e-4
