@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,10 @@ ROPE_MODULES = {
     "transformers.models.gemma3.modeling_gemma3",
 }
 KERNEL_KINDS = ("auto", "liger", "torch")
+# Liger 0.8.5 looks for every op's optional backends (NVIDIA's CuTe DSL, Huawei's Ascend NPUs) and logs a warning
+# for each one whose extra is missing, advice to install it included; its Triton kernels, grape's, load all the same.
+LIGER_REGISTRY_LOGGER = "liger_kernel.backends.registry"
+OPTIONAL_LIGER_BACKENDS = ("liger_kernel.ops.backends._cutedsl.", "liger_kernel.ops.backends._ascend.")
 
 
 def liger_installed() -> bool:
@@ -114,9 +119,26 @@ def _fused_forward(module: Any, kernels: dict[str, Callable]) -> Callable | None
     return None
 
 
+class OptionalBackendsNotMissed(logging.Filter):
+    """Drops Liger's warning that an optional backend (`OPTIONAL_LIGER_BACKENDS`) could not be imported; any other
+    record of its registry's logger, a failed Triton backend's too, passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        path = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        return not (isinstance(path, str) and path.startswith(OPTIONAL_LIGER_BACKENDS))
+
+
+def quiet_optional_liger_backends() -> None:
+    """Puts `OptionalBackendsNotMissed` on Liger's registry logger, once."""
+    logger = logging.getLogger(LIGER_REGISTRY_LOGGER)
+    if not any(isinstance(f, OptionalBackendsNotMissed) for f in logger.filters):
+        logger.addFilter(OptionalBackendsNotMissed())
+
+
 @functools.cache
 def liger_kernels() -> dict[str, Callable]:
     """Liger's kernels under the names `fused_kernels` uses (imported on first use: Triton loads with them)."""
+    quiet_optional_liger_backends()
     try:
         from liger_kernel.ops import LigerGELUMulFunction, LigerRMSNormFunction, LigerSiLUMulFunction
         from liger_kernel.transformers.rope import liger_rotary_pos_emb

@@ -3,6 +3,7 @@ own code comes back after. Liger's Triton kernels need a GPU (tests/scoring/test
 against the float32 reference); here the swap is driven by plainly written kernels, so the model's output
 within the block must equal its own, and a kernel given a wrong argument shows."""
 
+import logging
 import sys
 from collections import Counter
 
@@ -12,7 +13,12 @@ import torch.nn.functional as F
 from tiny_models import tiny_gemma3, tiny_llama
 
 from grape.errors import GrapeError
-from grape.models.fused_kernels import fused_kernels, resolve_kernels
+from grape.models.fused_kernels import (
+    LIGER_REGISTRY_LOGGER,
+    fused_kernels,
+    quiet_optional_liger_backends,
+    resolve_kernels,
+)
 
 
 def reference_kernels(calls: Counter, ignore_offset: bool = False) -> dict:
@@ -111,3 +117,21 @@ def test_kernel_choice():
         resolve_kernels("liger", "cuda", compiled=True)
     with pytest.raises(GrapeError, match="kernels must be one of"):
         resolve_kernels("triton", "cuda", compiled=False)
+
+
+def test_liger_s_missing_optional_backends_are_not_reported_and_its_other_warnings_are(caplog):
+    """Liger 0.8.5 warns, for each op, that its CuTe DSL and Ascend backends could not be imported (their extras are
+    optional); its Triton kernels load all the same, so grape drops those two and nothing else."""
+    quiet_optional_liger_backends()
+    quiet_optional_liger_backends()  # once is enough; twice adds nothing
+    logger = logging.getLogger(LIGER_REGISTRY_LOGGER)
+    assert len(logger.filters) == 1
+    message = "Backend impl '%s' for op '%s' could not be imported: %s: %s"
+    with caplog.at_level(logging.WARNING, logger=LIGER_REGISTRY_LOGGER):
+        for path in ("liger_kernel.ops.backends._cutedsl.rope", "liger_kernel.ops.backends._ascend.rope",
+                     "liger_kernel.ops.backends._triton.rope"):  # fmt: skip
+            logger.warning(message, path, "rope", "ImportError", "no module")
+        logger.warning("Liger registry: something else")
+    reported = [record.getMessage() for record in caplog.records]
+    assert len(reported) == 2
+    assert "_triton.rope" in reported[0] and reported[1] == "Liger registry: something else"
