@@ -210,9 +210,8 @@ def main() -> None:
     )
     parser.add_argument(
         "--in-flight",
-        help="batches launched before the oldest one's sums are read (a GPU "
-        "overlaps the next batch's building with the last one's run), a comma list too. Default: the "
-        "device's",
+        help="batches launched before the oldest one's sums are read (on a GPU two overlap the next batch's "
+        "building with the last one's run), a comma list too. Default: the device's",
     )
     parser.add_argument("--profile", action="store_true", help="then profile one engine run of each setting")
     parser.add_argument("--compile", action="store_true", help="torch.compile the decoder (dynamic shapes) first")

@@ -12,6 +12,7 @@ One rule, `packed_sees`, in two forms:
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -45,16 +46,17 @@ def packed_sees(
         sees only itself (so no query's row is empty).
     """
 
+    both, either = (operator.iand, operator.ior) if in_place else (operator.and_, operator.or_)
+
     def sees(b: torch.Tensor, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         q_segment, k_segment = segment[b, q], segment[b, k]
-        conditions = [k_segment >= 0, k <= q, (branch[b, k] == 0) | (branch[b, k] == branch[b, q])]
+        out = q_segment == k_segment  # a fresh [B, T, T] (or per-index) tensor; one condition alive at a time
+        out = both(out, k_segment >= 0)
+        out = both(out, k <= q)
+        out = both(out, (branch[b, k] == 0) | (branch[b, k] == branch[b, q]))
         if sliding_window is not None:
-            conditions.append(position[b, k] + sliding_window > position[b, q])
-        out = q_segment == k_segment
-        for condition in conditions:
-            out = out.logical_and_(condition) if in_place else out & condition
-        padding_self = (q_segment < 0) & (q == k)
-        return out.logical_or_(padding_self) if in_place else out | padding_self
+            out = both(out, position[b, k] + sliding_window > position[b, q])
+        return either(out, (q_segment < 0) & (q == k))
 
     return sees
 
