@@ -3,14 +3,15 @@
 # the CUDA tests, then the 8B-shaped scoring benchmark eager (the model's own kernels against Liger's,
 # interleaved) and compiled, each with a profile; FlexAttention's block mask against the dense mask (flex: eager,
 # interleaved; flexcompile: compiled); the LM head's fold by passes against one log-softmax (fold: eager, interleaved);
-# one batch in flight against two, for the dense and the block mask (inflight: eager, interleaved; inflightcompile:
-# the dense mask, compiled).
+# one batch in flight against two, for the dense mask, the block mask and FlashAttention's variable-length calls
+# (inflight: eager, interleaved; inflightcompile: the dense mask, compiled; varlencompile: the variable-length
+# calls, compiled).
 # Wheels in .whl/ (e.g. liger-kernel) are installed first.
 #   bash benchmarks/gpu_check.sh [OUT_DIR] [STAGES]   # STAGES: a comma list of
-#                                 # tests,eager,compile,b,flex,flexcompile,fold,inflight,inflightcompile
+#                                 # tests,eager,compile,b,flex,flexcompile,fold,inflight,inflightcompile,varlencompile
 set -uo pipefail
 out=${1:-${OUT:-/tmp/gpu_check}}
-stages=${2:-tests,inflight,inflightcompile}
+stages=${2:-tests,inflight,varlencompile}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -42,11 +43,14 @@ case ",$stages," in *,fold,*)
     python3 benchmarks/fold_speed.py --engine --random-shape llama-3.1-8b --device cuda --instructions 64 --rounds 7 \
         --json "$out/gpu_a_fold.json" 2>&1 | tee "$out/gpu_a_fold.log" | tail -12 ;; esac
 case ",$stages," in *,inflight,*)
-    $bench --instructions 64 --kernels liger --attention mask,flex --in-flight 1,2 --rounds 7 --profile \
+    $bench --instructions 64 --kernels liger --attention mask,flex,varlen --in-flight 1,2 --rounds 7 --profile \
         --json "$out/gpu_a_inflight.json" 2>&1 | tee "$out/gpu_a_inflight.log" | tail -60 ;; esac
 case ",$stages," in *,inflightcompile,*)
     $bench --instructions 64 --compile --kernels torch --attention mask --in-flight 1,2 --rounds 5 --profile \
         --json "$out/gpu_a_inflight_compiled.json" 2>&1 | tee "$out/gpu_a_inflight_compiled.log" | tail -40 ;; esac
+case ",$stages," in *,varlencompile,*)
+    $bench --instructions 64 --compile --kernels torch --attention varlen --in-flight 1,2 --rounds 5 --profile \
+        --json "$out/gpu_a_varlen_compiled.json" 2>&1 | tee "$out/gpu_a_varlen_compiled.log" | tail -40 ;; esac
 case ",$stages," in *,compile,*)
     $bench --instructions 64 --compile --kernels torch --rounds 5 --profile --json "$out/gpu_a_compiled.json" \
         2>&1 | tee "$out/gpu_a_compiled.log" | tail -40 ;; esac

@@ -201,7 +201,7 @@ def main() -> None:
     parser.add_argument(
         "--attention",
         default=None,
-        help="the engine's attention: segments or mask, a comma list too. Default: the device's",
+        help="the engine's attention: segments, mask, flex or varlen, a comma list too. Default: the device's",
     )
     parser.add_argument(
         "--kernels",

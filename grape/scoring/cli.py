@@ -64,7 +64,8 @@ def register(subparsers) -> None:
         "--attention",
         choices=ATTENTION_KINDS,
         help="segments: attention per prompt and per response; mask: one mask over each packed row (its square); "
-        "flex: FlexAttention with a block mask (skips the blocks nobody sees; compiles its kernel on first use). "
+        "flex: FlexAttention with a block mask (skips the blocks nobody sees; compiles its kernel on first use); "
+        "varlen: two variable-length FlashAttention calls a layer, no mask (a GPU in bfloat16 / float16). "
         f"Default: {cpu.attention} on CPU, {gpu.attention} on a GPU",
     )
     parser.add_argument(

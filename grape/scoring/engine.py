@@ -3,8 +3,9 @@
 The things that make it fast (DESIGN.md §4): prefix sharing (packing.py), the LM head applied only to
 rows that predict a response token, a log-softmax by vocabulary tiles that never holds [tokens, vocab]
 (grape/models/logprobs.py), token-budget batches of similar length (packing.py), on a CPU attention per
-prompt and per response instead of over the packed row's square (grape/models/segment_attention.py), and
-host-to-device copies that never wait for the device (in_flight.py).
+prompt and per response instead of over the packed row's square (grape/models/segment_attention.py), on a GPU
+optionally by variable-length flash kernels (varlen_attention.py), and host-to-device copies that never wait for
+the device (in_flight.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from grape.scoring.attention_masks import flex_attention, packed_attention_mask,
 from grape.scoring.in_flight import HostCopy, in_flight, to_device
 from grape.scoring.packing import PackedBatch, TokenGroup, build_batch, plan_batches, plan_rows, split_groups
 from grape.scoring.settings import EngineSettings
+from grape.scoring.varlen_attention import covers, varlen_attention, varlen_layout
 
 
 @dataclass
@@ -48,6 +50,7 @@ class ScoringEngine:
         self.vocab_tile = self.settings.vocab_tile or vocab_tile_for(self.head["weight"].shape[0], self.device)
         self.chunk_rows = chunk_rows_for(self.vocab_tile, self.settings.logits_budget_bytes)
         self.windows = _attention_windows(model.config)
+        self.softcap = getattr(model.config, "attn_logit_softcapping", None)
         implementation = getattr(model.config, "_attn_implementation", None)
         if implementation != "sdpa":  # the packed masks are boolean SDPA masks; eager attention would add them
             raise GrapeError(f"the scoring engine needs the model on SDPA attention (grape loads it so), not "
@@ -108,6 +111,12 @@ class ScoringEngine:
         if self.settings.attention == "segments":  # the positions lay out prompts and responses; no mask
             with packed_attention(self.model):
                 return self.decoder(input_ids=ids, position_ids=position, use_cache=False).last_hidden_state
+        if self.settings.attention == "varlen" and covers(batch.position_ids, self.windows, self.softcap):
+            # two variable-length flash calls a layer (varlen_attention.py); no mask, grouped heads kept
+            layout = varlen_layout(batch.segment, batch.branch).attention_kwargs(lambda t: to_device(t, ids.device))
+            with varlen_attention(self.model):
+                out = self.decoder(input_ids=ids, position_ids=position, use_cache=False, **layout)
+            return out.last_hidden_state
         segment, branch = to_device(batch.segment, ids.device), to_device(batch.branch, ids.device)
         flex = self.settings.attention == "flex"  # a BlockMask: masked-out blocks skipped, grouped heads kept
         build = packed_block_mask if flex else packed_attention_mask

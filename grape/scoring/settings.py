@@ -19,7 +19,8 @@ class EngineSettings:
     logits_budget_bytes: int | None = None  # memory for one block of LM-head logits (rows x vocabulary tile)
     compile: bool = False  # torch.compile the decoder: fuses the elementwise work between the matmuls
     attention: str | None = None  # "segments": SDPA per prompt and per response; "mask": one mask per packed row;
-    # "flex": FlexAttention with a block mask (skips the blocks nobody sees)
+    # "flex": FlexAttention with a block mask (skips the blocks nobody sees); "varlen": two variable-length
+    # flash calls per layer, over the prompt and over each run (no mask; the mask where a window binds)
     kernels: str | None = None  # "liger": fused RMSNorm / SwiGLU / rotary kernels on a GPU; "torch"; "auto"
     vocab_tile: int | None = None  # vocabulary entries per LM-head matmul; None: the device's (`vocab_tile_for`)
     host_heap: str | None = None  # "kept": glibc keeps freed memory while scoring (grape/models/cpu_heap.py); "system"
@@ -42,7 +43,7 @@ class EngineSettings:
         return EngineSettings(**{f.name: getattr(self, f.name) or getattr(defaults, f.name) for f in fields(self)})
 
 
-ATTENTION_KINDS = ("segments", "mask", "flex")
+ATTENTION_KINDS = ("segments", "mask", "flex", "varlen")
 HOST_HEAP_KINDS = ("kept", "system")
 
 # Measured in docs/performance.md. On a CPU each prompt and each response attends on its own ("segments":

@@ -39,7 +39,7 @@ def model(request):
     return tiny_gemma3(sliding_window=8) if request.param == "gemma3" else tiny_llama()
 
 
-@pytest.fixture(params=["segments", "mask", "flex"])
+@pytest.fixture(params=["segments", "mask", "flex", "varlen"])
 def attention(request):
     return request.param
 

@@ -13,6 +13,7 @@ from grape.models.fused_kernels import liger_installed
 from grape.scoring.engine import EngineSettings, ScoringEngine
 from grape.scoring.in_flight import HostCopy
 from grape.scoring.packing import build_batch
+from grape.scoring.varlen_attention import flash_varlen, reference_varlen
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -83,10 +84,13 @@ def test_cuda_engine_with_liger_kernels_matches_cpu_reference(make):
 @pytest.mark.parametrize(
     ("variant", "default"),
     [pytest.param({"kernels": "liger"}, {"kernels": "torch"}, marks=needs_liger, id="liger"),
-     pytest.param({"attention": "flex"}, {"attention": "mask"}, id="flex")],
+     pytest.param({"attention": "flex"}, {"attention": "mask"}, id="flex"),
+     pytest.param({"attention": "varlen"}, {"attention": "mask"}, id="varlen"),
+     pytest.param({"attention": "varlen", "compile": True}, {"attention": "mask"}, id="varlen_compiled")],
 )  # fmt: skip
 def test_cuda_bfloat16_variant_close_to_the_default_path(variant, default):
-    """In bf16 a fused path (Liger's kernels, FlexAttention) stays within 0.02 nats/token of the plain one."""
+    """In bf16 a fused path (Liger's kernels, FlexAttention, FlashAttention's variable-length calls, eager and
+    traced into a compiled decoder) stays within 0.02 nats/token of the plain one."""
     gpu = tiny_llama(head_dim=16).cuda().to(torch.bfloat16)  # Triton's FlexAttention takes heads of 16 or more
     groups = random_groups(gpu.config.vocab_size, 8, seed=26)
     fast = ScoringEngine(gpu, EngineSettings(2048, 512, **variant)).score(groups)
@@ -114,13 +118,15 @@ def test_cuda_flex_attention_matches_cpu_reference(make, compile):
     assert gpu.config._attn_implementation == "sdpa"
 
 
-@pytest.mark.parametrize("attention", ["mask", "flex"])
-def test_cuda_launching_a_batch_never_waits_for_the_device(attention):
+@pytest.mark.parametrize(("attention", "dtype", "tolerance"),
+                         [("mask", torch.float32, 1e-4), ("flex", torch.float32, 1e-4),
+                          ("varlen", torch.bfloat16, 0.05)])  # fmt: skip
+def test_cuda_launching_a_batch_never_waits_for_the_device(attention, dtype, tolerance):
     """Two batches in flight: the host launches batch i+1 while batch i runs, so nothing in a
     batch's launch may synchronize with the device (CUDA's sync debug mode raises on any operation that does);
-    the sums read afterwards are the reference's."""
+    the sums read afterwards are the reference's (FlashAttention's variable-length kernel runs in bf16 only)."""
     cpu = tiny_llama(head_dim=16)
-    gpu = tiny_llama(head_dim=16).cuda()
+    gpu = tiny_llama(head_dim=16).cuda().to(dtype)
     engine = ScoringEngine(gpu, EngineSettings(1024, 256, attention=attention, batches_in_flight=2))
     groups = random_groups(cpu.config.vocab_size, 6, seed=28)
     engine.score(groups)  # warm-up: kernels built, pinned host blocks cached
@@ -133,4 +139,23 @@ def test_cuda_launching_a_batch_never_waits_for_the_device(attention):
     sums = copy.result()
     for c, (g, k) in enumerate(batch.candidates):
         response = groups[g].responses[k]
-        assert abs(naive_sum_logprob(cpu, groups[g].prompt, response) - sums[c]) / len(response) < 1e-4
+        assert abs(naive_sum_logprob(cpu, groups[g].prompt, response) - sums[c]) / len(response) < tolerance
+
+
+@pytest.mark.parametrize("kv_heads", [8, 32])
+def test_cuda_flash_varlen_equals_the_reference_kernel(kv_heads):
+    """PyTorch's FlashAttention kernel as `packed_varlen_forward` calls it (bf16, 8B-shaped heads, grouped or not):
+    each sequence's first keys_used keys without a causal mask, and each run causally, against the float32
+    reference one sequence at a time; log-sum-exps in [heads, tokens]."""
+    torch.manual_seed(29)
+    n = 700
+    q = torch.randn(n, 32, 128, device="cuda", dtype=torch.bfloat16)
+    k, v = (torch.randn(n, kv_heads, 128, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    starts = torch.tensor([0, 300, 301, 512, 700], dtype=torch.int32, device="cuda")
+    used = torch.tensor([256, 1, 100, 188], dtype=torch.int32, device="cuda")
+    for kwargs in ({"causal": False, "keys_used": used}, {"causal": True}):
+        out, lse = flash_varlen(q, k, v, starts, 300, scale=128**-0.5, **kwargs)
+        want, want_lse = reference_varlen(q, k, v, starts, 300, scale=128**-0.5, **kwargs)
+        assert lse.shape == (32, n)
+        assert (out.float() - want.float()).abs().max() < 2e-2
+        assert (lse - want_lse).abs().max() < 2e-2
