@@ -36,7 +36,7 @@ def test_a_nested_flag_updates_the_config_files_mapping(tmp_path):
 def test_a_value_a_settings_class_refuses_is_a_one_line_error_naming_the_file(tmp_path):
     config = tmp_path / "score.yaml"
     config.write_text(yaml.safe_dump({"engine": {"attention": "flash"}}))
-    with pytest.raises(GrapeError, match=r"score.yaml.*attention must be one of segments, mask, flex, not 'flash'"):
+    with pytest.raises(GrapeError, match=r"score.yaml.*attention must be one of segments, .*varlen, not 'flash'"):
         load_settings(ScoreSettings, config)
 
 
