@@ -112,18 +112,18 @@ def attends_by_cascade(example: list[Run], window: int | None) -> bool:
 
 
 def merge_attention(out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tensor, lse_b: torch.Tensor) -> torch.Tensor:
-    """Attention over the union of two disjoint sets of keys from attention over each.
+    """Attention over the union of two disjoint sets of keys from attention over each, written into ``out_b``.
 
     Args:
         out_a, out_b: [..., L, D] each query's softmax-weighted values over key set A, B.
-        lse_a, lse_b: [..., L] float32 log-sum-exp of each query's scaled scores over A, B.
+        lse_a, lse_b: [..., L] float32 log-sum-exp of each query's scaled scores over A, B (−inf in ``lse_a``: the
+            query sees none of A, and keeps ``out_b``).
 
     Returns:
-        [..., L, D]: ``exp(lse_a - lse) * out_a + exp(lse_b - lse) * out_b``, ``lse = logaddexp(lse_a, lse_b)``
-        (the union's softmax, split by where its mass lies), in the promoted dtype (float32 for bfloat16 outputs).
+        ``out_b`` overwritten with ``w · out_a + (1 − w) · out_b``, ``w = sigmoid(lse_a − lse_b)`` (the union's
+        softmax mass on A), in one pass (`torch.lerp`); w is rounded to ``out_b``'s dtype.
     """
-    lse = torch.logaddexp(lse_a, lse_b)
-    return out_a * (lse_a - lse).exp_().unsqueeze(-1) + out_b * (lse_b - lse).exp_().unsqueeze(-1)
+    return out_b.lerp_(out_a, torch.sigmoid(lse_a - lse_b).to(out_b.dtype).unsqueeze(-1))
 
 
 def _cascade(query, key, value, example: list[Run], scaling: float | None, out: torch.Tensor) -> None:

@@ -11,9 +11,9 @@ the batch's tokens laid end to end ([tokens, heads, dim], grouped heads read as 
   the prompt; the prompt's own queries are overwritten below.
 - **over itself**: each *run* (a prompt, a response, a row's padding) attends causally to itself.
 
-A response's attention is the two merged by their log-sum-exps (`merge_by_weight`); every other token takes the
-second call's. Padding attends causally within its run instead of only to itself: nothing attends to it and its
-outputs are never scored.
+A response's attention is the two merged by their log-sum-exps (`merge_attention`, one pass); every other token
+takes the second call's. Padding attends causally within its run instead of only to itself: nothing attends to it
+and its outputs are never scored.
 
 `flash_varlen` runs PyTorch's FlashAttention kernel (CUDA, float16 / bfloat16); `reference_varlen` computes the
 same thing one sequence at a time with a written-out mask and is what runs anywhere else (a correctness path:
@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from grape.models.segment_attention import merge_attention, segment_mask
 
 PACKED_VARLEN = "grape_packed_varlen"
 FLASH_DTYPES = (torch.float16, torch.bfloat16)
@@ -101,26 +103,6 @@ def covers(positions: torch.Tensor, windows: dict[str, int | None], softcap: flo
     ([B, T]) under every sliding window (a window that binds cuts the prompt keys by position)."""
     bound = min((w for w in windows.values() if w is not None), default=None)
     return softcap is None and (bound is None or int(positions.max()) < bound)
-
-
-def merge_by_weight(
-    on_prompt: torch.Tensor, lse_prompt: torch.Tensor, on_self: torch.Tensor, lse_self: torch.Tensor,
-    sees_prompt: torch.Tensor,
-) -> torch.Tensor:  # fmt: skip
-    """Attention over a response's prompt keys and its own keys, from attention over each; in place of ``on_self``.
-
-    Args:
-        on_prompt, on_self: [N, H, D] each token's softmax-weighted values over the two key sets.
-        lse_prompt, lse_self: [H, N] float32 log-sum-exp of each token's scaled scores over them.
-        sees_prompt: [N] bool: the tokens whose result merges both; the others keep ``on_self``.
-
-    Returns:
-        ``on_self`` overwritten with ``w · on_prompt + (1 − w) · on_self``, ``w = sigmoid(lse_prompt − lse_self)``
-        (the union's softmax mass on the prompt keys), w = 0 where ``sees_prompt`` is False. One pass over the
-        outputs (`torch.lerp`); w is rounded to the outputs' dtype.
-    """
-    weight = torch.sigmoid(lse_prompt - lse_self).T.masked_fill_(~sees_prompt[:, None], 0.0)
-    return on_self.lerp_(on_prompt, weight.to(on_self.dtype)[..., None])
 
 
 def reference_varlen(
@@ -210,7 +192,8 @@ def packed_varlen_forward(
     units, longest_unit = kwargs["varlen_unit_starts"], kwargs["varlen_longest_unit"]
     on_prompt, lse_prompt = kernel(q, k, v, units, longest_unit, False, scale, kwargs["varlen_unit_keys"])
     on_self, lse_self = kernel(q, k, v, kwargs["varlen_run_starts"], kwargs["varlen_longest_run"], True, scale)
-    out = merge_by_weight(on_prompt, lse_prompt, on_self, lse_self, kwargs["varlen_sees_prompt"])
+    lse_prompt = lse_prompt.masked_fill(~kwargs["varlen_sees_prompt"], float("-inf"))  # only responses merge
+    out = merge_attention(on_prompt, lse_prompt.T, on_self, lse_self.T)
     return out.reshape(rows, t, heads, dim), None
 
 
@@ -220,8 +203,6 @@ def varlen_attention(model: Any) -> Iterator[None]:
     decoder's keyword arguments); its own implementation comes back after, also after an error."""
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
-
-    from grape.models.segment_attention import segment_mask
 
     AttentionInterface.register(PACKED_VARLEN, packed_varlen_forward)
     AttentionMaskInterface.register(PACKED_VARLEN, segment_mask)  # None without padding mask or cache

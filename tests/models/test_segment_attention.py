@@ -188,7 +188,10 @@ def test_merge_attention_is_the_softmax_over_both_key_sets():
     whole = torch.softmax(scores, -1) @ values
     parts = [(torch.softmax(scores[..., s], -1) @ values[..., s, :], scores[..., s].logsumexp(-1))
              for s in (slice(0, 4), slice(4, 9))]  # fmt: skip
-    torch.testing.assert_close(merge_attention(*parts[0], *parts[1]), whole)
+    (out_a, lse_a), (out_b, lse_b) = parts
+    torch.testing.assert_close(merge_attention(out_a, lse_a, out_b.clone(), lse_b), whole)
+    none_of_a = merge_attention(out_a, torch.full_like(lse_a, float("-inf")), out_b.clone(), lse_b)
+    assert torch.equal(none_of_a, out_b)  # a query that sees none of A keeps its attention over B
 
 
 def masked_reference(q, k, v, groups, window):

@@ -12,7 +12,6 @@ from grape.scoring.engine import EngineSettings, ScoringEngine
 from grape.scoring.packing import TokenGroup, build_batch
 from grape.scoring.varlen_attention import (
     covers,
-    merge_by_weight,
     packed_varlen_forward,
     reference_varlen,
     varlen_layout,
@@ -42,21 +41,6 @@ def test_layout_units_runs_and_who_sees_the_prompt():
     assert layout.sees_prompt.int().tolist() == expected
     assert (layout.longest_unit, layout.longest_run) == (10, 6)
     assert layout.unit_starts.dtype == layout.run_starts.dtype == layout.unit_keys.dtype == torch.int32
-
-
-def test_merge_by_weight_is_the_softmax_over_both_key_sets():
-    torch.manual_seed(0)
-    n, h, d, ka, kb = 5, 2, 4, 3, 6
-    q, keys, values = torch.randn(n, h, d, dtype=torch.float64), torch.randn(ka + kb, h, d, dtype=torch.float64), \
-        torch.randn(ka + kb, h, d, dtype=torch.float64)  # fmt: skip
-    scores = torch.einsum("nhd,khd->hnk", q, keys)
-    whole = torch.einsum("hnk,khd->nhd", scores.softmax(-1), values)
-    part = lambda s: (torch.einsum("hnk,khd->nhd", scores[..., s].softmax(-1), values[s]), scores[..., s].logsumexp(-1))  # noqa: E731
-    (on_a, lse_a), (on_b, lse_b) = part(slice(0, ka)), part(slice(ka, None))
-    sees = torch.tensor([True, True, False, True, False])
-    merged = merge_by_weight(on_a, lse_a, on_b.clone(), lse_b, sees)
-    assert torch.allclose(merged[sees], whole[sees], atol=1e-12)
-    assert torch.equal(merged[~sees], on_b[~sees])
 
 
 def masked_attention(query, key, value, mask, scale):
