@@ -69,7 +69,7 @@ def varlen_layout(segment: torch.Tensor, branch: torch.Tensor) -> VarlenLayout:
         segment, branch: [B, T] long, as in `PackedBatch` (segment: the group, -1 for padding; branch: 0 for the
             prompt, k + 1 for response k).
     """
-    rows, t = segment.shape
+    t = segment.shape[1]
     seg, br = segment.reshape(-1).numpy(), branch.reshape(-1).numpy()
     row = np.arange(seg.size) // t
     new_unit = np.ones(seg.size, dtype=bool)
@@ -146,7 +146,8 @@ def flash_varlen(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, starts: torch.Tensor, longest: int,
     causal: bool, scale: float, keys_used: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """`reference_varlen` by PyTorch's FlashAttention kernel (CUDA; float16 / bfloat16; heads up to 256)."""
+    """`reference_varlen` by PyTorch's FlashAttention kernel (CUDA; float16 / bfloat16; heads of a multiple of 8
+    dimensions, up to 256)."""
     out, lse, *_ = torch.ops.aten._flash_attention_forward(
         query, key, value, starts, starts, longest, longest, 0.0, causal, False, scale=scale, seqused_k=keys_used
     )
@@ -159,7 +160,8 @@ _eager_reference = torch.compiler.disable(reference_varlen)  # a compiled decode
 
 
 def _kernel_for(query: torch.Tensor) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
-    flash = query.is_cuda and query.dtype in FLASH_DTYPES and query.shape[-1] <= FLASH_MAX_HEAD_DIM
+    dim = query.shape[-1]
+    flash = query.is_cuda and query.dtype in FLASH_DTYPES and dim <= FLASH_MAX_HEAD_DIM and dim % 8 == 0
     return flash_varlen if flash else _eager_reference
 
 
