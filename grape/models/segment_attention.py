@@ -36,6 +36,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from grape.models.attention_implementation import attending_with
+
 SEGMENT_SDPA = "grape_segment_sdpa"
 _FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)  # (out, log-sum-exp)
 
@@ -230,14 +232,6 @@ def segment_mask(
                      attention_mask=attention_mask, **kwargs)  # fmt: skip
 
 
-def register() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface
-
-    AttentionInterface.register(SEGMENT_SDPA, segment_sdpa_forward)
-    AttentionMaskInterface.register(SEGMENT_SDPA, segment_mask)
-
-
 @contextmanager
 def packed_attention(model: Any) -> Iterator[bool]:
     """Within the block, a model that attends with SDPA attends run by run (`segment_sdpa_forward`); any other
@@ -248,9 +242,5 @@ def packed_attention(model: Any) -> Iterator[bool]:
     if before != "sdpa":
         yield False
         return
-    register()
-    model.set_attn_implementation(SEGMENT_SDPA)
-    try:
+    with attending_with(model, SEGMENT_SDPA, segment_sdpa_forward, segment_mask):
         yield True
-    finally:
-        model.set_attn_implementation(before)

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from grape.models.attention_implementation import attending_with
+
 PACKED_FLEX = "grape_packed_flex"
 TRITON_FLEX_MIN_HEAD_DIM = 16  # torch 2.11's Triton FlexAttention: "embedding dimension ... must be at least 16"
 
@@ -137,14 +139,7 @@ def _eager_flex() -> Callable[..., torch.Tensor]:
 def flex_attention(model: Any) -> Iterator[None]:
     """Within the block the model attends with `packed_flex_forward` (its attention mask: a BlockMask per layer
     kind); its own implementation comes back after, also after an error."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, flex_attention_mask
+    from transformers.masking_utils import flex_attention_mask
 
-    AttentionInterface.register(PACKED_FLEX, packed_flex_forward)
-    AttentionMaskInterface.register(PACKED_FLEX, flex_attention_mask)
-    before = getattr(model.config, "_attn_implementation", None)
-    model.set_attn_implementation(PACKED_FLEX)
-    try:
+    with attending_with(model, PACKED_FLEX, packed_flex_forward, flex_attention_mask):
         yield
-    finally:
-        model.set_attn_implementation(before)

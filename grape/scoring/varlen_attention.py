@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from grape.models.attention_implementation import attending_with
 from grape.models.segment_attention import merge_attention, segment_mask
 
 PACKED_VARLEN = "grape_packed_varlen"
@@ -203,14 +204,5 @@ def packed_varlen_forward(
 def varlen_attention(model: Any) -> Iterator[None]:
     """Within the block the model attends with `packed_varlen_forward` (no mask built: the layout comes in the
     decoder's keyword arguments); its own implementation comes back after, also after an error."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface
-
-    AttentionInterface.register(PACKED_VARLEN, packed_varlen_forward)
-    AttentionMaskInterface.register(PACKED_VARLEN, segment_mask)  # None without padding mask or cache
-    before = getattr(model.config, "_attn_implementation", None)
-    model.set_attn_implementation(PACKED_VARLEN)
-    try:
+    with attending_with(model, PACKED_VARLEN, packed_varlen_forward, segment_mask):  # segment_mask: None here
         yield
-    finally:
-        model.set_attn_implementation(before)
