@@ -26,7 +26,7 @@ from grape.scoring.attention_masks import flex_attention, packed_attention_mask,
 from grape.scoring.in_flight import HostCopy, in_flight, to_device
 from grape.scoring.packing import PackedBatch, TokenGroup, build_batch, plan_batches, plan_rows, split_groups
 from grape.scoring.settings import EngineSettings
-from grape.scoring.varlen_attention import covers, varlen_attention, varlen_layout
+from grape.scoring.varlen_attention import covers, flash_runs, varlen_attention, varlen_layout
 
 
 @dataclass
@@ -51,6 +51,10 @@ class ScoringEngine:
         self.chunk_rows = chunk_rows_for(self.vocab_tile, self.settings.logits_budget_bytes)
         self.windows = _attention_windows(model.config)
         self.softcap = getattr(model.config, "attn_logit_softcapping", None)
+        # the variable-length calls: FlashAttention's kernel on a GPU (else the mask there), a reference on a CPU
+        self.varlen = self.settings.attention == "varlen" and (
+            self.device.type != "cuda" or flash_runs("cuda", self.head["weight"].dtype, _head_dim(model.config))
+        )
         implementation = getattr(model.config, "_attn_implementation", None)
         if implementation != "sdpa":  # the packed masks are boolean SDPA masks; eager attention would add them
             raise GrapeError(f"the scoring engine needs the model on SDPA attention (grape loads it so), not "
@@ -111,7 +115,7 @@ class ScoringEngine:
         if self.settings.attention == "segments":  # the positions lay out prompts and responses; no mask
             with packed_attention(self.model):
                 return self.decoder(input_ids=ids, position_ids=position, use_cache=False).last_hidden_state
-        if self.settings.attention == "varlen" and covers(batch.position_ids, self.windows, self.softcap):
+        if self.varlen and covers(batch.position_ids, self.windows, self.softcap):
             # two variable-length flash calls a layer (varlen_attention.py); no mask, grouped heads kept
             layout = varlen_layout(batch.segment, batch.branch).attention_kwargs(lambda t: to_device(t, ids.device))
             with varlen_attention(self.model):
@@ -125,6 +129,10 @@ class ScoringEngine:
         with flex_attention(self.model) if flex else nullcontext():
             out = self.decoder(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=False)
         return out.last_hidden_state
+
+
+def _head_dim(config) -> int:
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 
 def _attention_windows(config) -> dict[str, int | None]:

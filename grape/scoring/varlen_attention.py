@@ -15,11 +15,11 @@ A response's attention is the two merged by their log-sum-exps (`merge_attention
 takes the second call's. Padding attends causally within its run instead of only to itself: nothing attends to it
 and its outputs are never scored.
 
-`flash_varlen` runs PyTorch's FlashAttention kernel (CUDA, float16 / bfloat16); `reference_varlen` computes the
-same thing one sequence at a time with a written-out mask and is what runs anywhere else (a correctness path:
-the CPU's fast attention is ``segments``). Where a sliding window binds (a position at or past it) or the model
-soft-caps its attention logits, the rule above is not the model's; the engine then gives the batch the dense
-mask (`covers`).
+`flash_varlen` runs PyTorch's FlashAttention kernel (CUDA, float16 / bfloat16: `flash_runs`); on a CPU
+`reference_varlen` computes the same thing one sequence at a time with a written-out mask (a correctness path:
+the CPU's fast attention is ``segments``). On a GPU where the kernel cannot run (float32) the engine uses the
+dense mask, as it does where a sliding window binds (a position at or past it) or the model soft-caps its
+attention logits: there the rule above is not the model's (`covers`).
 """
 
 from __future__ import annotations
@@ -160,10 +160,14 @@ def flash_varlen(
 _eager_reference = torch.compiler.disable(reference_varlen)  # a compiled decoder runs it between its graphs
 
 
+def flash_runs(device_type: str, dtype: torch.dtype, head_dim: int) -> bool:
+    """Whether PyTorch's FlashAttention kernel takes these queries: CUDA, float16 / bfloat16, heads of a multiple
+    of 8 dimensions up to 256."""
+    return device_type == "cuda" and dtype in FLASH_DTYPES and head_dim <= FLASH_MAX_HEAD_DIM and head_dim % 8 == 0
+
+
 def _kernel_for(query: torch.Tensor) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
-    dim = query.shape[-1]
-    flash = query.is_cuda and query.dtype in FLASH_DTYPES and dim <= FLASH_MAX_HEAD_DIM and dim % 8 == 0
-    return flash_varlen if flash else _eager_reference
+    return flash_varlen if flash_runs(query.device.type, query.dtype, query.shape[-1]) else _eager_reference
 
 
 def packed_varlen_forward(

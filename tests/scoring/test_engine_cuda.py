@@ -159,3 +159,17 @@ def test_cuda_flash_varlen_equals_the_reference_kernel(kv_heads):
         assert lse.shape == (32, n)
         assert (out.float() - want.float()).abs().max() < 2e-2
         assert (lse - want_lse).abs().max() < 2e-2
+
+
+def test_cuda_float32_varlen_takes_the_mask(monkeypatch):
+    """FlashAttention takes no float32: there `varlen` gives every batch the dense mask (no slow reference on a
+    GPU), and the scores are the reference's."""
+    monkeypatch.setattr("grape.scoring.varlen_attention._eager_reference", None)  # calling it would fail
+    cpu = tiny_llama(head_dim=16)
+    gpu = tiny_llama(head_dim=16).cuda()
+    groups = random_groups(cpu.config.vocab_size, 6, seed=30)
+    engine = ScoringEngine(gpu, EngineSettings(1024, 256, attention="varlen"))
+    assert not engine.varlen
+    for group, result in zip(groups, engine.score(groups), strict=True):
+        for k, response in enumerate(group.responses):
+            assert abs(naive_sum_logprob(cpu, group.prompt, response) - result.sum_logprob[k]) / len(response) < 1e-4

@@ -12,6 +12,7 @@ from grape.scoring.engine import EngineSettings, ScoringEngine
 from grape.scoring.packing import TokenGroup, build_batch
 from grape.scoring.varlen_attention import (
     covers,
+    flash_runs,
     packed_varlen_forward,
     reference_varlen,
     varlen_layout,
@@ -88,6 +89,13 @@ def test_covers_only_unbound_windows_and_no_softcap():
     assert covers(positions, {"full_attention": None, "sliding_attention": 8}, None)
     assert not covers(positions, {"full_attention": None, "sliding_attention": 7}, None)
     assert not covers(positions, {"full_attention": None}, 50.0)
+
+
+def test_flash_runs_only_where_its_kernel_takes_the_queries():
+    assert flash_runs("cuda", torch.bfloat16, 128) and flash_runs("cuda", torch.float16, 256)
+    assert not flash_runs("cuda", torch.float32, 128)  # the engine takes the mask there
+    assert not flash_runs("cuda", torch.bfloat16, 12) and not flash_runs("cuda", torch.bfloat16, 512)
+    assert not flash_runs("cpu", torch.bfloat16, 128)  # the reference runs there
 
 
 @pytest.mark.parametrize("make", [tiny_llama, lambda: tiny_gemma3(sliding_window=512)], ids=["llama", "gemma3"])
