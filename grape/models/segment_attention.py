@@ -114,7 +114,7 @@ def attends_by_cascade(example: list[Run], window: int | None) -> bool:
 
 
 def merge_attention(out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tensor, lse_b: torch.Tensor) -> torch.Tensor:
-    """Attention over the union of two disjoint sets of keys from attention over each, written into ``out_b``.
+    """Attention over the union of two disjoint sets of keys from attention over each.
 
     Args:
         out_a, out_b: [..., L, D] each query's softmax-weighted values over key set A, B.
@@ -122,10 +122,11 @@ def merge_attention(out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tenso
             query sees none of A, and keeps ``out_b``).
 
     Returns:
-        ``out_b`` overwritten with ``w · out_a + (1 − w) · out_b``, ``w = sigmoid(lse_a − lse_b)`` (the union's
-        softmax mass on A), in one pass (`torch.lerp`); w is rounded to ``out_b``'s dtype.
+        [..., L, D] ``w · out_a + (1 − w) · out_b``, ``w = sigmoid(lse_a − lse_b)`` (the union's softmax mass on A),
+        in one pass (`torch.lerp`); w is rounded to ``out_b``'s dtype. Not in place: written into ``out_b`` (an
+        output of a graph break), it gave wrong scores under torch.compile (test_compiled_engine_matches_reference).
     """
-    return out_b.lerp_(out_a, torch.sigmoid(lse_a - lse_b).to(out_b.dtype).unsqueeze(-1))
+    return torch.lerp(out_b, out_a, torch.sigmoid(lse_a - lse_b).to(out_b.dtype).unsqueeze(-1))
 
 
 def _cascade(query, key, value, example: list[Run], scaling: float | None, out: torch.Tensor) -> None:

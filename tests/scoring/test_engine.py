@@ -137,7 +137,9 @@ def test_unset_settings_take_the_device_defaults():
 
 def test_compiled_engine_matches_reference(attention):
     """torch.compile (dynamic shapes) fuses the decoder's kernels; the scores must not move. Batches of
-    different shapes go through the one compiled graph (the run-by-run attention runs eagerly between)."""
+    different shapes go through the one compiled graph (the run-by-run attention runs eagerly between). Each
+    attention compiles from scratch: what an earlier test compiled does not decide what this one runs."""
+    torch._dynamo.reset()
     model = tiny_llama()
     groups = random_groups(model.config.vocab_size, 8, seed=12)
     assert max_error(model, groups, EngineSettings(256, 128, compile=True, attention=attention)) < TOLERANCE
