@@ -75,8 +75,9 @@ def load_instructions(
     columns = columns or Columns()
     rows = list(read_rows(path, split, subset, revision)) if rows is None else rows
     file = source_name(path)
-    first = next((r.data for r in rows if r.data is not None), {})
-    names = {key: _column(columns, key, first) for key in _DEFAULTS}
+    present = _columns_present(r.data for r in rows if r.data is not None)
+    _check_mapped(columns, present, rows, file)
+    names = {key: _column(columns, key, present) for key in _DEFAULTS}
     if layout == "auto":
         layout = "long" if names["candidates"] is None and names["response"] is not None else "grouped"
     problems = _Problems(file, on_error)
@@ -96,11 +97,43 @@ def _prompt_column(data: dict[str, Any], names: dict, columns: Columns) -> str |
     return next((name for name in _DEFAULTS["prompt"] if data.get(name) is not None), names["prompt"])
 
 
-def _column(columns: Columns, key: str, first: dict[str, Any]) -> str | None:
+def _column(columns: Columns, key: str, present: dict[str, None]) -> str | None:
     chosen = getattr(columns, key)
     if chosen is not None:
         return chosen
-    return next((name for name in _DEFAULTS[key] if name in first), None)
+    return next((name for name in _DEFAULTS[key] if name in present), None)
+
+
+def _columns_present(rows: Iterable[dict[str, Any]]) -> dict[str, None]:
+    """Every column some row has, in the order first seen: a column is chosen, and the layout told, from all
+    rows, not from the first (whose answer, source or response may be missing where the others have one)."""
+    present: dict[str, None] = {}
+    for data in rows:
+        present.update(dict.fromkeys(data))
+    return present
+
+
+def _check_mapped(columns: Columns, present: dict[str, None], rows: list[RawRow], file: str) -> None:
+    """Refuse a --columns mapping to a column no row has (a typo would otherwise read every row as missing it)."""
+    if not present:
+        return  # no readable row: each is reported as unreadable
+    for key in _DEFAULTS:
+        name = getattr(columns, key)
+        if name is not None and name not in present:
+            raise GrapeError(f"{file}: --columns {key}={name}: no row has a column '{name}' "
+                             f"(columns: {_listed(present)})")  # fmt: skip
+    field = columns.candidates or "candidates"
+    lists = (r.data.get(field) for r in rows if isinstance(r.data, dict))
+    keys = _columns_present(c for items in lists if isinstance(items, list) for c in items if isinstance(c, dict))
+    for key, default in (("text_key", "text"), ("source_key", "source")):
+        name = getattr(columns, key)
+        if keys and name != default and name not in keys:
+            raise GrapeError(f"{file}: --columns {key}={name}: no candidate has a key '{name}' (keys: {_listed(keys)})")
+
+
+def _listed(names: dict[str, None], most: int = 12) -> str:
+    shown = list(names)[:most]
+    return ", ".join(shown) + (f", … ({len(names)} in all)" if len(names) > most else "")
 
 
 class _Problems:

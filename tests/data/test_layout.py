@@ -77,3 +77,33 @@ def test_rows_may_mix_prompt_strings_and_messages(tmp_path):
             {"id": "b", "messages": [{"role": "user", "content": "Yo"}], "candidates": ["y"]}]  # fmt: skip
     items = load_instructions(write_jsonl(tmp_path / "mixed.jsonl", rows))
     assert items[0].prompt == "Hi" and items[1].messages == [{"role": "user", "content": "Yo"}]
+
+
+def test_columns_and_layout_are_told_from_every_row_not_the_first(tmp_path):
+    grouped = [{"id": "a", "prompt": "1+1?", "candidates": ["2"]},  # no answer in the first row
+               {"id": "b", "prompt": "2+2?", "candidates": ["4"], "answer": "4"}]  # fmt: skip
+    items = load_instructions(write_jsonl(tmp_path / "grouped.jsonl", grouped))
+    assert [i.answer for i in items] == [None, "4"]
+    long = [{"instruction": "Say hi", "generator": "m1"},  # no output in the first row: still the long layout
+            {"instruction": "Say hi", "output": "hello", "generator": "m2"},
+            {"instruction": "Say bye", "output": "bye"}]  # fmt: skip
+    items = load_instructions(write_jsonl(tmp_path / "long.jsonl", long), on_error="skip")
+    assert [[(c.text, c.source, c.skip_reason) for c in i.candidates] for i in items] == [
+        [(None, "m1", "missing_response"), ("hello", "m2", None)], [("bye", None, None)]]  # fmt: skip
+    with pytest.raises(InputError, match="row 1, field 'output': missing response text"):
+        load_instructions(tmp_path / "long.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("answer=gold", "--columns answer=gold: no row has a column 'gold' \\(columns: id, prompt, candidates, answer"),
+        ("id=qid", "--columns id=qid: no row has a column 'qid'"),
+        ("text_key=txt", "--columns text_key=txt: no candidate has a key 'txt' \\(keys: text, source\\)"),
+    ],
+)
+def test_columns_mapped_to_a_column_no_row_has_are_refused(tmp_path, spec, message):
+    rows = [{"id": "a", "prompt": "1+1?", "candidates": [{"text": "2", "source": "m"}], "answer": "2"}]
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    with pytest.raises(GrapeError, match=f"in.jsonl: {message}"):
+        load_instructions(path, Columns.parse(spec), on_error="skip")
