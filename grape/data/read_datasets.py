@@ -1,5 +1,5 @@
-"""The inputs that Hugging Face ``datasets`` reads: CSV files, ``save_to_disk`` directories, Hub dataset ids,
-and ``Dataset`` objects. Each gives its records in order (record N is row N); read_rows.py numbers them.
+"""The inputs that Hugging Face ``datasets`` reads: ``save_to_disk`` directories, Hub dataset ids, and
+``Dataset`` objects. Each gives its records in order (record N is row N); read_rows.py numbers them.
 
 Every failure is one `InputError` naming the input: a split to choose, a config (``--subset``) to choose,
 a Hub that cannot be reached (offline mode, no network), a dataset that does not exist there.
@@ -7,10 +7,6 @@ a Hub that cannot be reached (offline mode, no network), a dataset that does not
 
 from __future__ import annotations
 
-import csv
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,28 +43,6 @@ def disk_dataset_rows(path: Path, split: str | None) -> Any:
     except Exception as exc:
         raise InputError(str(path), None, None, f"not a datasets directory saved by save_to_disk ({exc})") from exc
     return dataset_object_rows(loaded, str(path), split)
-
-
-def csv_rows(path: Path) -> Any:
-    """Every column as text, as written (``001`` stays ``001``, an empty cell is ``""``, not a number or NaN)."""
-    import datasets
-
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header = next(csv.reader(handle), None)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(str(path), None, None, f"cannot read the file ({exc})") from exc
-    if not header:
-        raise InputError(str(path), None, None, "empty CSV file (no header row)")
-    features = datasets.Features({column: datasets.Value("string") for column in header})
-    with tempfile.TemporaryDirectory() as cache, _quiet(datasets):
-        try:
-            loaded = datasets.load_dataset(
-                "csv", data_files=str(path), split="train", features=features, keep_default_na=False, cache_dir=cache
-            )
-        except Exception as exc:  # pandas' parser errors and datasets' schema errors have no common type
-            raise InputError(str(path), None, None, f"cannot read as CSV ({_first_line(_root_cause(exc))})") from exc
-        return loaded.to_list()  # before the cache (a temporary copy, not the user's cache) goes
 
 
 def hub_rows(name: str, split: str | None, subset: str | None, revision: str | None) -> Any:
@@ -108,27 +82,5 @@ def _unreachable(exc: Exception) -> str:
     return f"no such file or directory, and the Hugging Face Hub could not be reached ({_first_line(exc)})"
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    """The parser's own error (pandas: "Expected 2 fields in line 3, saw 4") under datasets' wrapper."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__
-    return exc
-
-
 def _first_line(exc: BaseException) -> str:
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-
-
-@contextmanager
-def _quiet(datasets: Any) -> Iterator[None]:
-    """No "Generating train split" bar for a local file that is read in a blink, and no log line of a parse
-    error (the InputError says it); both restored after."""
-    was_on, verbosity = datasets.is_progress_bar_enabled(), datasets.logging.get_verbosity()
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity(datasets.logging.CRITICAL)
-    try:
-        yield
-    finally:
-        datasets.logging.set_verbosity(verbosity)
-        if was_on:
-            datasets.enable_progress_bars()

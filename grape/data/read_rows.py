@@ -10,7 +10,8 @@ are found by the validation in layout.py, which knows the field.
 | ``.jsonl``/``.ndjson``, ``.json`` of one object a line | bytes decoded line by line (below) | line N |
 | ``.json`` holding one array of objects (AlpacaEval's ``model_outputs.json``) | ``json`` | element N |
 | ``.parquet`` | pyarrow | record N |
-| ``.csv``, a ``save_to_disk`` directory, a Hub id | ``datasets`` (read_datasets.py) | record N |
+| ``.csv`` | ``csv``, each record checked against the header (read_csv.py) | record N |
+| a ``save_to_disk`` directory, a Hub id | ``datasets`` (read_datasets.py) | record N |
 | a ``datasets.Dataset`` or a list of dicts | as given | item N |
 
 A JSON array is parsed as one document, as ``datasets`` itself does, but each element stays the object
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grape.data.read_datasets import csv_rows, dataset_object_rows, disk_dataset_rows, hub_rows, is_dataset_object
+from grape.data.read_csv import csv_rows
+from grape.data.read_datasets import dataset_object_rows, disk_dataset_rows, hub_rows, is_dataset_object
 from grape.errors import GrapeError, InputError
 from grape.models.hub_ids import could_be_hub_id
 
@@ -90,7 +92,7 @@ def _file_rows(path: Path) -> Iterator[RawRow]:
     if suffix in _PARQUET:
         yield from _parquet_rows(path)
     elif suffix == ".csv":
-        yield from _list_rows(csv_rows(path))
+        yield from csv_rows(path)
     elif suffix == ".json" and _first_byte(path) == b"[":
         yield from _json_array_rows(path)
     elif suffix in (*_JSONL, ".json"):

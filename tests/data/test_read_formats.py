@@ -119,16 +119,33 @@ def test_csv_cells_are_text_as_written(tmp_path):
                     {"id": "008", "prompt": "Empty?", "answer": "", "response": ""}]  # fmt: skip
     with pytest.raises(InputError, match="grouped.csv, row 2, field 'response': empty response"):
         load_instructions(path)
+    path.write_bytes(b'id,prompt\r\n1,"form\x0cfeed, CR LF\r\nin a cell"\r\n')  # a cell's line breaks as written
+    assert [r.data for r in read_rows(path)] == [{"id": "1", "prompt": "form\x0cfeed, CR LF\r\nin a cell"}]
+
+
+def test_a_csv_record_with_another_field_count_is_its_own_bad_row(tmp_path):
+    path = tmp_path / "broken.csv"
+    path.write_text('id,prompt,response\n1,Hi,Hello,extra\n2,Yo,Hey\n3,"Two\nlines"\n4,Bye,Ciao\n')
+    with pytest.raises(InputError) as info:
+        load_instructions(path)
+    assert str(info.value) == f"{path}, row 1: 4 fields where the header has 3 (line 2)"
+    rows = list(read_rows(path))  # nothing shifted into another column, nothing lost
+    assert [(r.row, r.data, r.error) for r in rows] == [
+        (1, None, "4 fields where the header has 3 (line 2)"),
+        (2, {"id": "2", "prompt": "Yo", "response": "Hey"}, None),
+        (3, None, "2 fields where the header has 3 (line 5)"),
+        (4, {"id": "4", "prompt": "Bye", "response": "Ciao"}, None),
+    ]
+    items = load_instructions(path, on_error="skip")
+    assert [(i.row, i.skip_reason) for i in items] == [(1, "malformed_row"), (2, None), (3, "malformed_row"), (4, None)]
 
 
 def test_a_broken_csv_is_one_error(tmp_path):
-    path = tmp_path / "broken.csv"
-    path.write_text("prompt,response\np,r\nq,s,extra,more\n")
+    path = tmp_path / "quote.csv"
+    path.write_text('prompt,response\np,r\nq,"s"t\n')
     with pytest.raises(InputError) as info:
-        load_instructions(path)
-    assert str(info.value) == (
-        f"{path}: cannot read as CSV (Error tokenizing data. C error: Expected 2 fields in line 3, saw 4)"
-    )
+        load_instructions(path, on_error="skip")  # the records after a broken quote cannot be told apart
+    assert str(info.value) == f"{path}: cannot read as CSV (line 3: ',' expected after '\"')"
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(InputError, match="empty CSV file"):
         load_instructions(tmp_path / "empty.csv")
