@@ -22,6 +22,7 @@ SCORES_SCHEMA = pa.schema([
     ("row", pa.int64()), ("prompt", pa.string()), ("messages", pa.string()), ("response", pa.string()),
     ("answer", pa.string()), ("correct", pa.bool_()),
 ])  # fmt: skip
+_NO_VALUES = dict.fromkeys(SCORES_SCHEMA.names)  # every row has every column (JSONL too), in the schema's order
 
 
 def scores_rows(
@@ -36,10 +37,11 @@ def scores_rows(
             "answer": _json_or_none(inst.answer),
         }  # fmt: skip
         if not inst.candidates:
-            rows.append({**common, "candidate": None, "source": None, "status": skipped(inst.skip_reason)})
+            rows.append({**_NO_VALUES, **common, "status": skipped(inst.skip_reason)})
             continue
         for k, cand in enumerate(inst.candidates):
             row = {
+                **_NO_VALUES,
                 **common,
                 "candidate": k,
                 "source": cand.source,

@@ -9,6 +9,7 @@ from reference import naive_sum_logprob, whole_text_ids
 from grape.data.tables import read_sidecar, read_table_rows
 from grape.errors import GrapeError, InputError
 from grape.scoring.score import ScoreSettings, score
+from grape.selection.scores_table import read_scores_table
 from grape.text import Renderer
 
 ROWS = [
@@ -88,7 +89,8 @@ def test_skip_mode_accounts_for_every_candidate(gemma, tmp_path):
     lines = [json.dumps(ROWS[0]), "{broken", json.dumps({"id": "e", "prompt": "p", "candidates": [{"text": ""}]}),
              json.dumps(ROWS[0])]  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
-    out = score(path, None, ScoreSettings(on_error="skip"), loaded=gemma)
+    out = score(path, tmp_path / "scores.jsonl", ScoreSettings(on_error="skip"), loaded=gemma)
+    assert read_scores_table(tmp_path / "scores.jsonl") == out  # select, pairs and report read it: every column
     assert [(r["id"], r["candidate"], r["status"]) for r in out] == [
         ("add", 0, "scored"), ("add", 1, "scored"), ("add", 2, "scored"),
         (None, None, "skipped:malformed_row"),
