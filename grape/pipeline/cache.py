@@ -4,8 +4,10 @@ never touch a folder it did not make.
 Each step folder grape creates holds ``.grape-step`` (the marker: which step and key it was begun for,
 written before anything else) and, once the step finished, ``stage.json`` (its key, settings, input
 fingerprints, and the output's size and content hash). A folder whose marker holds another key is
-wiped first; one with the same key and no ``stage.json`` is left alone, so that the step resumes (sft
-from its checkpoints, score from its parts, generate from its journal). A folder without a marker is
+wiped first, but for what its stage keeps (score's parts, keyed by all that changes a score: a rerun under
+other settings re-scores only the instructions whose score can have changed); one with the same key and no
+``stage.json`` is left alone, so that the step resumes (sft from its checkpoints, score from its parts, generate
+from its journal). A folder without a marker is
 not grape's: grape refuses to reuse or clear it (an older grape's ``stage.started.json`` counts as a
 marker; an empty folder holds nothing to lose and is taken).
 
@@ -82,14 +84,18 @@ def output_problem(state: dict[str, Any], output: Path) -> str | None:
     return None
 
 
-def begin(folder: Path, step: str, kind: str, key: str) -> bool:
-    """Prepare the folder for running ``key``; return True when an interrupted run of the same key is resumed."""
+def begin(folder: Path, step: str, kind: str, key: str, kept: tuple[str, ...] = ()) -> bool:
+    """Prepare the folder for running ``key``; return True when an interrupted run of the same key is resumed.
+    Otherwise the folder is cleared but for ``kept`` (stores keyed by what changes their content)."""
     if not is_grape_folder(folder):
         raise GrapeError(foreign_folder_message(folder))
     started = marker(folder)
     resuming = started is not None and started.get("key") == key and finished_state(folder) is None
-    if not resuming and folder.exists():
-        shutil.rmtree(folder)  # grape's own: other settings or inputs, or a finished run being redone
+    if not resuming and folder.exists():  # grape's own: other settings or inputs, or a finished run being redone
+        for path in folder.iterdir():
+            if path.name in kept and path.is_dir():
+                continue
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     _write(folder / MARKER, {"made_by": "grape run", "step": step, "type": kind, "key": key,
                              "started_at": time.time()})  # fmt: skip

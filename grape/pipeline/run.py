@@ -72,7 +72,7 @@ def _run_step(plan: StepPlan, hashes: dict[str, str], force: bool) -> Outcome:
         state = cache.finished_state(plan.folder) or {}
         console.print(f"[dim]• {plan.name}: cached[/]", highlight=False)
         return Outcome(plan.name, plan.type, "cached", identity.key, plan.output, state["output_hash"], 0.0)
-    resumed = cache.begin(plan.folder, plan.name, plan.type, identity.key)
+    resumed = cache.begin(plan.folder, plan.name, plan.type, identity.key, plan.stage.kept)
     console.rule(f"{plan.name} ({plan.type}): {'resuming' if resumed else reason}", align="left")
     started = time.time()
     plan.stage.run(plan.settings, plan.inputs, plan.output)

@@ -24,6 +24,7 @@ from grape.generation.work import generator_specs
 from grape.report.settings import ReportSettings
 from grape.rl.settings import RLSettings
 from grape.rl.settings import check as check_rl
+from grape.scoring.parts import parts_root
 from grape.scoring.settings import ScoreSettings
 from grape.search.settings import DeficiencySettings, MCTSSettings, check_deficiency, check_mcts
 from grape.selection.pairs import pairs
@@ -52,6 +53,10 @@ class Stage:
     links: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> types whose output fills it if unset
     optional: tuple[str, ...] = ()  # input files it can do without
     check: Callable[[Any], None] | None = None  # raises GrapeError for settings it cannot run with
+    # What a rerun under other settings or inputs keeps of its step folder: stores keyed by all that changes
+    # their content (score's parts: by model, template, EOS, dtype, then each instruction's text), so that a
+    # pipeline re-scores only the instructions whose score can have changed.
+    kept: tuple[str, ...] = ()
 
 
 def _generate(settings: GenerateSettings, inputs: Inputs, output: Path) -> None:
@@ -159,7 +164,8 @@ def _eval(settings: EvalSettings, inputs: Inputs, output: Path) -> None:
 STAGES: dict[str, Stage] = {
     "generate": Stage(GenerateSettings, "candidates.jsonl", _generate, check=_check_generate),
     "verify": Stage(VerifySettings, "verified.jsonl", _verify, links={"input": ("generate",)}, check=check_verify),
-    "score": Stage(ScoreSettings, "scores.parquet", _score, links={"input": ("verify", "generate")}),
+    "score": Stage(ScoreSettings, "scores.parquet", _score, links={"input": ("verify", "generate")},
+                   kept=(parts_root("scores.parquet").name,)),
     "select": Stage(SelectSettings, "selected.jsonl", _select, links={"input": ("score",)}),
     "pairs": Stage(PairsSettings, "pairs.jsonl", _pairs, links={"input": ("score",)}, check=check_pairs),
     "report": Stage(ReportSettings, "report.html", _report, files=("input", "selection"), optional=("selection",),

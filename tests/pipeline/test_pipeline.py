@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grape.data.tables import read_table_rows, write_rows
+from grape.data.tables import read_sidecar, read_table_rows, write_rows
 from grape.errors import GrapeError
 from grape.pipeline import load_pipeline, run_pipeline
 
@@ -109,6 +109,19 @@ def test_a_changed_setting_reruns_its_stage_and_the_stages_fed_by_it(first_run, 
     outcomes = run_pipeline(_pipeline(folder, tiny_model_dir, select={"strategy": "lowest", "seed": 7}))
     assert _statuses(outcomes) == {"verify": "cached", "score": "cached", "select": "ran", "sft": "cached",
                                    "eval": "cached"}  # fmt: skip
+
+
+def test_a_score_rerun_under_other_settings_reuses_the_scores_they_leave_unchanged(first_run, tmp_path):
+    """A score step rerun (here: another part size) keeps its parts, keyed by all that changes a score: the
+    instructions are not scored again, and the table, the same, leaves the steps after it cached."""
+    folder = _copy(first_run, tmp_path)
+    scores = folder / "run" / "score" / "scores.parquet"
+    old = read_table_rows(scores)
+    outcomes = run_pipeline(folder / "pipeline.yaml", overrides=["score.part_size=1"])
+    assert _statuses(outcomes) == {"verify": "cached", "score": "ran", "select": "cached", "sft": "cached",
+                                   "eval": "cached"}  # fmt: skip
+    assert read_sidecar(scores)["parts"]["reused"] == len(QUESTIONS)
+    assert read_table_rows(scores) == old
 
 
 def test_a_killed_run_resumes(tiny_model_dir, tmp_path):
