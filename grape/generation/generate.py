@@ -33,6 +33,7 @@ from grape.generation.work import (
     close_journal,
     generator_specs,
     journal_path,
+    made_with,
     pending,
     prepare,
     row_counts,
@@ -80,9 +81,9 @@ def generate(
         report, identity = _run_generator(spec, sampling, settings, work, journal, backend)
         reports.append(report)
         if identity is not None:
-            text = f"{spec.backend}:{spec.model}"
-            generators[spec.name] = {**identity, "spec": text, "sampling": asdict(sampling),
-                                     "measured": _measured(generators.get(spec.name), text, report)}  # fmt: skip
+            made = made_with(spec, settings)
+            measured = _measured(generators.get(spec.name), made["spec"], report)
+            generators[spec.name] = {**identity, **made, "measured": measured}
     write_rows(work.rows, output)
     meta = {"stage": "generate", "input": source_name(input), "settings": asdict(settings), "generators": generators,
             "reports": [asdict(r) for r in reports], "rows": row_counts(work)}  # fmt: skip

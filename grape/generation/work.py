@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,40 @@ def prepare(input: Any, output: str | Path, settings: GenerateSettings) -> Work:
             done.add(key)
             readable[entry["id"]]["candidates"].append(candidate_of(entry))
     meta = read_sidecar(output) if output.is_file() else {}
+    for spec in generator_specs(settings):
+        check_same_generator(meta.get("generators", {}).get(spec.name), made_with(spec, settings), spec.name, output)
     return Work(rows, todo, done, leftover, meta, len(fresh))
+
+
+_FREE = ("n", "seed")  # more samples, or another seed: draws from the same distribution
+
+
+def made_with(spec: GeneratorSpec, settings: GenerateSettings) -> dict[str, Any]:
+    """What a generator's samples are drawn from, as the output's sidecar records it: model, template, sampling."""
+    return {"spec": f"{spec.backend}:{spec.model}", "template": spec.template or settings.prompt_format,
+            "sampling": asdict(spec.sampling_over(settings.sampling))}  # fmt: skip
+
+
+def check_same_generator(record: dict[str, Any] | None, asked: dict[str, Any], name: str, output: Path) -> None:
+    """Refuse to add to an output samples of a generator name drawn otherwise than the ones it holds (another
+    model, template, temperature, length...): they would pass as one source."""
+    if not record:
+        return
+
+    def drawn(made: dict[str, Any]) -> dict[str, Any]:
+        sampling = {k: v for k, v in (made.get("sampling") or {}).items() if k not in _FREE}
+        return {"model": made.get("spec"), "template": made.get("template"), **sampling}
+
+    before, now = drawn(record), drawn(asked)
+    if record.get("template") is None:  # written before the template was recorded
+        before.pop("template")
+        now.pop("template")
+    changed = [f"{key} {before.get(key)!r}, now {value!r}" for key, value in now.items() if before.get(key) != value]
+    if changed:
+        raise GrapeError(
+            f"{output}: generator '{name}' made its samples here with other settings ({'; '.join(changed)}): "
+            "give it another name (--model NAME=...), or write to another -o"
+        )
 
 
 def pending(work: Work, name: str, n: int) -> tuple[list[Request], int]:

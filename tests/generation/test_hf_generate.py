@@ -68,7 +68,7 @@ def test_generates_samples_appends_them_and_never_duplicates(smol, tmp_path):
     _, (again,) = generate(source, out, _settings(n=2), backends={"smol": smol})
     assert (again.generated, again.existing) == (0, 6)
     assert out.read_text() == before
-    rows, (more,) = generate(source, out, _settings(n=3, max_new_tokens=4), backends={"smol": smol})
+    rows, (more,) = generate(source, out, _settings(n=3), backends={"smol": smol})
     assert (more.generated, more.existing) == (3, 6)  # only sample 2 is new
     assert sorted(_generated(rows)) == [(i, s) for i in ("m1", "o1", "o2") for s in (0, 1, 2)]
 

@@ -115,3 +115,26 @@ def test_limit_with_a_model_generates_for_the_first_rows_only_and_keeps_foreign_
     assert (report.requested, report.existing, report.generated) == (5, 3, 2)
     assert [c["text"] for c in rows[4]["candidates"] if c["source"] == "tiny"] == ["Ten."]
     assert not journal_path(out).exists()
+
+
+def test_extending_an_output_refuses_a_generator_drawn_otherwise_and_takes_more_samples(tiny_smol_dir, tmp_path):
+    """Rows 1-2 at 3 new tokens, then rows 3-5 at 5 under the same name would pass as one source: refused,
+    before any model work; more samples (n) or another seed draw from the same distribution: taken."""
+    source, out = _input(tmp_path), tmp_path / "pool.jsonl"
+    backend = HFBackend(str(tiny_smol_dir), dtype="float32", device="cpu")
+    settings = GenerateSettings(models=["tiny=model"], sampling=Sampling(max_new_tokens=3), limit=2)
+    generate(source, out, settings, backends={"tiny": backend})
+    made = read_sidecar(out)["generators"]["tiny"]
+    assert (made["spec"], made["template"], made["sampling"]["max_new_tokens"]) == ("hf:model", "auto", 3)
+    before = out.read_bytes()
+    for change, message in [
+        ({"sampling": Sampling(max_new_tokens=5)}, "max_new_tokens 3, now 5"),
+        ({"models": ["tiny=other-model"]}, "model 'hf:model', now 'hf:other-model'"),
+        ({"prompt_format": "few-shot"}, "template 'auto', now 'few-shot'"),
+    ]:
+        with pytest.raises(GrapeError, match=f"generator 'tiny' made its samples here with other settings .*{message}"):
+            generate(source, out, settings, backends={"tiny": backend}, limit=None, **change)
+        assert out.read_bytes() == before
+    rows, (report,) = generate(source, out, settings, backends={"tiny": backend}, limit=None,
+                               sampling=Sampling(max_new_tokens=3, n=2, seed=1))  # fmt: skip
+    assert (report.existing, report.generated) == (2, 8)
