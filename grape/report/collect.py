@@ -73,7 +73,8 @@ def collect(scores_path: str | Path, selection_path: str | Path | None = None) -
             "instruction": [instruction_text(row) for row in readable],
             "response": [row.get("response") or "" for row in readable],
             "correct": pd.array([row.get("correct") for row in readable], dtype="boolean"),
-            "chosen": [(row["id"], row["candidate"]) in chosen for row in readable],
+            # a selection names scored candidates: a skipped copy under a duplicate id is not the one chosen
+            "chosen": [row["status"] == SCORED and (row["id"], row["candidate"]) in chosen for row in readable],
         }
     )
     return ReportInputs(

@@ -64,11 +64,12 @@ def fit_length(candidates: pd.DataFrame) -> FitLength:
 def source_table(candidates: pd.DataFrame) -> pd.DataFrame:
     """One row per source, most chosen first: candidates, scored, chosen, chosen_share (of all chosen),
     mean_logprob and mean_tokens (over scored), verified, correct, correct_share (of verified)."""
-    frame = candidates.assign(
-        verified=candidates["correct"].notna(),
-        is_correct=candidates["correct"].fillna(False).astype(bool),
-        fit=candidates["mean_logprob"].astype(float).where(candidates["scored"]),
-        tokens=candidates["n_tokens"].astype(float).where(candidates["scored"]),
+    real = candidates[candidates["candidate"].notna()]  # as `overview` counts: an instruction skipped whole has none
+    frame = real.assign(
+        verified=real["correct"].notna(),
+        is_correct=real["correct"].fillna(False).astype(bool),
+        fit=real["mean_logprob"].astype(float).where(real["scored"]),
+        tokens=real["n_tokens"].astype(float).where(real["scored"]),
     )
     table = frame.groupby("source", sort=True).agg(
         candidates=("candidate", "size"),

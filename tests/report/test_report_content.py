@@ -9,6 +9,7 @@ from grape.data.tables import read_table_rows, write_rows, write_sidecar
 from grape.errors import GrapeError
 from grape.report import build_report, write_report
 from grape.report.collect import instruction_text
+from grape.scoring.assemble import SCORES_SCHEMA
 from grape.selection.select import select
 
 
@@ -22,11 +23,31 @@ def test_report_names_every_source_with_its_counts(scores, tmp_path):
         ["gamma", "4", "3", "1", "25.0%", "-0.9167", "32"],
     ]
     cards = _cards(html)
-    assert cards["instructions"] == "4" and cards["chosen"] == "4" and cards["unreadable input rows"] == "1"
+    assert (
+        cards["instructions"] == "4"
+        and cards["chosen"] == "4"
+        and cards["input rows not read (malformed, or without a valid id)"] == "1"
+    )
     assert cards["candidates (11 scored, 1 skipped)"] == "12"
     assert "instructions with no correct candidate" not in cards  # nothing was verified
     assert "none given: the GRAPE choice" in html
     assert ["scores sidecar", "none next to the table: settings unknown"] in html_table(html, "settings")
+
+
+def test_a_skipped_copy_under_a_duplicate_id_is_not_chosen_and_the_source_table_adds_up(scores, tmp_path):
+    """q1 twice (the second copy skipped: duplicate id) and q9 skipped whole (no candidates): the selection's
+    (q1, 0) is the scored copy only, and the sources' candidates sum to the card's count."""
+    rows = [r for r in read_table_rows(scores) if r["id"] is not None]
+    copies = [{**r, "status": "skipped:duplicate_id", "n_tokens": None, "sum_logprob": None, "mean_logprob": None,
+               "row": 50 + r["candidate"]} for r in rows if r["id"] == "q1"]  # fmt: skip
+    whole = {**dict.fromkeys(SCORES_SCHEMA.names), "id": "q9", "status": "skipped:empty_candidates", "row": 60}
+    path = write_rows([*rows, *copies, whole], tmp_path / "scores.parquet", SCORES_SCHEMA)
+    select(path, tmp_path / "selected.jsonl")
+    html = write_report(path, tmp_path / "selected.jsonl", tmp_path / "report.html").read_text()
+    cards = _cards(html)
+    assert cards["chosen"] == "4" and cards["candidates (11 scored, 4 skipped)"] == "15"
+    sources = {row[0]: row[1:4] for row in html_table(html, "sources")[1:]}
+    assert sources == {"alpha": ["5", "4", "2"], "beta": ["5", "4", "1"], "gamma": ["5", "3", "1"]}
 
 
 def test_margins_table_smallest_first_with_texts_side_by_side(scores, tmp_path):
