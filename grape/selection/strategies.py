@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from grape.console import console
 from grape.errors import GrapeError
 
 Row = dict[str, Any]
@@ -104,9 +105,15 @@ def check_named_sources(strategy: str, present: set[Any]) -> None:
         named = _priority_sources(strategy)
     else:
         return
-    if not present.intersection(named):
+    sources = ", ".join(sorted(map(str, present))) or "none"
+    absent = [name for name in named if name not in present]
+    if len(absent) == len(named):
         raise GrapeError(f"strategy '{strategy}': no candidate in the table comes from {', '.join(map(repr, named))} "
-                         f"(its sources: {', '.join(sorted(map(str, present))) or 'none'})")  # fmt: skip
+                         f"(its sources: {sources})")  # fmt: skip
+    if absent:  # a list may name a source this table lacks; said, as a misspelt name would never be picked
+        names = ", ".join(map(repr, absent))
+        said = f"no candidate in the table comes from {names}: passed over (its sources: {sources})"
+        console.print(f"[yellow]strategy '{strategy}': {said}[/]", highlight=False)
 
 
 def _priority_sources(name: str) -> list[str]:

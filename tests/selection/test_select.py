@@ -173,6 +173,8 @@ def test_a_strategy_naming_no_source_of_the_table_is_refused(scores, tmp_path, c
     assert f"no candidate in the table comes from {named} (its sources: m1, m2)" in err and not out.exists()
 
 
-def test_a_priority_list_needs_only_one_source_of_the_table(scores):
+def test_a_priority_list_needs_only_one_source_of_the_table_and_names_the_others(scores, capsys):
     chosen, _ = select(scores, strategy="priority:absent,m2")
     assert {r["source"] for r in chosen} == {"m2"}
+    said = " ".join(capsys.readouterr().err.split())
+    assert "strategy 'priority:absent,m2': no candidate in the table comes from 'absent': passed over" in said
