@@ -35,7 +35,7 @@ def regex_verifier(pattern: str) -> Verifier:
     def verify_regex(response_text: str, item: dict[str, Any]) -> Verdict:
         matches = list(compiled.finditer(response_text or ""))
         if not matches:
-            return Verdict(False, f"no match for /{pattern}/")
+            return Verdict(False, f"no match: /{pattern}/")  # its kind, before the colon: "no match"
         if not compares:
             return Verdict(True, f"matched {matches[-1].group(0)[:60]!r}")
         gold = item.get("answer")

@@ -26,6 +26,7 @@ def test_regex_answer_group_must_equal_the_gold_answer():
     assert verifier("Reasoning... Final answer: B", {"answer": "b"}).correct is True
     verdict = verifier("Final answer: C", {"answer": "B"})
     assert verdict == Verdict(False, "'C' != gold 'B'")
+    assert verifier("No idea.", {"answer": "B"}) == Verdict(False, "no match: /Final answer: (?P<answer>[A-D])/")
 
 
 def test_invalid_regex_is_a_user_error():
