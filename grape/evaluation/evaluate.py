@@ -30,7 +30,7 @@ from grape.generation.backend import Request, Sampling, check_batching
 from grape.generation.hf_backend import HFBackend
 from grape.models.load import LoadedModel, load_model
 from grape.text.templates import stop_strings
-from grape.verification.registry import get_verifier
+from grape.verification.registry import get_verifier, judged_by
 
 
 def evaluate(
@@ -53,6 +53,7 @@ def evaluate(
     started = time.time()
     check = get_verifier(settings.verifier)
     items = read_pool(data, settings.columns)[: settings.limit]  # an empty input is refused there
+    check_judgeable(items, settings.verifier, source_name(data))  # before any answer is generated for nothing
     loaded = loaded or load_model(settings.model, settings.dtype, settings.device, settings.trust_remote_code)
     prompts = [prompt_of(item) for item in items]
     if settings.decode:  # reward-guided (grape decode): answered afresh every time
@@ -77,6 +78,19 @@ def evaluate(
                                "model": loaded.identity, "answers_key": key, "summary": summary})  # fmt: skip
         journal_path(output).unlink(missing_ok=True)  # the output holds every answer now
     return rows, summary
+
+
+def check_judgeable(items: list[dict[str, Any]], verifier: str, data: str) -> None:
+    """Refuse data of which the verifier can judge no item: none has the field it needs (a gold answer under
+    another name, e.g. SVAMP's ``answer_value``, is mapped with --columns)."""
+    needed = judged_by(verifier)
+    if not needed or any(item.get(name) is not None for item in items for name in needed):
+        return
+    columns = ", ".join(sorted({key for item in items for key in item} - {"candidates"}))
+    fields = " or ".join(filter(None, [", ".join(map(repr, needed[:-1])), repr(needed[-1])]))
+    mapping = ": map one, e.g. --columns answer=COLUMN" if needed == ("answer",) else ""
+    raise GrapeError(f"{data}: no item has {fields}, which --verifier {verifier} judges by (its columns: {columns})"
+                     + mapping)  # fmt: skip
 
 
 def greedy_answers(

@@ -11,6 +11,18 @@ from grape.verification.verdict import Verdict, Verifier
 NAMES = ("math", "number", "number-stated", "exact", "regex:PATTERN", "code", "tool-call", "python:module:function")
 
 
+def judged_by(name: str) -> tuple[str, ...]:
+    """The item fields of which a verifier needs one to judge at all (none known: a user's function, or a regex
+    without an ``answer`` group, judges what it judges)."""
+    if name in ("math", "number", "number-stated", "exact", "tool-call") or (
+        name.startswith("regex:") and "(?P<answer>" in name
+    ):
+        return ("answer",)
+    if name == "code":
+        return ("tests", "test_list", "test")
+    return ()
+
+
 def get_verifier(name: str, **options: Any) -> Verifier:
     """The verifier called ``name``: a callable ``(response_text, item) -> Verdict``.
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from grape.cli import main
+from grape.data.layout import Columns
 from grape.data.tables import read_sidecar, read_table_rows, write_rows
 from grape.errors import GrapeError
 from grape.evaluation.evaluate import evaluate
@@ -63,6 +64,24 @@ def test_an_empty_selection_of_items_is_an_error(tiny_model_dir, tmp_path):
     data = write_rows(ITEMS, tmp_path / "items.jsonl")
     with pytest.raises(GrapeError, match="limit must be at least 1"):
         evaluate(data, None, model=str(tiny_model_dir), limit=0)
+
+
+def test_data_with_nothing_the_verifier_judges_by_is_refused_before_any_answer(tiny_model_dir, tmp_path):
+    """SVAMP names its gold `answer_value`: without a mapping every answer would be generated, then not judged."""
+    svamp = [{"item_id": "s1", "question": "What is 2 + 3?", "answer_value": 5.0}]
+    data = write_rows(svamp, tmp_path / "svamp.jsonl")
+    never = object()  # a model that fails on any use: nothing may be generated
+    with pytest.raises(
+        GrapeError,
+        match=r"svamp.jsonl: no item has 'answer', which --verifier number judges by "
+        r"\(its columns: answer_value, id, item_id, prompt\): map one, e.g. --columns answer=COLUMN",
+    ):
+        evaluate(data, None, loaded=never, verifier="number")
+    with pytest.raises(GrapeError, match="no item has 'tests', 'test_list' or 'test', which --verifier code"):
+        evaluate(data, None, loaded=never, verifier="code")
+    rows, _ = evaluate(data, None, model=str(tiny_model_dir), verifier="number", max_new_tokens=2,
+                       columns=Columns.parse("answer=answer_value"))  # fmt: skip
+    assert rows[0]["answer"] == 5.0 and rows[0]["correct"] is False
 
 
 def test_an_empty_answer_is_wrong_not_left_out(tiny_model_dir, tmp_path, monkeypatch):
