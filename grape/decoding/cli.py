@@ -53,7 +53,8 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline-reward", help="r_BL (indirect transfer): the reward ρ_BL was aligned to")
     parser.add_argument("--transfer", choices=TRANSFERS, help=f"tq: Q̂ = mean r (direct) or mean "
                         f"exp((r − r_BL)/β)·r (indirect). Default: {d.transfer}")  # fmt: skip
-    parser.add_argument("--template", help=f"prompt template of π_sft and ρ_BL (as grape score). Default: {d.template}")
+    parser.add_argument("--template", help="prompt template of π_sft and ρ_BL (as grape score). Default: the one grape "
+                        "trained --model with (its grape-sft.yaml, ...), else paper")  # fmt: skip
     parser.add_argument("--reward-template", help="the reward model's template. Default: the one it was trained "
                         "with (its grape-reward-model.yaml), else paper")  # fmt: skip
     parser.add_argument("--reward-no-eos", dest="reward_eos", action="store_const", const=False,

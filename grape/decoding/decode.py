@@ -26,6 +26,7 @@ from grape.decoding.reward import load_reward_model
 from grape.decoding.settings import DecodeSettings, check
 from grape.errors import GrapeError, InputError
 from grape.models.load import LoadedModel, load_model
+from grape.models.trained_template import template_for_model
 from grape.text import PromptError
 
 DECODED = "decoded"
@@ -45,6 +46,8 @@ def decode(
     """
     settings = with_overrides(DecodeSettings, settings, overrides)
     check(settings)
+    # As `grape eval`: without --template, the one grape trained π_sft with; a mismatch is warned about (once, here).
+    settings = replace(settings, template=template_for_model(settings.model, settings.template))
     started = time.time()
     file = source_name(prompts)
     items = read_pool(prompts, settings.columns, on_error=settings.on_error)[: settings.limit]  # refuses no rows

@@ -14,7 +14,7 @@ template's end-of-turn marker), at a stop string (cut there), or after ``max_new
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ from grape.decoding.settings import DecodeSettings, rollout_length
 from grape.decoding.transfer import choose, direct_q, indirect_q, step_scores
 from grape.errors import GrapeError
 from grape.models.load import LoadedModel
+from grape.models.trained_template import template_for_model
 from grape.text import Renderer
 from grape.text.templates import stop_strings
 
@@ -61,6 +62,8 @@ class Decoder:
         reward: RewardModel | Any = None,
         baseline_reward: RewardModel | Any = None,
     ):
+        if settings.template is None:  # the one grape trained π_sft with (said in one line), else paper
+            settings = replace(settings, template=template_for_model(settings.model, None))
         self.settings, self.tokenizer = settings, policy.tokenizer
         self.renderer = Renderer(policy.tokenizer, settings.template, eos=False)
         self.end_ids = end_token_ids(policy.tokenizer, [m for m in (policy, baseline) if m], settings.template)

@@ -31,7 +31,7 @@ class DecodeSettings:
     reward: str | None = None  # r (bon, args, tq): a directory written by `grape reward-model` (or any 1-label RM)
     baseline_reward: str | None = None  # r_BL (indirect transfer): the reward ρ_BL was aligned to
     transfer: str = "direct"  # direct: Q̂ = mean r; indirect: Q̂ = mean exp((r − r_BL) / β) · r
-    template: str = "paper"  # how prompts are rendered for π_sft and ρ_BL (they continue one token sequence)
+    template: str | None = None  # π_sft's and ρ_BL's prompts; None: the one grape trained π_sft with, or paper
     reward_template: str | None = None  # None: the one the reward model was trained with (else `template`)
     reward_eos: bool | None = None  # None: as the reward model was trained (else True)
     top_k: int = 10  # candidates per step (args, tq)

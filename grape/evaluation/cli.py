@@ -11,9 +11,9 @@ from grape.console import console, print_table
 from grape.data.layout import Columns
 from grape.errors import GrapeError
 from grape.evaluation.settings import HARNESSES, EvalSettings, HarnessSettings
-from grape.evaluation.trained_template import evaluation_template
 from grape.generation.backend import BATCHING
 from grape.models.dtypes import ACCEPTED
+from grape.models.trained_template import template_for_model
 from grape.verification.registry import NAMES
 
 # EvalSettings fields with a flag; flags default to None so that --config values stand unless given.
@@ -129,7 +129,7 @@ def run_harness(args: argparse.Namespace) -> int:
     overrides["tasks"] = [t for entry in args.tasks or [] for t in entry.split(",") if t] or None
     overrides["batch_size"] = None if args.batch_size is None else str(args.batch_size)
     settings = load_settings(HarnessSettings, args.config, overrides)
-    settings.template = evaluation_template(settings.model, settings.template)
+    settings.template = template_for_model(settings.model, settings.template)
     command = lm_eval_command(settings)
     if not lm_eval_installed():
         console.print(f"lm-eval is not installed: {INSTALL}, then run this again; or run the same evaluation with "

@@ -25,10 +25,10 @@ from grape.errors import GrapeError
 from grape.evaluation.answers import Answer, AnswerJournal, answers_key, given_answers, item_key, journal_path
 from grape.evaluation.metrics import wilson_interval
 from grape.evaluation.settings import EvalSettings
-from grape.evaluation.trained_template import evaluation_template
 from grape.generation.backend import Request, Sampling, check_batching
 from grape.generation.hf_backend import HFBackend
 from grape.models.load import LoadedModel, load_model
+from grape.models.trained_template import template_for_model
 from grape.text.templates import stop_strings
 from grape.verification.registry import get_verifier, judged_by
 
@@ -42,7 +42,7 @@ def evaluate(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Answer every item of ``data`` greedily and verify; return (per-example rows, summary), write if asked."""
     settings = with_overrides(EvalSettings, settings, overrides)
-    settings.template = evaluation_template(settings.model, settings.template)
+    settings.template = template_for_model(settings.model, settings.template)
     if settings.stop is None:
         settings.stop = stop_strings(settings.template)
     if settings.limit is not None and settings.limit < 1:

@@ -26,7 +26,7 @@ from grape.config import with_overrides
 from grape.data.tables import write_sidecar
 from grape.errors import GrapeError
 from grape.evaluation.settings import HarnessSettings
-from grape.evaluation.trained_template import evaluation_template
+from grape.models.trained_template import template_for_model
 
 INSTALL = "pip install 'grape-fit[harness]'"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -101,7 +101,7 @@ def run_lm_eval(
     ``overrides`` set fields of `HarnessSettings`: ``run_lm_eval("gsm8k.json", model="runs/sft", tasks=["gsm8k"])``.
     """
     settings = with_overrides(HarnessSettings, settings, overrides)
-    settings.template = evaluation_template(settings.model, settings.template)
+    settings.template = template_for_model(settings.model, settings.template)
     _check(settings)
     if not lm_eval_installed():
         raise GrapeError(f"lm-eval is not installed: {INSTALL}")

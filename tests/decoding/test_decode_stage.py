@@ -4,6 +4,7 @@ accounted for, one-line errors."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -107,3 +108,16 @@ def test_the_summary_counts_tokens_and_rewards(dirs):
     assert summary["tokens"] == sum(r["n_tokens"] for r in rows) and summary["decoded"] == 2
     assert summary["mean_reward"] == pytest.approx(sum(r["reward"] for r in rows) / 2)
     json.dumps(summary)  # the sidecar can hold it
+
+
+def test_without_a_template_pi_sft_is_prompted_as_grape_trained_it(dirs, tmp_path, capsys):
+    """As `grape eval`: the template of π_sft's grape-sft.yaml (here raw), said in one line; else paper."""
+    trained = shutil.copytree(dirs / "sft", tmp_path / "sft")
+    (trained / "grape-sft.yaml").write_text(yaml.safe_dump({"template": "raw"}))
+    common = dict(method="greedy", max_new_tokens=2, device="cpu", limit=1)
+    decode(dirs / "prompts.jsonl", tmp_path / "raw.jsonl", model=str(trained), **common)
+    assert read_sidecar(tmp_path / "raw.jsonl")["settings"]["template"] == "raw"
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"prompting with --template raw, the template {trained} was trained with" in said
+    decode(dirs / "prompts.jsonl", tmp_path / "paper.jsonl", model=str(dirs / "sft"), **common)
+    assert read_sidecar(tmp_path / "paper.jsonl")["settings"]["template"] == "paper"

@@ -1,8 +1,8 @@
-"""The template `grape eval` prompts a model with: by default the one grape trained it with.
+"""The template a model is prompted with: by default the one grape trained it with (`grape eval`, `decode`, `rl`).
 
 `grape sft`, `dpo` and `rl` write their resolved settings beside the model (grape-sft.yaml, …), among them the
-template whose tokens the model was trained on. Without `--template`, `grape eval` prompts such a model in that
-template (and any other model in `paper`), and says which; a template given explicitly is used as given, with a
+template whose tokens the model was trained on. Without `--template`, such a model is prompted in that template
+(and any other model in `paper`), and the console says which; a template given explicitly is used as given, with a
 warning when the model was trained with another: an evaluation in another format may be what the user wants.
 """
 
@@ -47,7 +47,7 @@ def note_template_mismatch(model: Any, template: str) -> None:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
-def evaluation_template(model: Any, template: str | None) -> str:
+def template_for_model(model: Any, template: str | None) -> str:
     """``template`` when given (warning when ``model`` was trained with another); else the template grape trained
     ``model`` with, said in one line; else ``paper``."""
     if template is not None:

@@ -9,7 +9,7 @@ import yaml
 
 from grape.cli import main
 from grape.data.tables import write_rows
-from grape.evaluation.trained_template import evaluation_template, template_mismatch_warning, trained_template
+from grape.models.trained_template import template_for_model, template_mismatch_warning, trained_template
 
 
 def test_the_template_comes_from_the_training_settings_beside_the_model(tmp_path):
@@ -28,11 +28,11 @@ def test_no_warning_without_grape_training_settings(tmp_path):
 
 
 def test_the_evaluation_template_is_the_trained_one_unless_given(tmp_path, capsys):
-    assert evaluation_template(str(tmp_path), None) == "paper"  # not trained by grape
+    assert template_for_model(str(tmp_path), None) == "paper"  # not trained by grape
     (tmp_path / "grape-dpo.yaml").write_text(yaml.safe_dump({"template": "chat"}))
-    assert evaluation_template(str(tmp_path), None) == "chat"
+    assert template_for_model(str(tmp_path), None) == "chat"
     assert "prompting with --template chat" in capsys.readouterr().err
-    assert evaluation_template(str(tmp_path), "paper") == "paper"  # given: used, with the warning
+    assert template_for_model(str(tmp_path), "paper") == "paper"  # given: used, with the warning
     assert "trained with --template chat" in capsys.readouterr().err
 
 
