@@ -20,7 +20,7 @@ from grape.verification.registry import get_verifier
 NO_ANSWER_REASONS = (
     "no final answer found",  # math, number
     "no code in the response",  # code
-    "no match for /",  # regex:PATTERN
+    "no match: /",  # regex:PATTERN
     "timeout:",  # code: the program ran past its time limit
 )
 
