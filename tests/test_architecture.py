@@ -15,6 +15,7 @@ ALLOWED = {
     ("report", "selection"),  # the report marks the GRAPE choice when no selection is given
     ("report", "evaluation"),  # and compares arms' eval results with the evaluation's paired test (McNemar)
     ("rl", "verification"),  # PPO's reward comes from a verifier
+    ("rl", "training"),  # rl resumes by sft's rule and takes its model from the questions' sidecar as sft does
     ("training", "scoring"),  # dpo's reference log-probs are a scoring job (training/reference_pass.py)
     ("verification", "tools"),  # the tool-call verifier judges calls with grape.tools
     ("rl", "tools"),  # and TL-Training's error-category reward (IRM) comes from the same judgement

@@ -7,13 +7,14 @@ import argparse
 from grape.cli_options import add_config_option, add_model_options, positive_int, settings_from_args
 from grape.console import console, print_table
 from grape.rl.aggregations import AGGREGATIONS
-from grape.rl.settings import ALGORITHMS, ROLLOUTS, RLSettings
+from grape.rl.settings import ALGORITHMS, ON_ERROR, ROLLOUTS, RLSettings
+from grape.verification.registry import NAMES as VERIFIERS
 
 # The RLSettings fields that have a flag; each flag defaults to None ("not given"): defaults < --config < flags.
 FLAGS = ("algo", "num_generations", "model", "template", "eos", "dtype", "device", "trust_remote_code", "verifier",
          "prompt_column", "answer_column", "max_prompt_tokens", "max_new_tokens", "rollout", "batch_size",
          "mini_batch_size", "micro_batch_size", "ppo_epochs", "epochs", "max_steps", "kl_coef", "value_coef",
-         "aggregation", "lr", "lora_r", "seed", "save_steps", "resume")  # fmt: skip
+         "aggregation", "lr", "lora_r", "seed", "save_steps", "resume", "on_error")  # fmt: skip
 
 
 EXAMPLES = """examples:
@@ -31,7 +32,9 @@ def register(subparsers) -> None:
         "per-token KL penalty against the warm-up model; GAE on a value head; clipped policy and value losses. "
         "--algo grpo: TRL's GRPOTrainer with the same prompts and reward, --num-generations answers per question "
         "and advantages relative to the group. OUTDIR gets the trained model (LoRA merged), README.md (a model "
-        "card), grape-rl.yaml (resolved settings), rl-history.jsonl and checkpoints/ (a re-run resumes). "
+        "card), grape-rl.yaml (resolved settings), rl-history.jsonl and checkpoints/ (a re-run with the same "
+        "settings resumes). Without --model: the model the questions' sidecar names, else the default; without "
+        "--template: the one grape trained --model with, else the sidecar's, else paper. "
         "Settings: defaults < --config YAML < flags.",
         epilog=EXAMPLES,
     )  # fmt: skip
@@ -43,11 +46,14 @@ def register(subparsers) -> None:
                         f"GRPOTrainer. Default: {d.algo}")  # fmt: skip
     parser.add_argument("--num-generations", type=int, help=f"GRPO: answers per question, the group its advantages "
                         f"are relative to. Default: {d.num_generations}")  # fmt: skip
-    parser.add_argument("--verifier", help=f"math, number, exact, regex:PATTERN, code, python:module:function. "
-                        f"Default: {d.verifier}")  # fmt: skip
+    parser.add_argument("--verifier", help=f"{', '.join(VERIFIERS)}. Default: {d.verifier}")
     parser.add_argument("--prompt-column", help=f"the question (text or chat). Default: {d.prompt_column}")
     parser.add_argument("--answer-column", help=f"the gold answer's column. Default: {d.answer_column}")
-    parser.add_argument("--max-prompt-tokens", type=int, help=f"longer keep their end. Default: {d.max_prompt_tokens}")
+    parser.add_argument("--max-prompt-tokens", type=positive_int, help="a longer prompt is an error (or left out "
+                        f"with --on-error skip), never cut. Default: {d.max_prompt_tokens}")  # fmt: skip
+    parser.add_argument("--on-error", choices=ON_ERROR, help="a row rl cannot use (a prompt over --max-prompt-tokens, "
+                        "no prompt, no gold answer): fail stops at the first (default); skip leaves it out, counted "
+                        "in grape-rl.json and the model card")  # fmt: skip
     parser.add_argument(
         "--max-new-tokens", type=positive_int, help=f"answers are cut here. Default: {d.max_new_tokens}"
     )
@@ -74,8 +80,12 @@ def register(subparsers) -> None:
     parser.add_argument("--lora-r", type=int, help="LoRA rank (PEFT); 0 = full fine-tuning. Default: 0")
     parser.add_argument("--seed", type=int, help=f"seed of question order and sampling. Default: {d.seed}")
     parser.add_argument("--save-steps", type=int, help=f"checkpoint every N batches. Default: {d.save_steps}")
-    parser.add_argument("--no-resume", dest="resume", action="store_const", const=False,
-                        help="start afresh even if OUTDIR/checkpoints has a checkpoint")  # fmt: skip
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_const", const=True,
+                        help="continue from OUTDIR/checkpoints even if they were made with other settings")  # fmt: skip
+    resume.add_argument("--no-resume", dest="resume", action="store_const", const=False,
+                        help="delete OUTDIR/checkpoints and start afresh. Default: continue when the checkpoints "
+                        "were made with the same settings, stop when not")  # fmt: skip
     parser.set_defaults(run=run)
 
 
@@ -93,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
         ["steps", "reward first", "reward last", "right last", "KL last", "value loss last", "LoRA r", "lr",
          "seconds"],
         [(m["steps"], m["reward_first"], m["reward_last"], m["right_last"], m["kl_last"], m["value_loss_last"],
-          s.lora_r, s.lr, m["seconds"])],
+          s.lora_r, f"{s.lr:g}", m["seconds"])],
     )  # fmt: skip
+    if result.skipped:
+        console.print(f"{len(result.skipped)} rows left out (--on-error skip), listed in grape-rl.json")
     if m["resumed_from"]:
         console.print(f"resumed from {m['resumed_from']}")
     console.print(f"model written to [bold]{args.output_dir}[/] (model card: README.md)")

@@ -10,18 +10,17 @@ Prompt ids. TRL tokenises prompt text itself (``processing_class(text=prompts)``
 a chat template's text (which carries its own) and knows nothing of the Renderer's boundary rule (the
 ``paper`` prompt's trailing space belongs to the answer). `RenderedGRPOTrainer` replaces that one step: the
 dataset's ``prompt`` column holds the text of each question's Renderer ids (what TRL logs and hands to reward
-functions), and the ids generated from are those ids themselves, truncated as PPO's are. So the tokens are
-the text's tokens here too (tests/rl/test_grpo.py pins it).
+functions), and the ids generated from are those ids themselves (a prompt over ``max_prompt_tokens`` was refused
+or skipped, never cut, as for PPO). So the tokens are the text's tokens here too (tests/rl/test_grpo.py pins it).
 
 Checkpoints go to OUTDIR/checkpoints (the trainer's ``checkpoint-N`` folders, N counting optimizer steps),
-one every ``save_steps`` rollout batches and one at the end; a re-run resumes from the newest unless
-``resume`` is false, which deletes them first.
+one every ``save_steps`` rollout batches and one at the end; a re-run with the same settings resumes from the
+newest (grape.rl.resume decides, as for PPO).
 """
 
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -74,10 +73,8 @@ def optimizer_steps_per_batch(settings: RLSettings) -> int:
 
 
 def rollout_batches(settings: RLSettings, n_questions: int) -> int:
-    """``max_steps``, else ``epochs`` passes over the questions (TRL's sampler drops an epoch's last, short batch)."""
-    if settings.batch_size > n_questions:
-        raise GrapeError(f"batch_size {settings.batch_size} is more than the {n_questions} questions: GRPO takes "
-                         "whole batches of distinct questions")  # fmt: skip
+    """``max_steps``, else ``epochs`` passes over the questions (TRL's sampler drops an epoch's last, short batch;
+    grape.rl.settings.check_question_count refused a batch larger than the questions before the run began)."""
     if settings.max_steps > 0:
         return settings.max_steps
     return max(1, math.ceil(settings.epochs * (n_questions // settings.batch_size)))
@@ -144,27 +141,28 @@ def verifier_reward(settings: RLSettings, questions: list[Question]):
 
 
 def train_grpo(
-    loaded: LoadedModel, renderer: Renderer, questions: list[Question], settings: RLSettings, out: Path
+    loaded: LoadedModel,
+    renderer: Renderer,
+    questions: list[Question],
+    settings: RLSettings,
+    out: Path,
+    resume_from: Path | None = None,
 ) -> Trained:
-    """Run GRPO on ``questions`` from ``loaded`` (trained in place), resuming from OUTDIR/checkpoints if allowed."""
+    """Run GRPO on ``questions`` from ``loaded`` (trained in place), continuing from the trainer checkpoint
+    ``resume_from`` (grape.rl.resume chose it) when given."""
     from datasets import Dataset
     from transformers import TrainerCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     class SaveAtEnd(TrainerCallback):  # as PPO: a finished run's re-run has nothing left to do
         def on_step_end(self, args, state, control, **kwargs):
             control.should_save = control.should_save or state.global_step >= state.max_steps
 
-    folder = out / CHECKPOINTS
-    checkpoint = get_last_checkpoint(str(folder)) if settings.resume and folder.is_dir() else None
-    if not settings.resume and folder.is_dir():
-        shutil.rmtree(folder)
     texts = [loaded.tokenizer.decode(q.prompt_ids) for q in questions]
     rendered = dict(zip(texts, (q.prompt_ids for q in questions), strict=True))
     if any(rendered[t] != q.prompt_ids for t, q in zip(texts, questions, strict=True)):
         raise GrapeError("two questions' prompt ids decode to the same text; GRPO needs each text to name its ids")
     dataset = Dataset.from_dict({"prompt": texts, "question": list(range(len(questions)))})
-    config = grpo_config(settings, len(questions), folder, loaded.device)
+    config = grpo_config(settings, len(questions), out / CHECKPOINTS, loaded.device)
     generation = loaded.model.generation_config
     model_stops = generation.eos_token_id
     generation.eos_token_id = stop_ids(renderer, loaded.tokenizer)  # what ends an answer, read once by the trainer
@@ -175,14 +173,13 @@ def train_grpo(
                                       prompt_ids=rendered)  # fmt: skip
     finally:
         generation.eos_token_id = model_stops  # the saved model keeps its own
-    if checkpoint:
-        console.print(f"resuming from {checkpoint}")
+    if resume_from is not None:
+        console.print(f"resuming from {resume_from}")
     with kept_heap(loaded.device.type == "cpu"):  # a step's large blocks reused on a CPU (grape.models.cpu_heap)
-        trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from is not None else None)
     model = trainer.model
     model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-    return Trained(model, grpo_history(trainer.state.log_history, optimizer_steps_per_batch(settings)),
-                   Path(checkpoint) if checkpoint else None)  # fmt: skip
+    return Trained(model, grpo_history(trainer.state.log_history, optimizer_steps_per_batch(settings)), resume_from)
 
 
 def grpo_history(log_history: list[dict[str, Any]], steps_per_batch: int) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from grape.rl.settings import RLSettings
 
 README = "README.md"
 # The settings shown per algorithm; all of them are in grape-rl.yaml beside the card.
-COMMON = ("model", "template", "eos", "verifier", "partial_reward", "max_prompt_tokens", "max_new_tokens",
+COMMON = ("model", "template", "eos", "verifier", "partial_reward", "max_prompt_tokens", "on_error", "max_new_tokens",
           "batch_size", "mini_batch_size", "micro_batch_size", "ppo_epochs", "epochs", "max_steps", "kl_coef",
           "clip_ratio", "aggregation", "lr", "max_grad_norm", "lora_r", "lora_alpha", "dtype", "seed")  # fmt: skip
 SHOWN = {
@@ -33,9 +33,16 @@ ALGORITHM = {
 
 
 def model_card(
-    settings: RLSettings, metrics: dict[str, Any], data: str, n_questions: int, identity: dict[str, Any], command: str
+    settings: RLSettings,
+    metrics: dict[str, Any],
+    data: str,
+    n_questions: int,
+    identity: dict[str, Any],
+    command: str,
+    n_skipped: int = 0,
 ) -> str:
-    """The card's text; ``identity`` is the warm-up model's (grape.models.load.LoadedModel.identity)."""
+    """The card's text; ``identity`` is the warm-up model's (grape.models.load.LoadedModel.identity);
+    ``n_skipped``: rows left out (``on_error: skip``)."""
     header: dict[str, Any] = {"library_name": "transformers", "tags": ["grape", "rl", settings.algo, "reft"]}
     if identity.get("kind") == "hub":
         header["base_model"] = settings.model
@@ -43,7 +50,7 @@ def model_card(
              f"# {settings.model} reinforced with a verifier's reward ({settings.algo.upper()})", "",
              "## Warm-up model", "", f"`{settings.model}`" + _identity(identity)
              + " is the starting policy and the reference of the KL term.", "",
-             "## Data and reward", "", *_reward(settings, data, n_questions), "",
+             "## Data and reward", "", *_reward(settings, data, n_questions, n_skipped), "",
              "## Training", "", ALGORITHM[settings.algo], "", *_settings_table(settings), "",
              "## Result", "", *_result(metrics, settings), "",
              "## Reproduce", "", "```bash", command, "```", "",
@@ -59,9 +66,12 @@ def _identity(identity: dict[str, Any]) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def _reward(settings: RLSettings, data: str, n_questions: int) -> list[str]:
+def _reward(settings: RLSettings, data: str, n_questions: int, n_skipped: int) -> list[str]:
+    left_out = (f" Rows left out (`on_error: skip`): {n_skipped}, each listed with its reason in `grape-rl.json` "
+                f"(a prompt over `max_prompt_tokens` {settings.max_prompt_tokens}, or no prompt or gold answer)."
+                if n_skipped else "")  # fmt: skip
     return [f"`{data}`: {n_questions} questions (prompt column `{settings.prompt_column}`, gold answer column "
-            f"`{settings.answer_column}`), rendered with template `{settings.template}`.", "",
+            f"`{settings.answer_column}`), rendered with template `{settings.template}`.{left_out}", "",
             f"Reward from the `{settings.verifier}` verifier: 1 for a right answer, {settings.partial_reward:g} for "
             "a wrong answer that was found (or a program that ran), 0 when none could be extracted."]  # fmt: skip
 

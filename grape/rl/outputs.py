@@ -2,10 +2,10 @@
 
 The policy (LoRA merged in) and tokenizer as a plain transformers directory (PPO: and ``value_head.pt``);
 ``rl-history.jsonl`` (one line of statistics per rollout batch); ``grape-rl.json`` (what was run, on which
-model, its metrics and package versions; written last, so its presence means "finished"); ``README.md``
-(the model card). The resolved
-settings, ``grape-rl.yaml``, are written before training starts; ``checkpoints/`` holds what a re-run
-resumes from (PPO: ``step-*.pt``; GRPO: the trainer's ``checkpoint-*`` folders).
+model, the rows left out with ``on_error: skip``, its metrics and package versions; written last, so its
+presence means "finished"); ``README.md`` (the model card). The resolved settings, ``grape-rl.yaml``, are
+written before training starts; ``checkpoints/`` holds what a re-run with the same settings resumes from (PPO:
+``step-*.pt``; GRPO: the trainer's ``checkpoint-*`` folders).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 
 from grape.config import settings_dict
 from grape.data.tables import package_versions
+from grape.errors import InputError
 from grape.models.load import LoadedModel
 from grape.rl.model_card import README, model_card
 from grape.rl.settings import RLSettings
@@ -54,9 +55,17 @@ def run_metrics(history: list[dict[str, Any]], resumed_from: Path | None, second
 
 
 def write_outputs(
-    loaded: LoadedModel, trained: Trained, settings: RLSettings, out: Path, data: str, n_questions: int, seconds: float
+    loaded: LoadedModel,
+    trained: Trained,
+    settings: RLSettings,
+    out: Path,
+    data: str,
+    n_questions: int,
+    skipped: list[InputError],
+    seconds: float,
 ) -> dict[str, Any]:
-    """Write the model, tokenizer, history, model card and ``grape-rl.json``; returns the metrics."""
+    """Write the model, tokenizer, history, model card and ``grape-rl.json``; returns the metrics.
+    ``skipped``: the errors of the rows left out (``on_error: skip``), listed in ``grape-rl.json``."""
     metrics = run_metrics(trained.history, trained.resumed_from, seconds)
     (out / HISTORY_NAME).write_text("".join(json.dumps(h) + "\n" for h in trained.history), encoding="utf-8")
     if trained.value_head is not None:
@@ -64,10 +73,16 @@ def write_outputs(
     trained.model.save_pretrained(out)
     loaded.tokenizer.save_pretrained(out)
     command = f"grape rl {data} -o {out} --config {out / CONFIG_NAME}"
-    card = model_card(settings, metrics, data, n_questions, loaded.identity, command)
+    card = model_card(settings, metrics, data, n_questions, loaded.identity, command, len(skipped))
     (out / README).write_text(card, encoding="utf-8")
     meta = {"stage": "rl", "algorithm": settings.algo, "data": data, "questions": n_questions,
+            "skipped_rows": len(skipped), "skipped": [skipped_row(e) for e in skipped],
             "settings": settings_dict(settings), "model": loaded.identity, "metrics": metrics,
             "versions": package_versions()}  # fmt: skip
     (out / DONE_NAME).write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
     return metrics
+
+
+def skipped_row(error: InputError) -> dict[str, Any]:
+    """A row left out, as ``grape-rl.json`` lists it: its number, the field at fault and why."""
+    return {"row": error.row, "field": error.field, "reason": error.reason}

@@ -4,7 +4,8 @@ Each step: take ``batch_size`` questions, sample one answer each from the policy
 answers with the verifier (1 right, 0.1 answered but wrong, 0 no answer), shape the rewards with a per-token
 KL penalty against the warm-up model, estimate advantages with GAE on the value head, and fit
 ``ppo_epochs`` passes of the clipped PPO loss. LoRA or full fine-tuning; a checkpoint every ``save_steps``
-rollout batches in OUTDIR/checkpoints, from which a re-run resumes bit for bit (grape.rl.checkpoint).
+rollout batches in OUTDIR/checkpoints, from which a re-run with the same settings resumes bit for bit
+(grape.rl.checkpoint, grape.rl.resume).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from grape.console import console, progress_bar
 from grape.models.cpu_heap import kept_heap
 from grape.models.load import LoadedModel
-from grape.rl.checkpoint import checkpoints, load_checkpoint, save_checkpoint
+from grape.rl.checkpoint import load_checkpoint, save_checkpoint
 from grape.rl.outputs import CHECKPOINTS, Trained
 from grape.rl.policy import build_policy, plain_model
 from grape.rl.ppo_step import ppo_update
@@ -47,9 +48,15 @@ def total_steps(settings: RLSettings, n_questions: int) -> int:
 
 
 def train_ppo(
-    loaded: LoadedModel, renderer: Renderer, questions: list[Question], settings: RLSettings, out: Path
+    loaded: LoadedModel,
+    renderer: Renderer,
+    questions: list[Question],
+    settings: RLSettings,
+    out: Path,
+    resume_from: Path | None = None,
 ) -> Trained:
-    """Run PPO on ``questions`` from ``loaded`` (trained in place), resuming from OUTDIR/checkpoints if allowed."""
+    """Run PPO on ``questions`` from ``loaded`` (trained in place), continuing from the checkpoint ``resume_from``
+    (grape.rl.resume chose it) when given."""
     torch.manual_seed(settings.seed)
     reward = reward_function(settings.verifier, settings.partial_reward)
     policy = build_policy(loaded.model, settings.lora_r, settings.lora_alpha, settings.lora_targets)
@@ -57,13 +64,11 @@ def train_ppo(
     sampler = torch.Generator(device=loaded.device).manual_seed(settings.seed)
     tokenizer, stops = loaded.tokenizer, stop_ids(renderer, loaded.tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    first, history, resumed = 0, [], None
-    saved = checkpoints(out / CHECKPOINTS) if settings.resume else []
-    if saved:
-        resumed = saved[-1]
-        state = load_checkpoint(resumed, policy, optimizer, sampler)
+    first, history = 0, []
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, policy, optimizer, sampler)
         first, history = state["step"], state["history"]
-        console.print(f"resumed from {resumed} (step {first})")
+        console.print(f"resumed from {resume_from} (step {first})")
     steps = total_steps(settings, len(questions))
     # on a CPU glibc's heap is kept: a step's large blocks are reused, not faulted afresh (grape.models.cpu_heap)
     with progress_bar() as bar, kept_heap(loaded.device.type == "cpu"):
@@ -89,7 +94,7 @@ def train_ppo(
                                              f"value loss {stats['value_loss']:.4f}")  # fmt: skip
             if (step + 1) % settings.save_steps == 0 or step + 1 == steps:
                 save_checkpoint(out / CHECKPOINTS, step + 1, policy, optimizer, sampler, history)
-    return Trained(plain_model(policy), history, resumed, policy.value_head)
+    return Trained(plain_model(policy), history, resume_from, policy.value_head)
 
 
 def _response_texts(tokenizer: Any, ids: torch.Tensor, mask: torch.Tensor) -> list[str]:

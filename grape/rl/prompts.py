@@ -3,11 +3,12 @@ and the tokens that end an answer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grape.data.read_rows import read_rows
+from grape.data.read_rows import RawRow, read_rows
 from grape.errors import InputError
 from grape.text import PromptError, Renderer
 
@@ -27,32 +28,75 @@ def read_questions(
     max_prompt_tokens: int,
     answer_required: bool = True,
 ) -> list[Question]:
-    """Every row of ``path`` as a `Question`; a bad row is a one-line error naming file, row and field.
+    """Every row of ``path`` as a `Question`; a row rl cannot use is a one-line error naming file, row and field
+    (`questions_or_errors`)."""
+    questions = []
+    for question in questions_or_errors(path, renderer, prompt_column, answer_column, max_prompt_tokens,
+                                        answer_required):  # fmt: skip
+        if isinstance(question, InputError):
+            raise question
+        questions.append(question)
+    return _not_empty(questions, [], path)
 
-    Prompts longer than ``max_prompt_tokens`` keep their last tokens (the question's end and the ``Answer:``
-    cue matter most to what comes next). ``answer_required``: the answer column must be present and non-empty
-    (the math, number and exact verifiers; the code verifier reads the row's tests instead).
-    """
-    file, questions = str(path), []
+
+def read_questions_skipping(
+    path: str | Path,
+    renderer: Renderer,
+    prompt_column: str,
+    answer_column: str,
+    max_prompt_tokens: int,
+    answer_required: bool = True,
+) -> tuple[list[Question], list[InputError]]:
+    """(a `Question` for each row of ``path`` rl can use, the errors of those it cannot use): ``on_error: skip``."""
+    questions, skipped = [], []
+    for question in questions_or_errors(path, renderer, prompt_column, answer_column, max_prompt_tokens,
+                                        answer_required):  # fmt: skip
+        (skipped if isinstance(question, InputError) else questions).append(question)
+    return _not_empty(questions, skipped, path), skipped
+
+
+def questions_or_errors(
+    path: str | Path, renderer: Renderer, prompt_column: str, answer_column: str, max_prompt_tokens: int,
+    answer_required: bool = True,
+) -> Iterator[Question | InputError]:  # fmt: skip
+    """Each row of ``path`` as a `Question`, or the error naming why rl cannot use it. A prompt longer than
+    ``max_prompt_tokens`` is refused, never cut: its start (a system turn, the tool list) is as much the question
+    as its end. ``answer_required``: the answer column must be present and non-empty (the math, number and exact
+    verifiers; the code verifier reads the row's tests instead)."""
+    file = str(path)
     for raw in read_rows(path):
         if raw.data is None:
-            raise InputError(file, raw.row, None, raw.error or "unreadable row")
-        prompt = raw.data.get(prompt_column)
-        if not (isinstance(prompt, str) and prompt.strip()) and not _is_messages(prompt):
-            raise InputError(file, raw.row, prompt_column, "expected a non-empty string or a list of chat messages")
-        answer = raw.data.get(answer_column)
+            yield InputError(file, raw.row, None, raw.error or "unreadable row")
+            continue
+        prompt, answer = raw.data.get(prompt_column), raw.data.get(answer_column)
         missing = answer is None or (isinstance(answer, str) and not answer.strip())
-        if missing and answer_required:
-            raise InputError(file, raw.row, answer_column, "missing: the verifier needs the gold answer")
-        try:
-            ids = renderer.generation_ids(prompt)
-        except PromptError as exc:
-            raise InputError(file, raw.row, prompt_column, str(exc)) from exc
-        item = raw.data if missing else {**raw.data, "answer": answer}
-        questions.append(Question(raw.row, ids[-max_prompt_tokens:], item))
-    if not questions:
-        raise InputError(file, None, None, "no rows")
-    return questions
+        if not (isinstance(prompt, str) and prompt.strip()) and not _is_messages(prompt):
+            yield InputError(file, raw.row, prompt_column, "expected a non-empty string or a list of chat messages")
+        elif missing and answer_required:
+            yield InputError(file, raw.row, answer_column, "missing: the verifier needs the gold answer")
+        else:
+            yield _rendered(raw, file, renderer, prompt_column, max_prompt_tokens, None if missing else answer)
+
+
+def _rendered(
+    raw: RawRow, file: str, renderer: Renderer, prompt_column: str, max_prompt_tokens: int, answer: Any
+) -> Question | InputError:
+    try:
+        ids = renderer.generation_ids(raw.data[prompt_column])
+    except PromptError as exc:
+        return InputError(file, raw.row, prompt_column, str(exc))
+    if len(ids) > max_prompt_tokens:
+        reason = f"{len(ids)} tokens, over max_prompt_tokens {max_prompt_tokens} (raise --max-prompt-tokens, or "
+        return InputError(file, raw.row, prompt_column, reason + "--on-error skip to leave it out)")
+    return Question(raw.row, ids, raw.data if answer is None else {**raw.data, "answer": answer})
+
+
+def _not_empty(questions: list[Question], skipped: list[InputError], path: str | Path) -> list[Question]:
+    if questions:
+        return questions
+    if skipped:
+        raise InputError(str(path), None, None, f"all {len(skipped)} rows skipped; the first: {skipped[0]}")
+    raise InputError(str(path), None, None, "no rows")
 
 
 def _is_messages(value: Any) -> bool:

@@ -14,27 +14,31 @@ import dataclasses
 from dataclasses import dataclass
 
 from grape.errors import GrapeError
-from grape.models.embedded import DEFAULT_TARGET
 from grape.rl.aggregations import AGGREGATIONS
 
 ALGORITHMS = ("ppo", "grpo")
 ROLLOUTS = ("sample", "greedy")
+ON_ERROR = ("fail", "skip")
 
 
 @dataclass
 class RLSettings:
     algo: str = "ppo"  # ppo: our loop with a value head (ReFT) | grpo: TRL's GRPOTrainer, group-relative advantages
-    model: str = DEFAULT_TARGET  # the warm-up (SFT) model: the policy starts here and it stays the reference
-    template: str = "paper"  # the template the warm-up model was trained with
-    eos: bool = True
-    verifier: str = "math"  # math | number | exact | regex:PATTERN | code | python:module:function
+    # the warm-up (SFT) model: the policy starts here and it stays the reference. None: the model the questions'
+    # sidecar names (`grape tools prepare --model`, a selection's scoring), else grape's default model
+    # (grape.rl.model_defaults)
+    model: str | None = None
+    template: str | None = None  # None: the one grape trained the model with, else the sidecar's, else paper
+    eos: bool | None = None  # None: the sidecar's, else True
+    verifier: str = "math"  # a name of grape.verification.registry.NAMES: math | number | regex:PATTERN | ...
     prompt_column: str = "prompt"  # a string or chat messages
     answer_column: str = "answer"  # copied to the item's `answer`, which the verifier reads
     partial_reward: float = 0.1  # an answer was extracted (or the program ran) but it is wrong
     # rollouts: one sample per prompt at temperature 1, top-k 0, top-p 1 (the policy's own distribution: ReFT),
     # or the policy's greedy answer (TL-Training); PPO only (GRPO's group needs different answers)
     rollout: str = "sample"  # sample | greedy
-    max_prompt_tokens: int = 512  # longer prompts keep their last tokens (ReFT truncates prompts)
+    max_prompt_tokens: int = 512  # a longer prompt is refused (on_error fail) or left out (skip), never cut
+    on_error: str = "fail"  # fail: stop at the first question rl cannot use; skip: leave it out, counted
     max_new_tokens: int = 300  # answers are cut here; the score then falls on the last token
     batch_size: int = 8  # prompts per rollout batch (PPO: one rollout each; GRPO: num_generations each)
     num_generations: int = 8  # GRPO: answers sampled per question, the group its advantages are relative to
@@ -61,7 +65,9 @@ class RLSettings:
     lora_targets: str = "all-linear"
     seed: int = 0
     save_steps: int = 20  # checkpoint every N rollout batches (and at the end)
-    resume: bool = True  # continue from OUTDIR/checkpoints when it has a checkpoint
+    # None: continue from OUTDIR/checkpoints if they were made with these settings (else stop with the keys that
+    # differ); True: continue even so; False: delete the checkpoints, start afresh (grape.rl.resume)
+    resume: bool | None = None
     dtype: str = "float32"  # float32 | bfloat16 | auto; the value head and the losses are float32 always
     device: str = "auto"
     trust_remote_code: bool = False
@@ -85,6 +91,8 @@ def check(settings: RLSettings) -> None:
         raise GrapeError(f"unknown algo '{settings.algo}': use one of {', '.join(ALGORITHMS)}")
     if settings.rollout not in ROLLOUTS:
         raise GrapeError(f"unknown rollout '{settings.rollout}': use one of {', '.join(ROLLOUTS)}")
+    if settings.on_error not in ON_ERROR:
+        raise GrapeError(f"unknown on_error '{settings.on_error}': use one of {', '.join(ON_ERROR)}")
     if settings.algo == "grpo" and settings.rollout == "greedy":
         raise GrapeError("rollout greedy is PPO's: GRPO's advantages compare several sampled answers per question")
     if settings.algo == "grpo" and settings.num_generations < 2:
@@ -108,3 +116,10 @@ def check(settings: RLSettings) -> None:
         raise GrapeError("lr must be positive")
     if settings.kl_coef < 0 or not 0 <= settings.lam <= 1 or not 0 <= settings.gamma <= 1:
         raise GrapeError("kl_coef must be ≥ 0, gamma and lam in [0, 1]")
+
+
+def check_question_count(settings: RLSettings, n_questions: int) -> None:
+    """Reject a batch the questions cannot fill: GRPO takes whole batches of distinct questions."""
+    if settings.algo == "grpo" and settings.batch_size > n_questions:
+        raise GrapeError(f"batch_size {settings.batch_size} is more than the {n_questions} questions: GRPO takes "
+                         "whole batches of distinct questions")  # fmt: skip

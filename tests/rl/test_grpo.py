@@ -139,6 +139,18 @@ def test_a_resumed_grpo_run_equals_an_uninterrupted_one(tiny_llama_dir, recorded
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_grpo_rerun_with_other_settings_stops_before_writing_its_settings(tiny_llama_dir, recorded, tmp_path):
+    data, _ = recorded
+    out = tmp_path / "run"
+    rl(data, out, _settings(tiny_llama_dir, max_steps=1, save_steps=1, ppo_epochs=1))
+    saved = (out / "grape-rl.yaml").read_text()
+    with pytest.raises(GrapeError, match=r"other settings \(verifier, kl_coef\); --resume to continue from "
+                       "checkpoint-1 anyway"):  # fmt: skip
+        rl(data, out, _settings(tiny_llama_dir, max_steps=1, save_steps=1, ppo_epochs=1, kl_coef=0.01,
+                                verifier="number"))  # fmt: skip
+    assert (out / "grape-rl.yaml").read_text() == saved
+
+
 def test_the_grpo_config_maps_grapes_settings():
     settings = resolved(RLSettings(algo="grpo", batch_size=4, mini_batch_size=2, num_generations=3, ppo_epochs=2,
                                    kl_coef=0.01, aggregation="token", max_new_tokens=50, save_steps=5))  # fmt: skip
@@ -168,3 +180,4 @@ def test_grpo_settings_that_cannot_run_are_one_line_errors(tiny_llama_dir, recor
     data, _ = recorded
     with pytest.raises(GrapeError, match="batch_size 5 is more than the 4 questions"):
         rl(data, tmp_path / "out", _settings(tiny_llama_dir, batch_size=5, max_steps=1))
+    assert not (tmp_path / "out").exists()  # refused before OUTDIR or its grape-rl.yaml was written

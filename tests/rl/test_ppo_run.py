@@ -109,3 +109,4 @@ def test_a_row_without_its_answer_is_a_one_line_error_naming_row_and_field(tiny_
     data = _write(tmp_path / "bad2.jsonl", [{"question": "1 + 1?", "answer": "2"}])
     with pytest.raises(InputError, match=r"row 1, field 'prompt'"):
         rl(data, tmp_path / "out", _settings(tiny_llama_dir, verifier="number", max_steps=1))
+    assert not (tmp_path / "out").exists()  # refused before OUTDIR or its grape-rl.yaml was written

@@ -2,10 +2,12 @@
 
 import json
 
+import pytest
 import yaml
 
 from grape.cli import build_parser, main
 from grape.rl.cli import rl_settings
+from grape.verification.registry import NAMES
 
 
 def test_flags_win_over_the_config_file(tmp_path):
@@ -20,7 +22,22 @@ def test_flags_win_over_the_config_file(tmp_path):
     assert (rl_settings(args).algo, rl_settings(args).num_generations) == ("grpo", 4)
 
 
-def test_a_run_from_the_command_line(tiny_llama_dir, tmp_path):
+def test_resume_flags_and_their_default():
+    def resume(*flags):
+        return rl_settings(build_parser().parse_args(["rl", "q.jsonl", "-o", "out", *flags])).resume
+
+    assert (resume(), resume("--resume"), resume("--no-resume")) == (None, True, False)
+
+
+def test_the_help_lists_every_verifier_of_the_registry(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["rl", "--help"])
+    listed = " ".join(capsys.readouterr().out.split())  # the help's own line breaks undone
+    assert all(name in listed for name in NAMES)
+    assert "number-stated" in listed and "tool-call" in listed
+
+
+def test_a_run_from_the_command_line(tiny_llama_dir, tmp_path, capsys):
     data = tmp_path / "q.jsonl"
     data.write_text("".join(json.dumps({"question": q, "gold": "4"}) + "\n" for q in ("2 + 2?", "1 + 3?")))
     out = tmp_path / "out"
@@ -32,6 +49,8 @@ def test_a_run_from_the_command_line(tiny_llama_dir, tmp_path):
     assert len(history) == 1 and history[0]["reward"] in (0.0, 0.05, 0.1, 0.5, 0.55, 1.0)
     assert yaml.safe_load((out / "grape-rl.yaml").read_text())["answer_column"] == "gold"
     assert (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
+    table = capsys.readouterr().err
+    assert "1e-05" in table.split("\nPPO\n")[1]  # LoRA's learning rate, not rounded away to 0.0000
 
 
 def test_bad_settings_are_one_line_errors(tmp_path, capsys):

@@ -1,0 +1,64 @@
+"""Whether an rl run continues from OUTDIR/checkpoints: sft's, dpo's and reward-model's rule (grape.training.resume).
+
+``grape-rl.yaml`` (the resolved settings) is written before training starts, so beside the checkpoints it says how
+they were made. With ``resume`` unset a re-run continues only when the settings that shape the run are the same
+(those that may change, such as epochs, max_steps, save_steps and device, are grape.training.resume.MAY_CHANGE);
+otherwise it stops with a one-line error naming the keys that differ, before it writes anything. ``resume: true``
+continues anyway; ``false`` deletes the checkpoints and starts afresh (left in place, the rotation that keeps the
+newest two and a later resume would mix the two runs).
+
+Each algorithm resumes from its own newest complete checkpoint: PPO's ``step-N.pt`` files (grape.rl.checkpoint),
+GRPO's trainer folders ``checkpoint-N`` (those whose trainer state was written, as sft's).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from grape.config import read_yaml
+from grape.errors import GrapeError
+from grape.rl.checkpoint import checkpoints
+from grape.rl.outputs import CHECKPOINTS, CONFIG_NAME
+from grape.rl.settings import RLSettings
+from grape.training.resume import changed_settings, last_checkpoint
+
+
+def newest_checkpoint(out: Path, algo: str) -> Path | None:
+    """The newest complete checkpoint of ``algo`` in ``out``/checkpoints, or None."""
+    folder = out / CHECKPOINTS
+    if algo == "grpo":
+        return last_checkpoint(folder)
+    saved = checkpoints(folder)
+    return saved[-1] if saved else None
+
+
+def checkpoint_to_resume(out: Path, settings: RLSettings) -> Path | None:
+    """The checkpoint a run of resolved ``settings`` into ``out`` continues from (None: from the start); reads only.
+    Call it before the run's settings are written over the saved ones it compares them with."""
+    checkpoint = newest_checkpoint(out, settings.algo)
+    if checkpoint is None or settings.resume is False:
+        return None
+    if settings.resume is None:
+        refuse_other_settings(out, settings, checkpoint)
+    return checkpoint
+
+
+def clear_checkpoints(out: Path, settings: RLSettings) -> None:
+    """``resume: false``: delete ``out``/checkpoints, so that the new run's rotation and resume see only its own."""
+    if settings.resume is False and (out / CHECKPOINTS).is_dir():
+        shutil.rmtree(out / CHECKPOINTS)
+
+
+def refuse_other_settings(out: Path, settings: RLSettings, checkpoint: Path) -> None:
+    """Raise a one-line GrapeError when ``out``'s checkpoints come from a run whose settings shape it otherwise."""
+    saved = out / CONFIG_NAME
+    if not saved.is_file():
+        raise GrapeError(f"{out}: has checkpoints but no {CONFIG_NAME} saying how they were made; "
+                         f"--resume to continue from {checkpoint.name}, --no-resume to start afresh")  # fmt: skip
+    changed = changed_settings(read_yaml(saved), settings)
+    if changed:
+        raise GrapeError(
+            f"{out}: its checkpoints come from a run with other settings ({', '.join(changed)}); "
+            f"--resume to continue from {checkpoint.name} anyway, --no-resume to start afresh"
+        )
