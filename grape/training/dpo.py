@@ -11,8 +11,8 @@ training and given to TRL's DPOTrainer as precomputed, so no reference model sta
 
 OUTDIR holds, as for sft: the model (LoRA merged) and/or the adapter (``save``), ``grape-dpo.yaml`` (resolved
 settings, written before training), README.md (the model card), ``grape-dpo.json`` (written last: "finished"),
-checkpoints/ (a re-run with the same settings resumes), and for dpo the reference pass
-(``reference-candidates.jsonl``, ``reference.parquet`` and its sidecar; a resumed run reuses it).
+checkpoints/ (a re-run with the same settings resumes; of a finished run, trains nothing), and for dpo the
+reference pass (``reference-candidates.jsonl``, ``reference.parquet`` and its sidecar; a resumed run reuses it).
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from grape.text import Renderer
 from grape.training.preference import PreferencePair, read_pairs, tokenise_pairs
 from grape.training.preference_card import README, preference_card
 from grape.training.reference_pass import reference_logps
-from grape.training.resume import CHECKPOINTS, start_run
+from grape.training.resume import CHECKPOINTS, run_to_end, start_run
 from grape.training.save import ADAPTER, merged_in_training_dtype, save_adapter, saved_files
 from grape.training.scoring_defaults import selection_meta, with_scoring_defaults
 from grape.training.settings import DPOSettings, check_dpo, preference_beta, preference_learning_rate, use_bf16
-from grape.training.sft import lora_config
+from grape.training.sft import lora_config, saved_outputs
 
 CONFIG_NAME, DONE_NAME = "grape-dpo.yaml", "grape-dpo.json"
 
@@ -103,7 +103,11 @@ def dpo(
     with tempfile.TemporaryDirectory(prefix="grape-dpo-") as scratch:  # the trainer's folder when nothing is saved
         trainer = _trainer(loaded, dataset, settings, device, out, Path(scratch))
         with kept_heap(device.type == "cpu"):  # a step's large blocks reused on a CPU (grape.models.cpu_heap)
-            output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            run = run_to_end(trainer, checkpoint, out, DONE_NAME, saved_outputs(settings.save))
+    if run.kept is not None:  # finished before: its outputs stay as they are
+        return DPOResult(out, merged_in_training_dtype(trainer.model, settings.precision), loaded.tokenizer,
+                         settings, run.kept)  # fmt: skip
+    output = run.output
     writer = out is not None and trainer.is_world_process_zero()
     merged, adapter = saved_files(settings.save)
     if writer and adapter:

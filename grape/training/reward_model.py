@@ -16,8 +16,8 @@ token is one that ends no training sequence (`padding_token`), and the saved mod
 OUTDIR holds: the model (LoRA merged in) and tokenizer as a transformers sequence-classification directory,
 ``grape-reward-model.yaml`` (resolved settings: the template and eos `grape decode` reads the text with; written
 before training, so that it says how the checkpoints were made), ``checkpoints/`` (every ``save_steps``: a
-re-run continues from the last one when the settings are the same, as `grape sft` does),
-``grape-reward-model.json`` (pairs, loss curve, accuracies, versions; written last) and README.md.
+re-run continues from the last one when the settings are the same, and trains nothing after a finished run, as
+`grape sft` does), ``grape-reward-model.json`` (pairs, loss curve, accuracies, versions; written last) and README.md.
 """
 
 from __future__ import annotations
@@ -35,10 +35,17 @@ from grape.data.tables import package_versions, read_table_rows, table_file
 from grape.errors import GrapeError, InputError
 from grape.models.context import context_length
 from grape.models.cpu_heap import kept_heap
-from grape.models.load import LoadedModel, quiet_transformers, resolve_device, resolve_model_dir
+from grape.models.load import (
+    LoadedModel,
+    pretrained_model,
+    quiet_transformers,
+    resolve_device,
+    resolve_model_dir,
+    tokenizer_dir,
+)
 from grape.text import PromptError, Renderer
 from grape.training.preference import pair_texts
-from grape.training.resume import CHECKPOINTS, start_run
+from grape.training.resume import CHECKPOINTS, run_to_end, start_run
 from grape.training.reward_model_settings import RewardModelSettings, check_reward_model, reward_learning_rate
 from grape.training.scoring_defaults import selection_meta, with_scoring_defaults
 from grape.training.settings import SFTSettings, use_bf16
@@ -91,11 +98,12 @@ def reward_model(
         raise GrapeError(f"{file}: no pairs to train on")
     quiet_transformers()
     target, identity = resolve_model_dir(settings.model, settings.trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=settings.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir(target, identity, settings.trust_remote_code),
+                                              trust_remote_code=settings.trust_remote_code)  # fmt: skip
     set_seed(settings.seed)  # the new head's initial weights
-    model = AutoModelForSequenceClassification.from_pretrained(
-        target, num_labels=1, dtype=torch.float32, attn_implementation="sdpa",
-        trust_remote_code=settings.trust_remote_code,
+    model = pretrained_model(
+        AutoModelForSequenceClassification, target, identity, num_labels=1, dtype=torch.float32,
+        attn_implementation="sdpa", trust_remote_code=settings.trust_remote_code,
     )  # fmt: skip
     device = resolve_device(settings.device)
     settings = _resolved(settings, LoadedModel(model, tokenizer), device)
@@ -115,13 +123,14 @@ def reward_model(
         folder = out / CHECKPOINTS if out is not None else Path(scratch)
         trainer = _trainer(model, tokenizer, train, held_out, settings, device, folder, save=out is not None)
         with kept_heap(device.type == "cpu"):  # a step's large blocks reused on a CPU (grape.models.cpu_heap)
-            output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        metrics = _metrics(trainer, output, train, time.time() - started)
-        metrics["resumed_from"] = str(checkpoint) if checkpoint else None
-        if held_out is not None:
+            run = run_to_end(trainer, checkpoint, out, DONE_NAME, ["config.json"])
+        metrics = run.kept or _metrics(trainer, run.output, train, checkpoint, time.time() - started)
+        if held_out is not None and run.kept is None:
             metrics["eval"] = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
     trained = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
     trained = trained.eval()
+    if run.kept is not None:  # finished before: its outputs stay as they are
+        return RewardModelResult(out, trained, tokenizer, settings, metrics)
     if out is not None and trainer.is_world_process_zero():
         trained.save_pretrained(out)
         tokenizer.save_pretrained(out)
@@ -209,11 +218,12 @@ def _lora_config(settings: RewardModelSettings):
                       target_modules=settings.lora_targets, task_type="SEQ_CLS", modules_to_save=["score"])  # fmt: skip
 
 
-def _metrics(trainer: Any, output: Any, train: RewardPairs, seconds: float) -> dict[str, Any]:
+def _metrics(trainer: Any, output: Any, train: RewardPairs, checkpoint: Path | None, seconds: float) -> dict[str, Any]:
     logged = [h for h in trainer.state.log_history if "loss" in h]
     return {
         "pairs": len(train.chosen_ids),
         "steps": trainer.state.global_step,
+        "resumed_from": str(checkpoint) if checkpoint else None,
         "train_loss": output.training_loss,
         "loss_first": logged[0]["loss"] if logged else None,
         "loss_last": logged[-1]["loss"] if logged else None,
@@ -233,7 +243,7 @@ def _card(settings: RewardModelSettings, metrics: dict[str, Any], file: str, ide
         f"It reads prompt + response rendered with the `{settings.template}` template"
         + (", the response ending with the end marker" if settings.eos else "") + "; the reward is the head on "
         "the last token. Use it with `grape decode --reward DIR` (Transfer Q*, ARGS, best-of-n).", "",
-        f"Final training loss {metrics['train_loss']:.4f}"
+        (f"Final training loss {metrics['train_loss']:.4f}" if metrics["train_loss"] is not None else "No loss logged")
         + (f"; held-out accuracy {held_out['accuracy']:.3f} on {settings.eval_pairs}" if "accuracy" in held_out
            else "") + ".", "",
     ]  # fmt: skip

@@ -11,7 +11,8 @@ transformers directory, and/or the PEFT adapter in OUTDIR/adapter (``save``, gra
 ``grape-sft.yaml`` (the resolved settings, written before training starts), README.md (the model card)
 and ``grape-sft.json`` (what was trained on, the loss curve, versions; written last, so its presence
 means "finished"). Checkpoints go to OUTDIR/checkpoints; a re-run with the same OUTDIR resumes from the
-last complete one when its settings are the same, and otherwise stops (grape.training.resume).
+last complete one when its settings are the same, and otherwise stops; a re-run of a finished run trains
+nothing and leaves its outputs as they are (grape.training.resume).
 
 Multi-GPU: the same command under ``accelerate launch -m grape.cli sft ...``; the trainer shards the
 batches, and only the main process writes the final model.
@@ -41,7 +42,7 @@ from grape.training.dataset import SFTExample, to_dataset, tokenise_examples
 from grape.training.ift import read_inputs_through
 from grape.training.model_card import README, model_card
 from grape.training.objectives import OBJECTIVES
-from grape.training.resume import CHECKPOINTS, start_run
+from grape.training.resume import CHECKPOINTS, run_to_end, start_run
 from grape.training.save import ADAPTER, merged_in_training_dtype, save_adapter, saved_files
 from grape.training.scoring_defaults import selection_meta, with_scoring_defaults
 from grape.training.settings import SFTSettings, check, learning_rate, use_bf16
@@ -103,7 +104,11 @@ def sft(
         packed_on_cpu = settings.padding_free and device.type == "cpu"
         # on a CPU glibc's heap is kept: a step's large blocks are reused, not faulted afresh (grape.models.cpu_heap)
         with packed_attention(loaded.model) if packed_on_cpu else nullcontext(), kept_heap(device.type == "cpu"):
-            output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            run = run_to_end(trainer, checkpoint, out, DONE_NAME, saved_outputs(settings.save))
+    if run.kept is not None:  # finished before: its outputs stay as they are
+        return SFTResult(out, merged_in_training_dtype(trainer.model, settings.precision), loaded.tokenizer,
+                         settings, run.kept)  # fmt: skip
+    output = run.output
     writer = out is not None and trainer.is_world_process_zero()
     merged, adapter = saved_files(settings.save)
     if writer and adapter:
@@ -163,6 +168,12 @@ def _trainer(
         peft_config=lora_config(settings),
         callbacks=[LogLastStep(), *callbacks],
     )
+
+
+def saved_outputs(save: str) -> list[str]:
+    """The files in OUTDIR that say the model was saved as ``save`` asks (SFTSettings or DPOSettings ``save``)."""
+    merged, adapter = saved_files(save)
+    return ["config.json"] * merged + [f"{ADAPTER}/adapter_config.json"] * adapter
 
 
 def lora_config(settings: Any):

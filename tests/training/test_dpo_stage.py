@@ -117,6 +117,20 @@ def test_the_same_settings_resume_and_reuse_the_reference_pass(two_steps, smol_b
     assert read_sidecar(out / "reference.parquet")["parts"]["reused"] == len(PAIRS)  # scored once, read back
 
 
+def test_a_finished_run_is_reported_finished_and_left_as_it_is(smol_base, tmp_path, capsys):
+    mid_epoch = {**FAST, "batch_size": 1, "max_steps": 2, "save_steps": 1}  # transformers resumes it with a step more
+    out = tmp_path / "model"
+    dpo(PAIRS, out, loaded=fresh(smol_base), **mid_epoch)
+    reread = "reference.parquet.meta.json"  # the reference pass reads its scores back, and its sidecar says so
+    files = lambda: {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != reread}  # noqa: E731
+    before = files()
+    result = dpo(PAIRS, out, loaded=fresh(smol_base), **mid_epoch)
+    assert result.metrics["steps"] == 2  # not one step more
+    assert result.metrics == json.loads(before["grape-dpo.json"])["metrics"] and files() == before
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    assert "already finished (checkpoint-2 reached the run's end (step 2))" in " ".join(capsys.readouterr().err.split())
+
+
 def test_other_settings_stop_with_the_keys_that_differ(two_steps, smol_base, tmp_path):
     out = shutil.copytree(two_steps, tmp_path / "model")
     with pytest.raises(GrapeError, match=r"other settings \(beta\); --resume to continue from checkpoint-2"):

@@ -18,7 +18,7 @@ from grape.decoding.reward import REWARD_SETTINGS, PlainRewardScorer, last_token
 from grape.errors import InputError
 from grape.models.load import resolve_model_dir
 from grape.text import Renderer
-from grape.training.reward_model import SETTINGS_NAME, reward_model, tokenise_reward_pairs
+from grape.training.reward_model import DONE_NAME, SETTINGS_NAME, reward_model, tokenise_reward_pairs
 
 # A preference a few steps can learn: the chosen answer agrees, the rejected one refuses.
 PAIRS = [{"prompt": [{"role": "user", "content": f"Is {n} a number?"}], "chosen": [{"role": "assistant",
@@ -161,6 +161,28 @@ def test_a_resumed_run_equals_an_uninterrupted_one_and_other_settings_stop_it(ba
     afresh = reward_model(PAIRS, cut, max_steps=2, **{**steady, "lr": 1e-3}, resume=False)
     assert afresh.metrics["resumed_from"] is None
     assert [p.name for p in (cut / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
+
+
+def test_a_finished_run_trains_nothing_and_writes_a_missing_model_from_its_last_checkpoint(base_dir, tmp_path, capsys):
+    import json
+
+    from safetensors.torch import load_file
+
+    steady = dict(FAST, lr_scheduler="constant", save_steps=2, model=str(base_dir), max_steps=2)
+    out = tmp_path / "model"
+    first = reward_model(PAIRS, out, **steady)
+    files = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    again = reward_model(PAIRS, out, **steady)
+    assert again.metrics == json.loads(files[DONE_NAME])["metrics"] and again.metrics["steps"] == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == files  # left as they are
+    assert "already finished" in capsys.readouterr().err
+    for name in ("model.safetensors", "config.json", DONE_NAME):  # killed between the last checkpoint and the save
+        (out / name).unlink()
+    written = reward_model(PAIRS, out, **steady)
+    assert written.metrics["steps"] == 2 and written.metrics["resumed_from"].endswith("checkpoint-2")
+    assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-2"]
+    saved, trained = load_file(out / "model.safetensors"), first.model.state_dict()
+    assert saved.keys() == trained.keys() and all(torch.equal(saved[k], trained[k]) for k in saved)
 
 
 def test_gradient_checkpointing_recomputes_and_trains_the_same_model(base_dir, tmp_path, monkeypatch):
