@@ -29,7 +29,6 @@ from grape.evaluation.settings import HarnessSettings
 from grape.models.trained_template import template_for_model
 
 INSTALL = "pip install 'grape-fit[harness]'"
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 def lm_eval_installed() -> bool:
@@ -42,14 +41,11 @@ def lm_eval_installed() -> bool:
 
 def model_args(settings: HarnessSettings) -> dict[str, Any]:
     """lm-eval's ``hf`` model arguments for ``settings.model``: pretrained (and peft), dtype, device-free."""
-    from grape.models.load import resolve_device, resolve_dtype, resolve_model_dir
+    from grape.models.load import adapter_base, adapter_dir, resolve_device, resolve_dtype, resolve_model_dir
 
-    adapter = _adapter_dir(Path(settings.model).expanduser())
+    adapter = adapter_dir(Path(settings.model).expanduser())
     if adapter is not None:
-        base = json.loads((adapter / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
-        if not base:
-            raise GrapeError(f"{adapter / ADAPTER_CONFIG}: names no base_model_name_or_path to put the adapter on")
-        args: dict[str, Any] = {"pretrained": base, "peft": str(adapter)}
+        args: dict[str, Any] = {"pretrained": adapter_base(adapter), "peft": str(adapter)}
     else:
         args = {"pretrained": resolve_model_dir(settings.model, settings.trust_remote_code)[0]}
     dtype = resolve_dtype(settings.dtype, resolve_device(settings.device))
@@ -158,16 +154,6 @@ def metric_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"task": task, "metric": name, "filter": where, "value": value, "stderr": stderr,
                          "samples": samples})  # fmt: skip
     return rows
-
-
-def _adapter_dir(path: Path) -> Path | None:
-    """The PEFT adapter folder of an sft OUTDIR saved with ``--save adapter`` (or a bare adapter folder)."""
-    if not path.is_dir() or (path / "config.json").is_file():
-        return None  # a full model (a merged one may sit beside its adapter: the model wins)
-    for folder in (path, path / "adapter"):
-        if (folder / ADAPTER_CONFIG).is_file():
-            return folder
-    return None
 
 
 def _check(settings: HarnessSettings) -> None:

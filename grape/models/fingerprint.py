@@ -32,6 +32,7 @@ METHODS = {  # how each kind of fingerprint was made, for the sidecar (see `fing
     "gguf": "sha256 of the GGUF file; cached by path, size, inode, mtime and ctime",
     "hub": "the Hub id only: transformers resolves the files, which are not hashed",
     "memory": "sha256 of the config, every tensor and the tokenizer of the model in memory",
+    "adapter": "sha256 of every file of the PEFT adapter folder and of its base model's fingerprint",
 }
 # Left by transformers' Trainer beside a checkpoint; they do not decide any score (an optimizer state
 # is twice the size of the weights, so hashing it would triple the work for nothing).
@@ -59,7 +60,10 @@ def model_fingerprint(spec: str) -> str:
     if identity["kind"] == "hub":
         return f"hub:{spec}"  # transformers resolves it from its own cache; the id is all we know
     files = sorted(p for p in Path(target).iterdir() if p.is_file() and _decides_scores(p.name))
-    return f"files:{_digest(''.join(_file_line(f, hashes) for f in files).encode())[:24]}"
+    lines = "".join(_file_line(f, hashes) for f in files)
+    if identity["kind"] == "adapter":  # the base's weights decide the scores as much as the adapter's
+        return f"adapter:{_digest((lines + model_fingerprint(identity['base']['spec'])).encode())[:24]}"
+    return f"files:{_digest(lines.encode())[:24]}"
 
 
 def fingerprint_method(fingerprint: str) -> str:

@@ -2,6 +2,10 @@
 
 A GGUF file is dequantized by transformers once; the plain weights are then cached as safetensors
 (in ``$GRAPE_CACHE_DIR`` or ``~/.cache/grape``) so that the next load takes seconds.
+
+A folder that holds a PEFT adapter (``adapter_config.json``, or ``adapter/`` as ``grape sft --save adapter``
+writes it) is its base model (``base_model_name_or_path``: any of the above, another adapter included) with the
+adapter merged in, and the adapter folder's tokenizer when it has one (sft saves it there).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from grape.models.embedded import EMBEDDED
 from grape.models.hub_ids import could_be_hub_id
 from grape.models.hub_reach import cached_snapshot, hub_reachable
 from grape.models.small_batch_head import use_small_batch_head
+
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 @dataclass
@@ -82,6 +88,10 @@ def resolve_model_dir(spec: str, trust_remote_code: bool = False) -> tuple[str, 
         if not path.is_file():
             raise GrapeError(f"{spec}: no such GGUF file")
         return str(converted_gguf_dir(path)), {"spec": spec, "kind": "gguf", "gguf": str(path.resolve())}
+    adapter = adapter_dir(path)
+    if adapter is not None:  # transformers' from_pretrained puts the adapter in this folder on its base itself
+        return str(adapter), {"spec": spec, "kind": "adapter", "adapter": str(adapter.resolve()),
+                              "base": adapter_base_identity(adapter, trust_remote_code)}  # fmt: skip
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise GrapeError(f"{spec}: a directory without config.json is not a transformers model")
@@ -96,6 +106,63 @@ def resolve_model_dir(spec: str, trust_remote_code: bool = False) -> tuple[str, 
     return spec, {"spec": spec, "kind": "hub"}
 
 
+def adapter_dir(path: Path) -> Path | None:
+    """The PEFT adapter folder of ``path``: an sft OUTDIR saved with ``--save adapter`` (its ``adapter/``) or a
+    bare adapter folder; None for anything else (a full model wins over an adapter beside it)."""
+    if not path.is_dir() or (path / "config.json").is_file():
+        return None
+    for folder in (path, path / "adapter"):
+        if (folder / ADAPTER_CONFIG).is_file():
+            return folder
+    return None
+
+
+def adapter_base(adapter: Path) -> str:
+    """The base model an adapter folder was trained on: its adapter_config.json's ``base_model_name_or_path``."""
+    try:
+        base = json.loads((adapter / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+    except ValueError as exc:
+        raise GrapeError(f"{adapter / ADAPTER_CONFIG}: not valid JSON ({exc})") from exc
+    if not base:
+        raise GrapeError(f"{adapter / ADAPTER_CONFIG}: names no base_model_name_or_path to put the adapter on")
+    return str(base)
+
+
+def adapter_base_identity(adapter: Path, trust_remote_code: bool = False) -> dict[str, Any]:
+    """The identity of the base model of ``adapter``; a GrapeError naming both when the base cannot be found."""
+    base = adapter_base(adapter)
+    try:
+        return resolve_model_dir(base, trust_remote_code)[1]
+    except GrapeError as exc:
+        raise GrapeError(f"{adapter}: a PEFT adapter whose base model {base} (base_model_name_or_path in "
+                         f"{ADAPTER_CONFIG}) cannot be found: {exc}") from None  # fmt: skip
+
+
+def pretrained_model(auto_class: Any, target: str, identity: dict[str, Any], **options: Any) -> Any:
+    """``auto_class.from_pretrained(target, **options)``, and for a PEFT adapter folder (``identity`` kind
+    ``adapter``) its base model loaded so, with the adapter merged in and named by the adapter's folder (a LoRA
+    trained on it then names this folder as its base)."""
+    if identity.get("kind") != "adapter":
+        return auto_class.from_pretrained(target, **options)
+    from peft import PeftConfig, PeftModel
+
+    base_target, base = resolve_model_dir(identity["base"]["spec"], options.get("trust_remote_code", False))
+    config = PeftConfig.from_pretrained(target)
+    config.task_type = None  # PEFT's task-free wrapper: a causal LM's LoRA also goes on a classifier's body
+    model = PeftModel.from_pretrained(pretrained_model(auto_class, base_target, base, **options), target, config=config)
+    model = model.merge_and_unload()
+    model.name_or_path = model.config._name_or_path = identity["adapter"]
+    return model
+
+
+def tokenizer_dir(target: str, identity: dict[str, Any], trust_remote_code: bool = False) -> str:
+    """Where the tokenizer of ``target`` is: an adapter folder's own, else its base's."""
+    if identity.get("kind") != "adapter" or (Path(target) / "tokenizer_config.json").is_file():
+        return target
+    base_target, base = resolve_model_dir(identity["base"]["spec"], trust_remote_code)
+    return tokenizer_dir(base_target, base, trust_remote_code)
+
+
 def load_model(spec: str, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False) -> LoadedModel:
     """Load a causal LM and its tokenizer for scoring or generation (eval mode, no grad)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -106,10 +173,10 @@ def load_model(spec: str, dtype: str = "auto", device: str = "auto", trust_remot
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            target, dtype=torch_dtype, trust_remote_code=trust_remote_code, attn_implementation="sdpa"
-        )
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir(target, identity, trust_remote_code),
+                                                  trust_remote_code=trust_remote_code)  # fmt: skip
+        model = pretrained_model(AutoModelForCausalLM, target, identity, dtype=torch_dtype,
+                                 trust_remote_code=trust_remote_code, attn_implementation="sdpa")  # fmt: skip
     except OSError as exc:  # not found locally and no hub access
         raise GrapeError(f"cannot load model '{spec}': {exc}".splitlines()[0]) from exc
     except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) met code, not just tensors
