@@ -48,7 +48,8 @@ class Trajectory:
 
 
 def is_bfcl_row(row: dict[str, Any]) -> bool:
-    return isinstance(row.get("question"), list) and ("function" in row or "involved_classes" in row)
+    """BFCL's layout: ``question`` a list of turns (each row is then checked for its id and tools)."""
+    return isinstance(row.get("question"), list)
 
 
 def read_answers(path: str | Path) -> dict[str, Any]:
@@ -70,6 +71,9 @@ def bfcl_entries(path: str | Path, answers: dict[str, Any] | None, docs: str | P
         ident = row.get("id")
         if not isinstance(ident, str) or not is_bfcl_row(row):
             raise InputError(str(path), number, None, "not a BFCL question: expected {id, question, function}")
+        if "function" not in row and "involved_classes" not in row:
+            raise InputError(str(path), number, "function", "missing: a BFCL question lists its tools there "
+                             "(or, multi-turn, its involved_classes)")  # fmt: skip
         try:
             if "involved_classes" in row:
                 yield _trajectory(row, _answer(answers, ident, str(path), number), docs_dir)

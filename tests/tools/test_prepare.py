@@ -134,6 +134,10 @@ def test_mistakes_are_one_line_errors(tmp_path):
     questions, _ = _bfcl_subset(tmp_path, "simple_python", 2)
     with pytest.raises(InputError, match=r"row 1: simple_python_0 needs an answer key"):
         prepare(questions)
+    no_tools = write_rows([{"id": "simple_python_9", "question": [[{"role": "user", "content": "Add 1 and 2."}]]}],
+                          tmp_path / "no_tools.json")  # fmt: skip
+    with pytest.raises(InputError, match=r"no_tools.json, row 1, field 'function': missing: a BFCL question lists"):
+        prepare(no_tools)
     bad = write_rows([{"id": "b", "messages": "hello", "tools": []}], tmp_path / "bad.jsonl")
     with pytest.raises(InputError, match=r"bad.jsonl, row 1, field 'messages'"):
         prepare(bad)
