@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from grape.console import console
 from grape.data.records import Messages
 from grape.errors import InputError
 from grape.text import PromptError, Renderer
@@ -56,8 +57,15 @@ def pair_texts(row: dict[str, Any], file: str, number: int) -> tuple[str | Messa
 
 
 def read_pairs(rows: list[dict[str, Any]], file: str = "pairs") -> list[tuple[str | Messages, str, str]]:
-    """Every row's (prompt, chosen, rejected), in order; the first bad row is an error naming its field."""
-    return [pair_texts(row, file, number) for number, row in enumerate(rows, start=1)]
+    """Every row's (prompt, chosen, rejected), in order; the first bad row is an error naming its field. Pairs whose
+    chosen and rejected are one text are kept and said (their loss is a constant: they teach nothing)."""
+    texts = [pair_texts(row, file, number) for number, row in enumerate(rows, start=1)]
+    same = [number for number, (_, chosen, rejected) in enumerate(texts, start=1) if chosen == rejected]
+    if same:
+        rows_named = ", ".join(map(str, same[:5])) + (", ..." if len(same) > 5 else "")
+        said = f"{len(same)} of {len(texts)} pairs have the same chosen and rejected text (rows {rows_named})"
+        console.print(f"[yellow]warning:[/] {file}: {said}: they teach nothing", highlight=False, soft_wrap=True)
+    return texts
 
 
 def tokenise_pairs(

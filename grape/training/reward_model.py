@@ -44,7 +44,7 @@ from grape.models.load import (
     tokenizer_dir,
 )
 from grape.text import PromptError, Renderer
-from grape.training.preference import pair_texts
+from grape.training.preference import read_pairs
 from grape.training.resume import CHECKPOINTS, run_to_end, start_run
 from grape.training.reward_model_settings import RewardModelSettings, check_reward_model, reward_learning_rate
 from grape.training.scoring_defaults import selection_meta, with_scoring_defaults
@@ -144,8 +144,7 @@ def reward_model(
 def tokenise_reward_pairs(rows: list[dict[str, Any]], renderer: Renderer, max_length: int, file: str) -> RewardPairs:
     """Each pair's two whole-text sequences, in order; one longer than ``max_length`` is an error, never cut."""
     out = RewardPairs([], [])
-    for number, row in enumerate(rows, start=1):
-        prompt, chosen, rejected = pair_texts(row, file, number)
+    for number, (prompt, chosen, rejected) in enumerate(read_pairs(rows, file), start=1):
         try:
             encoded = renderer.encode(prompt, [chosen, rejected])
         except PromptError as exc:

@@ -125,3 +125,11 @@ def test_a_bad_row_is_an_error_naming_file_row_and_field(row, field, reason):
 def test_a_pair_over_max_length_is_an_error_never_cut(base):
     with pytest.raises(InputError, match=r"pairs, row 1, field 'chosen': prompt \+ chosen is \d+ tokens, over"):
         tokenise_pairs(read_pairs(PAIRS[:1]), Renderer(base.tokenizer, "paper"), 12)
+
+
+def test_pairs_with_one_text_as_chosen_and_rejected_are_kept_and_said(capsys):
+    same = {"prompt": "Q?", "chosen": "A.", "rejected": "A."}
+    texts = read_pairs([PAIRS[0], same, same], "pairs.jsonl")
+    assert len(texts) == 3 and texts[1] == ("Q?", "A.", "A.")
+    said = " ".join(capsys.readouterr().err.split())
+    assert "pairs.jsonl: 2 of 3 pairs have the same chosen and rejected text (rows 2, 3): they teach nothing" in said
