@@ -3,7 +3,8 @@ scored it, rendered with one template, so sft trains that model on that text unl
 
 The selection's sidecar (``<selected>.meta.json``, written by `grape select`) carries the scoring settings
 (``score_settings``: ``model``, ``template``, ``eos``). A setting left None takes the scoring one (or, with
-no sidecar, grape's default); a setting given that differs from it is kept, with a warning.
+no sidecar, grape's default; without a template there, the one grape trained the model with, e.g. dpo on an sft
+output); a setting given that differs from it is kept, with a warning.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from grape.console import console
 from grape.data.tables import read_sidecar, table_file
+from grape.models.trained_template import trained_template
 from grape.training.settings import DEFAULTS_WITHOUT_SIDECAR
 
 T = TypeVar("T")
@@ -34,7 +37,12 @@ def with_scoring_defaults(
 ) -> tuple[T, list[str]]:
     """(``settings`` with model, template and eos filled in from how the ``data`` was scored, warnings).
     ``settings``: SFTSettings, or DPOSettings (``stage="dpo"``, ``data="pairs"``: a pairs file's sidecar)."""
-    scored = meta.get("score_settings") or {}
+    scored = dict(meta.get("score_settings") or {})
+    model = settings.model if settings.model is not None else scored.get("model")
+    if settings.template is None and scored.get("template") is None and trained_template(model) is not None:
+        scored["template"], where = trained_template(model)  # a grape-trained model: go on in its template
+        console.print(f"{stage} uses --template {scored['template']}, the template {model} was trained with ({where})",
+                      highlight=False, soft_wrap=True)  # fmt: skip
     filled, warnings = {}, []
     for key in DEFAULTS_WITHOUT_SIDECAR:
         mine, theirs = getattr(settings, key), scored.get(key)

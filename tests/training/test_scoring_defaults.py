@@ -5,7 +5,7 @@ from __future__ import annotations
 from grape.data.tables import write_rows, write_sidecar
 from grape.models.embedded import DEFAULT_TARGET
 from grape.training.scoring_defaults import same_setting, selection_meta, with_scoring_defaults
-from grape.training.settings import SFTSettings
+from grape.training.settings import DPOSettings, SFTSettings
 
 SCORED = {"score_settings": {"model": "smollm2-135m-instruct", "template": "chat", "eos": False, "dtype": "auto"}}
 
@@ -22,6 +22,21 @@ def test_without_a_sidecar_grapes_defaults_apply():
         settings, warnings = with_scoring_defaults(SFTSettings(), meta)
         assert (settings.model, settings.template, settings.eos) == (DEFAULT_TARGET, "paper", True)
         assert warnings == []
+
+
+def test_without_a_template_in_the_sidecar_a_grape_trained_model_goes_on_in_its_own(tmp_path, capsys):
+    """dpo on an sft output trained in raw, with pairs that carry no template: raw, said; the sidecar's wins."""
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "grape-sft.yaml").write_text("template: raw\n")
+    model = str(tmp_path / "sft")
+    settings, warnings = with_scoring_defaults(DPOSettings(model=model), {}, stage="dpo", data="pairs")
+    assert (settings.template, warnings) == ("raw", [])
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"dpo uses --template raw, the template {model} was trained with" in said
+    settings, _ = with_scoring_defaults(DPOSettings(model=model), SCORED, stage="dpo", data="pairs")
+    assert settings.template == "chat"  # the text the pairs were scored in
+    settings, _ = with_scoring_defaults(DPOSettings(model=model, template="paper"), {}, stage="dpo", data="pairs")
+    assert settings.template == "paper"  # given: as given
 
 
 def test_a_given_setting_that_differs_is_kept_with_a_warning():
