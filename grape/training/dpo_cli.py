@@ -78,5 +78,5 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if m["resumed_from"]:
         console.print(f"resumed from {m['resumed_from']}")
-    console.print(f"model written to [bold]{args.output_dir}[/] (model card: README.md)")
+    console.print(f"the model is in [bold]{args.output_dir}[/] (model card: README.md)")
     return 0

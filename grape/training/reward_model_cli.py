@@ -55,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if m["resumed_from"]:
         console.print(f"resumed from {m['resumed_from']}")
-    console.print(f"reward model written to [bold]{args.output_dir}[/] (use it: grape decode --reward DIR)")
+    console.print(f"the reward model is in [bold]{args.output_dir}[/] (use it: grape decode --reward DIR)")
     return 0
