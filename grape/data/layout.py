@@ -122,12 +122,15 @@ def _check_mapped(columns: Columns, present: dict[str, None], rows: list[RawRow]
         if name is not None and name not in present:
             raise GrapeError(f"{file}: --columns {key}={name}: no row has a column '{name}' "
                              f"(columns: {_listed(present)})")  # fmt: skip
+    mapped = [(key, getattr(columns, key)) for key, default in (("text_key", "text"), ("source_key", "source"))
+              if getattr(columns, key) != default]  # fmt: skip
+    if not mapped:
+        return
     field = columns.candidates or "candidates"
     lists = (r.data.get(field) for r in rows if isinstance(r.data, dict))
     keys = _columns_present(c for items in lists if isinstance(items, list) for c in items if isinstance(c, dict))
-    for key, default in (("text_key", "text"), ("source_key", "source")):
-        name = getattr(columns, key)
-        if keys and name != default and name not in keys:
+    for key, name in mapped:
+        if keys and name not in keys:
             raise GrapeError(f"{file}: --columns {key}={name}: no candidate has a key '{name}' (keys: {_listed(keys)})")
 
 
