@@ -143,6 +143,17 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_resume_options(parser: argparse.ArgumentParser) -> None:
+    """--resume / --no-resume of a training command (sft, dpo, reward-model, rl): the ``resume`` setting, None
+    when neither is given (continue only from checkpoints made with the same settings)."""
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_const", const=True,
+                        help="continue from OUTDIR/checkpoints even if they were made with other settings")  # fmt: skip
+    resume.add_argument("--no-resume", dest="resume", action="store_const", const=False,
+                        help="delete OUTDIR/checkpoints and start afresh. Default: continue when the checkpoints "
+                        "were made with the same settings, stop when not")  # fmt: skip
+
+
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     """``--config FILE``: a YAML file whose keys are the command's settings; flags given on the line win."""
     parser.add_argument(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from grape.cli_options import add_config_option, add_model_options, positive_int, settings_from_args
+from grape.cli_options import add_config_option, add_model_options, add_resume_options, positive_int, settings_from_args
 from grape.console import console, print_table
 from grape.rl.aggregations import AGGREGATIONS
 from grape.rl.settings import ALGORITHMS, ON_ERROR, ROLLOUTS, RLSettings
@@ -80,12 +80,7 @@ def register(subparsers) -> None:
     parser.add_argument("--lora-r", type=int, help="LoRA rank (PEFT); 0 = full fine-tuning. Default: 0")
     parser.add_argument("--seed", type=int, help=f"seed of question order and sampling. Default: {d.seed}")
     parser.add_argument("--save-steps", type=int, help=f"checkpoint every N batches. Default: {d.save_steps}")
-    resume = parser.add_mutually_exclusive_group()
-    resume.add_argument("--resume", dest="resume", action="store_const", const=True,
-                        help="continue from OUTDIR/checkpoints even if they were made with other settings")  # fmt: skip
-    resume.add_argument("--no-resume", dest="resume", action="store_const", const=False,
-                        help="delete OUTDIR/checkpoints and start afresh. Default: continue when the checkpoints "
-                        "were made with the same settings, stop when not")  # fmt: skip
+    add_resume_options(parser)
     parser.set_defaults(run=run)
 
 

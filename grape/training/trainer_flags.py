@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from grape.cli_options import positive_int
+from grape.cli_options import add_resume_options, positive_int
 from grape.errors import GrapeError
 from grape.models.embedded import DEFAULT_TARGET
 from grape.training.settings import PEFT_DEFAULT_R, SAVE_CHOICES
@@ -73,12 +73,7 @@ def add_trainer_flags(parser: argparse.ArgumentParser, defaults: Any, learning_r
     add("--report-to", "--report_to", dest="report_to", help="none, wandb, tensorboard, ... (transformers' "
         "integrations)")  # fmt: skip
     add("--device", help="auto, cpu or cuda. Default: auto")
-    resume = parser.add_mutually_exclusive_group()
-    resume.add_argument("--resume", dest="resume", action="store_const", const=True,
-                        help="continue from OUTDIR/checkpoints even if they were made with other settings")  # fmt: skip
-    resume.add_argument("--no-resume", dest="resume", action="store_const", const=False,
-                        help="delete OUTDIR/checkpoints and start afresh. Default: continue when the checkpoints "
-                        "were made with the same settings, stop when not")  # fmt: skip
+    add_resume_options(parser)
 
 
 def add_adapter_flags(parser: argparse.ArgumentParser, config_class: str) -> None:
