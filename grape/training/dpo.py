@@ -99,7 +99,7 @@ def dpo(
         from grape.training.preference_trainers import simpo_dataset
 
         dataset = simpo_dataset(tokenised)
-    reference_seconds = time.time() - reference_started
+    reference_seconds = time.time() - reference_started if settings.loss == "dpo" else None  # SimPO has none
     with tempfile.TemporaryDirectory(prefix="grape-dpo-") as scratch:  # the trainer's folder when nothing is saved
         trainer = _trainer(loaded, dataset, settings, device, out, Path(scratch))
         with kept_heap(device.type == "cpu"):  # a step's large blocks reused on a CPU (grape.models.cpu_heap)
@@ -178,7 +178,7 @@ def _trainer(loaded: LoadedModel, dataset: Any, settings: DPOSettings, device: A
 
 
 def _metrics(
-    trainer: Any, output: Any, pairs: list[PreferencePair], checkpoint: Path | None, reference_seconds: float,
+    trainer: Any, output: Any, pairs: list[PreferencePair], checkpoint: Path | None, reference_seconds: float | None,
     seconds: float,
 ) -> dict:  # fmt: skip
     history = [h for h in trainer.state.log_history if "loss" in h]
@@ -194,6 +194,6 @@ def _metrics(
         "loss_last": history[-1]["loss"] if history else None,
         "loss_curve": [(h["step"], h["loss"]) for h in history],
         "reward_accuracy_last": accuracies[-1] if accuracies else None,
-        "reference_seconds": round(reference_seconds, 2),
+        "reference_seconds": None if reference_seconds is None else round(reference_seconds, 2),
         "seconds": round(seconds, 2),
     }

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         f"Preference training ({s.loss})",
         ["pairs", "steps", "loss first", "loss last", "reward accuracy", "LoRA r", "reference s", "seconds"],
         [(m["pairs"], m["steps"], m["loss_first"], m["loss_last"], m["reward_accuracy_last"], s.lora_r,
-          m["reference_seconds"], m["seconds"])],
+          "-" if m["reference_seconds"] is None else m["reference_seconds"], m["seconds"])],
     )  # fmt: skip
     if m["resumed_from"]:
         console.print(f"resumed from {m['resumed_from']}")

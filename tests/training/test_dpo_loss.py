@@ -72,3 +72,4 @@ def test_the_first_simpo_step_loss_equals_a_hand_computation(base):
     hand = simpo_loss(chosen / n_chosen, rejected / n_rejected, beta=2.0, gamma=0.7).mean()
     assert result.metrics["loss_first"] == pytest.approx(float(hand), abs=1e-5)
     assert 0.1 < float(hand) < 5  # neither saturated nor zero: the comparison says something
+    assert result.metrics["reference_seconds"] is None  # SimPO has no reference pass
