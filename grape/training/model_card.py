@@ -83,11 +83,13 @@ def _settings_table(settings: SFTSettings) -> list[str]:
 
 def _result(metrics: dict[str, Any], settings: SFTSettings) -> list[str]:
     last = metrics.get("loss_last")
+    part = " (of the steps run after the resume)" if metrics.get("resumed_from") else ""  # transformers counts those
     lines = [f"- steps: {metrics['steps']}" + (f" (resumed from {metrics['resumed_from']})"
                                               if metrics.get("resumed_from") else ""),
              f"- final loss: {last:.4f} nats per response token" if last is not None else "- final loss: none logged",
-             f"- mean training loss: {metrics['train_loss']:.4f}" if metrics.get("train_loss") is not None else "",
-             f"- seconds: {metrics['seconds']}",
+             f"- mean training loss: {metrics['train_loss']:.4f}{part}" if metrics.get("train_loss") is not None
+             else "",
+             f"- seconds: {metrics['seconds']}{part}",
              f"- saved: {_saved(settings)}"]  # fmt: skip
     return [line for line in lines if line]
 

@@ -242,7 +242,8 @@ def _card(settings: RewardModelSettings, metrics: dict[str, Any], file: str, ide
         f"It reads prompt + response rendered with the `{settings.template}` template"
         + (", the response ending with the end marker" if settings.eos else "") + "; the reward is the head on "
         "the last token. Use it with `grape decode --reward DIR` (Transfer Q*, ARGS, best-of-n).", "",
-        (f"Final training loss {metrics['train_loss']:.4f}" if metrics["train_loss"] is not None else "No loss logged")
+        (f"Mean training loss {metrics['train_loss']:.4f}" + (" (of the steps run after the resume)"
+         if metrics.get("resumed_from") else "") if metrics["train_loss"] is not None else "No loss logged")
         + (f"; held-out accuracy {held_out['accuracy']:.3f} on {settings.eval_pairs}" if "accuracy" in held_out
            else "") + ".", "",
     ]  # fmt: skip

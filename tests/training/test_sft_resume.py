@@ -5,6 +5,7 @@ finished run trains nothing: its outputs stay, or are written from its last chec
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -131,8 +132,11 @@ def test_resume_continues_anyway_and_no_resume_starts_afresh(two_steps, base, tm
     resumed = sft(ROWS, out, loaded=fresh(base), **{**FAST, "lr": 0.5}, max_steps=3, save_steps=1, resume=True)
     assert resumed.metrics["resumed_from"].endswith("checkpoint-2") and resumed.metrics["steps"] == 3
     assert yaml.safe_load((out / "grape-sft.yaml").read_text())["lr"] == 0.5  # now the settings of these checkpoints
+    card = (out / "README.md").read_text()  # transformers' mean loss and time are of the steps after the resume
+    assert re.search(r"mean training loss: \S+ \(of the steps run after the resume\)", card)
     afresh = sft(ROWS, out, loaded=fresh(base), **{**FAST, "lr": 0.2}, max_steps=1, save_steps=1, resume=False)
     assert afresh.metrics["resumed_from"] is None and afresh.metrics["steps"] == 1
+    assert "after the resume" not in (out / "README.md").read_text()
     assert [p.name for p in (out / "checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]  # the old ones are gone
 
 
