@@ -25,10 +25,14 @@ def with_model_defaults(settings: RLSettings, data: str | Path) -> RLSettings:
     if settings.model is not None:
         # the warm-up model given is, as a rule, one trained from the model the rows were prepared for: not a mismatch
         scored.pop("model", None)
+    model = settings.model if settings.model is not None else scored.get("model")
+    trained = trained_template(model) if settings.template is None else None
+    if trained is not None:  # the model's own template comes before the sidecar's (said once, below)
+        scored["template"] = trained[0]
     filled, warnings = with_scoring_defaults(settings, {"score_settings": scored}, stage="rl", data="questions")
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    if settings.template is None and trained_template(filled.model) is None:
+    if settings.template is None and trained is None:
         console.print(f"prompting with --template {filled.template}, {_template_source(data, scored)}",
                       highlight=False, soft_wrap=True)  # fmt: skip
         return filled

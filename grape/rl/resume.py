@@ -16,12 +16,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from grape.config import read_yaml
-from grape.errors import GrapeError
 from grape.rl.checkpoint import checkpoints
 from grape.rl.outputs import CHECKPOINTS, CONFIG_NAME
 from grape.rl.settings import RLSettings
-from grape.training.resume import changed_settings, last_checkpoint
+from grape.training.resume import last_checkpoint, refuse_other_settings
 
 
 def newest_checkpoint(out: Path, algo: str) -> Path | None:
@@ -40,7 +38,7 @@ def checkpoint_to_resume(out: Path, settings: RLSettings) -> Path | None:
     if checkpoint is None or settings.resume is False:
         return None
     if settings.resume is None:
-        refuse_other_settings(out, settings, checkpoint)
+        refuse_other_settings(out, settings, checkpoint, CONFIG_NAME)
     return checkpoint
 
 
@@ -48,17 +46,3 @@ def clear_checkpoints(out: Path, settings: RLSettings) -> None:
     """``resume: false``: delete ``out``/checkpoints, so that the new run's rotation and resume see only its own."""
     if settings.resume is False and (out / CHECKPOINTS).is_dir():
         shutil.rmtree(out / CHECKPOINTS)
-
-
-def refuse_other_settings(out: Path, settings: RLSettings, checkpoint: Path) -> None:
-    """Raise a one-line GrapeError when ``out``'s checkpoints come from a run whose settings shape it otherwise."""
-    saved = out / CONFIG_NAME
-    if not saved.is_file():
-        raise GrapeError(f"{out}: has checkpoints but no {CONFIG_NAME} saying how they were made; "
-                         f"--resume to continue from {checkpoint.name}, --no-resume to start afresh")  # fmt: skip
-    changed = changed_settings(read_yaml(saved), settings)
-    if changed:
-        raise GrapeError(
-            f"{out}: its checkpoints come from a run with other settings ({', '.join(changed)}); "
-            f"--resume to continue from {checkpoint.name} anyway, --no-resume to start afresh"
-        )

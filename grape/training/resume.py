@@ -60,8 +60,14 @@ def checkpoint_to_resume(out: Path, settings: Any, config_name: str = CONFIG_NAM
         if int(os.environ.get("RANK", "0")) == 0:  # one deleter under `accelerate launch`
             shutil.rmtree(out / CHECKPOINTS)
         return None
-    if settings.resume:
-        return checkpoint
+    if not settings.resume:
+        refuse_other_settings(out, settings, checkpoint, config_name)
+    return checkpoint
+
+
+def refuse_other_settings(out: Path, settings: Any, checkpoint: Path, config_name: str) -> None:
+    """Raise a one-line GrapeError when ``checkpoint`` in ``out`` comes from a run whose settings (its saved
+    ``config_name``) shape it otherwise than ``settings``; sft, dpo, reward-model and rl share the rule."""
     saved = out / config_name
     if not saved.is_file():
         raise GrapeError(f"{out}: has checkpoints but no {config_name} saying how they were made; "
@@ -76,7 +82,6 @@ def checkpoint_to_resume(out: Path, settings: Any, config_name: str = CONFIG_NAM
             f"{out}: its checkpoints come from a run with other settings ({', '.join(changed)}); "
             f"--resume to continue from {checkpoint.name} anyway, --no-resume to start afresh"
         )
-    return checkpoint
 
 
 def start_run(out: Path | None, settings: Any, command: str, file: str | Path,

@@ -39,8 +39,9 @@ def with_scoring_defaults(
     ``settings``: SFTSettings, or DPOSettings (``stage="dpo"``, ``data="pairs"``: a pairs file's sidecar)."""
     scored = dict(meta.get("score_settings") or {})
     model = settings.model if settings.model is not None else scored.get("model")
-    if settings.template is None and scored.get("template") is None and trained_template(model) is not None:
-        scored["template"], where = trained_template(model)  # a grape-trained model: go on in its template
+    trained = trained_template(model) if settings.template is None and scored.get("template") is None else None
+    if trained is not None:  # a grape-trained model: go on in its template
+        scored["template"], where = trained
         console.print(f"{stage} uses --template {scored['template']}, the template {model} was trained with ({where})",
                       highlight=False, soft_wrap=True)  # fmt: skip
     filled, warnings = {}, []
